@@ -1,0 +1,209 @@
+//! The store on disk: a directory of Parquet files.
+//!
+//! ```text
+//! <store>/evtxsql-store.json       format version and creator
+//! <store>/events/seg-NNNNNN.parquet rows of the events table, one file per committed segment
+//! <store>/files/seg-NNNNNN.parquet  manifest rows (the files table) of that segment: its commit mark
+//! <store>/tmp/                      files being written; removed when a writer opens the store
+//! ```
+//!
+//! A segment is committed when its `files/` part exists. Its events part is renamed into place
+//! first, so an events part whose manifest part is missing is the leftover of a crash: readers
+//! ignore it and the next writer deletes it. Old segments are never rewritten.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IngestError, Result};
+use crate::schema::STORE_FORMAT_VERSION;
+
+pub const MARKER_FILE: &str = "evtxsql-store.json";
+pub const EVENTS_DIR: &str = "events";
+pub const FILES_DIR: &str = "files";
+pub const TMP_DIR: &str = "tmp";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: u32,
+    created_by: String,
+}
+
+/// A store directory, opened and validated.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open an existing store for reading. Errors if `root` is not a store or was made by a newer
+    /// version of evtxsql.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref().to_path_buf();
+        let marker_path = root.join(MARKER_FILE);
+        let text = match fs::read_to_string(&marker_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(IngestError::NotAStore {
+                    path: root,
+                    marker: MARKER_FILE,
+                });
+            }
+            Err(e) => return Err(IngestError::io(marker_path, e)),
+        };
+        let marker: Marker = serde_json::from_str(&text).map_err(|e| IngestError::BadStore {
+            path: marker_path.clone(),
+            message: e.to_string(),
+        })?;
+        if marker.format > STORE_FORMAT_VERSION {
+            return Err(IngestError::NewerStore {
+                path: root,
+                found: marker.format,
+                supported: STORE_FORMAT_VERSION,
+            });
+        }
+        Ok(Store { root })
+    }
+
+    /// Open a store for writing, creating it if `root` does not exist or is an empty directory.
+    /// Leftovers of an interrupted ingest (temporary files, uncommitted events parts) are removed.
+    pub fn create_or_open(root: impl AsRef<Path>) -> Result<Store> {
+        let root = root.as_ref().to_path_buf();
+        let is_empty_dir = fs::read_dir(&root)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !root.join(MARKER_FILE).exists() && (!root.exists() || is_empty_dir) {
+            for d in [EVENTS_DIR, FILES_DIR, TMP_DIR] {
+                fs::create_dir_all(root.join(d)).map_err(|e| IngestError::io(root.join(d), e))?;
+            }
+            let marker = Marker {
+                format: STORE_FORMAT_VERSION,
+                created_by: format!("evtxsql {}", env!("CARGO_PKG_VERSION")),
+            };
+            let text =
+                serde_json::to_string_pretty(&marker).map_err(|e| IngestError::BadStore {
+                    path: root.clone(),
+                    message: e.to_string(),
+                })?;
+            let path = root.join(MARKER_FILE);
+            fs::write(&path, text).map_err(|e| IngestError::io(path, e))?;
+        }
+        let store = Store::open(&root)?;
+        store.clean_leftovers()?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn events_dir(&self) -> PathBuf {
+        self.root.join(EVENTS_DIR)
+    }
+
+    pub fn files_dir(&self) -> PathBuf {
+        self.root.join(FILES_DIR)
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join(TMP_DIR)
+    }
+
+    /// Numbers of the committed segments, ascending.
+    pub fn segments(&self) -> Result<Vec<u32>> {
+        let mut out = list_segments(&self.files_dir())?;
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Path of a segment's events part.
+    pub fn events_part(&self, segment: u32) -> PathBuf {
+        self.events_dir().join(segment_file_name(segment))
+    }
+
+    /// Path of a segment's manifest part.
+    pub fn files_part(&self, segment: u32) -> PathBuf {
+        self.files_dir().join(segment_file_name(segment))
+    }
+
+    /// The events parts of committed segments (segments without events have none).
+    pub fn committed_event_parts(&self) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .segments()?
+            .into_iter()
+            .map(|s| self.events_part(s))
+            .filter(|p| p.exists())
+            .collect())
+    }
+
+    /// The manifest parts of committed segments.
+    pub fn manifest_parts(&self) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .segments()?
+            .into_iter()
+            .map(|s| self.files_part(s))
+            .collect())
+    }
+
+    /// Total size in bytes of the committed Parquet files.
+    pub fn size_bytes(&self) -> Result<u64> {
+        let mut total = 0;
+        for p in self
+            .committed_event_parts()?
+            .into_iter()
+            .chain(self.manifest_parts()?)
+        {
+            total += fs::metadata(&p).map_err(|e| IngestError::io(&p, e))?.len();
+        }
+        Ok(total)
+    }
+
+    fn clean_leftovers(&self) -> Result<()> {
+        let tmp = self.tmp_dir();
+        if tmp.exists() {
+            for entry in fs::read_dir(&tmp).map_err(|e| IngestError::io(&tmp, e))? {
+                let entry = entry.map_err(|e| IngestError::io(&tmp, e))?;
+                let p = entry.path();
+                fs::remove_file(&p).map_err(|e| IngestError::io(&p, e))?;
+            }
+        } else {
+            fs::create_dir_all(&tmp).map_err(|e| IngestError::io(&tmp, e))?;
+        }
+        let committed = self.segments()?;
+        for seg in list_segments(&self.events_dir())? {
+            if !committed.contains(&seg) {
+                let p = self.events_part(seg);
+                fs::remove_file(&p).map_err(|e| IngestError::io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `seg-000042.parquet`.
+pub fn segment_file_name(segment: u32) -> String {
+    format!("seg-{segment:06}.parquet")
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(IngestError::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| IngestError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = name
+            .strip_prefix("seg-")
+            .and_then(|r| r.strip_suffix(".parquet"))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
