@@ -1,1 +1,12 @@
-//! placeholder
+//! evtxsql-samples: an EVTX writer and a scenario generator with ground truth.
+//!
+//! - [`writer`]: real `.evtx` files (file header, chunks, BinXML templates, typed values).
+//! - [`catalog`]: the SMB guest-logon event kinds and the noise around them.
+//! - [`scenario`]: seeded fleets of hosts writing one file per host and channel, plus
+//!   `truth.json` (the findings a correct analysis reports) and `counts.json`.
+
+mod error;
+pub mod writer;
+
+pub use error::SamplesError;
+pub use writer::{Event, EventSchema, EvtxWriter, Value, WriteStats, write_evtx};
