@@ -1,11 +1,27 @@
 //! evtxsql-ingest: EVTX → Arrow `RecordBatch`es of the events schema → a Parquet store with a
 //! files manifest. Knows EVTX and Arrow, nothing of SQL.
+//!
+//! - [`ingest()`]: inputs → store (incremental, idempotent, crash-safe).
+//! - [`reader::read`]: inputs → batches in file order, for callers that do not want a store
+//!   (the `read_evtx` table function).
+//! - [`schema`], [`mapping`]: the tables' columns and the one mapping of payload fields to
+//!   promoted columns.
 
+pub mod convert;
+pub mod discover;
 pub mod error;
+pub mod ingest;
+mod json;
+pub mod manifest;
 pub mod mapping;
+pub mod reader;
 pub mod schema;
 pub mod store;
 
+pub use discover::{Candidate, Discovery, discover};
 pub use error::{IngestError, Result};
+pub use ingest::{IngestOptions, IngestSummary, NoProgress, Progress, ingest};
+pub use manifest::FileEntry;
+pub use reader::{FileReport, ReadOptions};
 pub use schema::{STORE_FORMAT_VERSION, events_schema, files_schema};
 pub use store::Store;

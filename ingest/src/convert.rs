@@ -1,0 +1,507 @@
+//! One record's rendered JSON → one row of the events schema. This is the only place that knows
+//! the JSON shape; a faster record source (e.g. a direct BinXML walk) can replace the JSON
+//! rendering by feeding [`EventsBuilder`] the same way.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder, UInt8Builder,
+    UInt16Builder, UInt32Builder, UInt64Builder,
+};
+use arrow::datatypes::Int32Type;
+use arrow::record_batch::RecordBatch;
+use serde_json::value::RawValue;
+
+use crate::json::{Doc, EventJson, Fields, parse_system_time, scalar_text};
+use crate::mapping::{self, Promoted, Transform};
+use crate::schema::events_schema;
+
+/// Why a rendered record could not become a row.
+#[derive(Debug)]
+pub struct ConvertError(pub String);
+
+type Promotions = Arc<Vec<(&'static str, Promoted, Transform)>>;
+
+enum PromotedBuilder {
+    Text(StringBuilder),
+    U8(UInt8Builder),
+    U16(UInt16Builder),
+    U32(UInt32Builder),
+    U64(UInt64Builder),
+}
+
+/// A value on its way into a promoted column.
+enum Value<'a> {
+    Text(Cow<'a, str>),
+    Num(u64),
+}
+
+impl PromotedBuilder {
+    fn new(p: Promoted, cap: usize) -> Self {
+        use arrow::datatypes::DataType as D;
+        match p.data_type() {
+            D::UInt8 => PromotedBuilder::U8(UInt8Builder::with_capacity(cap)),
+            D::UInt16 => PromotedBuilder::U16(UInt16Builder::with_capacity(cap)),
+            D::UInt32 => PromotedBuilder::U32(UInt32Builder::with_capacity(cap)),
+            D::UInt64 => PromotedBuilder::U64(UInt64Builder::with_capacity(cap)),
+            _ => PromotedBuilder::Text(StringBuilder::with_capacity(cap, cap * 8)),
+        }
+    }
+
+    fn append(&mut self, v: Option<&Value<'_>>) {
+        match (self, v) {
+            (PromotedBuilder::Text(b), Some(Value::Text(s))) => b.append_value(s),
+            (PromotedBuilder::Text(b), Some(Value::Num(n))) => b.append_value(n.to_string()),
+            (PromotedBuilder::U8(b), Some(Value::Num(n))) => b.append_option(u8::try_from(*n).ok()),
+            (PromotedBuilder::U16(b), Some(Value::Num(n))) => {
+                b.append_option(u16::try_from(*n).ok())
+            }
+            (PromotedBuilder::U32(b), Some(Value::Num(n))) => {
+                b.append_option(u32::try_from(*n).ok())
+            }
+            (PromotedBuilder::U64(b), Some(Value::Num(n))) => b.append_value(*n),
+            (PromotedBuilder::Text(b), None) => b.append_null(),
+            (PromotedBuilder::U8(b), _) => b.append_null(),
+            (PromotedBuilder::U16(b), _) => b.append_null(),
+            (PromotedBuilder::U32(b), _) => b.append_null(),
+            (PromotedBuilder::U64(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            PromotedBuilder::Text(b) => Arc::new(b.finish()),
+            PromotedBuilder::U8(b) => Arc::new(b.finish()),
+            PromotedBuilder::U16(b) => Arc::new(b.finish()),
+            PromotedBuilder::U32(b) => Arc::new(b.finish()),
+            PromotedBuilder::U64(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Builds `RecordBatch`es of the events schema, one record at a time.
+pub struct EventsBuilder {
+    file_id: UInt32Builder,
+    record_id: UInt64Builder,
+    time_created: TimestampMicrosecondBuilder,
+    event_id: UInt32Builder,
+    qualifiers: UInt16Builder,
+    provider: StringDictionaryBuilder<Int32Type>,
+    provider_guid: StringDictionaryBuilder<Int32Type>,
+    channel: StringDictionaryBuilder<Int32Type>,
+    computer: StringDictionaryBuilder<Int32Type>,
+    level: UInt8Builder,
+    opcode: UInt8Builder,
+    version: UInt8Builder,
+    task: UInt16Builder,
+    keywords: UInt64Builder,
+    process_id: UInt32Builder,
+    thread_id: UInt32Builder,
+    user_sid: StringBuilder,
+    activity_id: StringBuilder,
+    data: StringBuilder,
+    promoted: Vec<PromotedBuilder>,
+    /// Resolved mapping rows per (provider, event id).
+    promotions: HashMap<(String, Option<u32>), Promotions>,
+    /// Scratch: the promoted values of the current row.
+    row: Vec<Option<Value<'static>>>,
+    /// Scratch: the rebuilt `data` JSON when the payload needs reshaping.
+    data_buf: String,
+    len: usize,
+}
+
+impl EventsBuilder {
+    pub fn with_capacity(cap: usize) -> Self {
+        EventsBuilder {
+            file_id: UInt32Builder::with_capacity(cap),
+            record_id: UInt64Builder::with_capacity(cap),
+            time_created: TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"),
+            event_id: UInt32Builder::with_capacity(cap),
+            qualifiers: UInt16Builder::with_capacity(cap),
+            provider: StringDictionaryBuilder::new(),
+            provider_guid: StringDictionaryBuilder::new(),
+            channel: StringDictionaryBuilder::new(),
+            computer: StringDictionaryBuilder::new(),
+            level: UInt8Builder::with_capacity(cap),
+            opcode: UInt8Builder::with_capacity(cap),
+            version: UInt8Builder::with_capacity(cap),
+            task: UInt16Builder::with_capacity(cap),
+            keywords: UInt64Builder::with_capacity(cap),
+            process_id: UInt32Builder::with_capacity(cap),
+            thread_id: UInt32Builder::with_capacity(cap),
+            user_sid: StringBuilder::with_capacity(cap, cap * 16),
+            activity_id: StringBuilder::with_capacity(cap, cap * 8),
+            data: StringBuilder::with_capacity(cap, cap * 512),
+            promoted: Promoted::ALL
+                .iter()
+                .map(|p| PromotedBuilder::new(*p, cap))
+                .collect(),
+            promotions: HashMap::new(),
+            row: Promoted::ALL.iter().map(|_| None).collect(),
+            data_buf: String::new(),
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append one record rendered by the evtx crate as compact JSON. `fallback_time` (the record
+    /// header's timestamp, µs) is used when the record has no readable `TimeCreated`. Returns the
+    /// row's event id and time. On error nothing is appended.
+    pub fn push_json(
+        &mut self,
+        file_id: u32,
+        record_id: u64,
+        fallback_time: Option<i64>,
+        json: &[u8],
+    ) -> Result<(Option<u32>, Option<i64>), ConvertError> {
+        let text = std::str::from_utf8(json)
+            .map_err(|e| ConvertError(format!("invalid UTF-8 in rendered record: {e}")))?;
+        let Doc(event) = serde_json::from_str::<Doc<'_>>(text)
+            .map_err(|e| ConvertError(format!("unreadable rendered record: {e}")))?;
+        Ok(self.push_event(file_id, record_id, fallback_time, &event))
+    }
+
+    fn push_event(
+        &mut self,
+        file_id: u32,
+        record_id: u64,
+        fallback_time: Option<i64>,
+        event: &EventJson<'_>,
+    ) -> (Option<u32>, Option<i64>) {
+        let s = &event.system;
+        let provider_attrs = s.provider.as_ref().and_then(|p| p.attributes.as_ref());
+        let provider = provider_attrs
+            .and_then(|a| a.name.as_ref())
+            .map(|t| t.0.as_ref());
+        let event_id = s.event_id.value.and_then(|v| u32::try_from(v).ok());
+        let time = s
+            .time_created
+            .as_ref()
+            .and_then(|t| t.attributes.as_ref())
+            .and_then(|a| a.system_time.as_ref())
+            .and_then(|t| parse_system_time(&t.0))
+            .or(fallback_time);
+
+        self.file_id.append_value(file_id);
+        self.record_id.append_value(record_id);
+        self.time_created.append_option(time);
+        self.event_id.append_option(event_id);
+        self.qualifiers
+            .append_option(s.event_id.qualifiers.and_then(|q| u16::try_from(q).ok()));
+        append_dict(&mut self.provider, provider);
+        append_dict(
+            &mut self.provider_guid,
+            provider_attrs
+                .and_then(|a| a.guid.as_ref())
+                .map(|t| t.0.as_ref()),
+        );
+        append_dict(&mut self.channel, s.channel.as_ref().map(|t| t.0.as_ref()));
+        append_dict(
+            &mut self.computer,
+            s.computer.as_ref().map(|t| t.0.as_ref()),
+        );
+        self.level
+            .append_option(s.level.0.and_then(|v| u8::try_from(v).ok()));
+        self.opcode
+            .append_option(s.opcode.0.and_then(|v| u8::try_from(v).ok()));
+        self.version
+            .append_option(s.version.0.and_then(|v| u8::try_from(v).ok()));
+        self.task
+            .append_option(s.task.0.and_then(|v| u16::try_from(v).ok()));
+        self.keywords.append_option(s.keywords.0);
+        let exec = s.execution.as_ref().and_then(|e| e.attributes.as_ref());
+        self.process_id.append_option(
+            exec.and_then(|e| e.process_id.0)
+                .and_then(|v| u32::try_from(v).ok()),
+        );
+        self.thread_id.append_option(
+            exec.and_then(|e| e.thread_id.0)
+                .and_then(|v| u32::try_from(v).ok()),
+        );
+        append_text(
+            &mut self.user_sid,
+            s.security
+                .as_ref()
+                .and_then(|x| x.attributes.as_ref())
+                .and_then(|a| a.user_id.as_ref())
+                .map(|t| t.0.as_ref()),
+        );
+        append_text(
+            &mut self.activity_id,
+            s.correlation
+                .as_ref()
+                .and_then(|x| x.attributes.as_ref())
+                .and_then(|a| a.activity_id.as_ref())
+                .map(|t| t.0.as_ref()),
+        );
+
+        let promotions = match provider {
+            Some(p) => self.promotions_for(p, event_id),
+            None => Arc::new(Vec::new()),
+        };
+        self.push_payload(&event.others, &promotions);
+        self.len += 1;
+        (event_id, time)
+    }
+
+    fn promotions_for(&mut self, provider: &str, event_id: Option<u32>) -> Promotions {
+        if let Some(p) = self.promotions.get(&(provider.to_owned(), event_id)) {
+            return p.clone();
+        }
+        let p = Arc::new(mapping::promotions_for(provider, event_id));
+        self.promotions
+            .insert((provider.to_owned(), event_id), p.clone());
+        p
+    }
+
+    /// Write `data` and the promoted columns from the non-System children of `Event`.
+    fn push_payload(
+        &mut self,
+        others: &[(Cow<'_, str>, &RawValue)],
+        promotions: &[(&'static str, Promoted, Transform)],
+    ) {
+        // The payload object: EventData as it is, or UserData's single child element.
+        let payload: Option<&RawValue> = match others {
+            [] => None,
+            [(k, v)] if k == "EventData" => Some(*v),
+            [(k, v)] if k == "UserData" => user_data_child(v).or(Some(*v)),
+            _ => None,
+        };
+        let fields: Option<Fields<'_>> = payload
+            .filter(|v| v.get().starts_with('{'))
+            .and_then(|v| serde_json::from_str::<Fields<'_>>(v.get()).ok());
+
+        // `data`: the payload object without XML namespace attributes; the raw text when it is
+        // already that; everything but System when the event has another shape.
+        match (&fields, payload) {
+            (Some(f), Some(raw)) if !f.0.iter().any(|(k, _)| k == "#attributes") => {
+                self.data.append_value(raw.get());
+            }
+            (Some(f), _) => {
+                self.data_buf.clear();
+                write_object(
+                    &mut self.data_buf,
+                    f.0.iter()
+                        .filter(|(k, _)| k != "#attributes")
+                        .map(|(k, v)| (k.as_ref(), *v)),
+                );
+                self.data.append_value(&self.data_buf);
+            }
+            (None, _) if others.is_empty() => self.data.append_value("{}"),
+            (None, _) => {
+                self.data_buf.clear();
+                write_object(
+                    &mut self.data_buf,
+                    others.iter().map(|(k, v)| (k.as_ref(), *v)),
+                );
+                self.data.append_value(&self.data_buf);
+            }
+        }
+
+        for slot in self.row.iter_mut() {
+            *slot = None;
+        }
+        if let Some(Fields(fields)) = &fields {
+            for (field, column, transform) in promotions {
+                let Some((_, raw)) = fields.iter().find(|(k, _)| k == field) else {
+                    continue;
+                };
+                let Some(text) = scalar_text(raw) else {
+                    continue;
+                };
+                apply(&mut self.row, *column, *transform, &text);
+            }
+        }
+        for (builder, slot) in self.promoted.iter_mut().zip(self.row.iter()) {
+            builder.append(slot.as_ref());
+        }
+    }
+
+    /// Finish the rows appended so far into a batch; the builder is ready for more.
+    pub fn finish(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.file_id.finish()),
+            Arc::new(self.record_id.finish()),
+            Arc::new(self.time_created.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.qualifiers.finish()),
+            Arc::new(self.provider.finish()),
+            Arc::new(self.provider_guid.finish()),
+            Arc::new(self.channel.finish()),
+            Arc::new(self.computer.finish()),
+            Arc::new(self.level.finish()),
+            Arc::new(self.opcode.finish()),
+            Arc::new(self.version.finish()),
+            Arc::new(self.task.finish()),
+            Arc::new(self.keywords.finish()),
+            Arc::new(self.process_id.finish()),
+            Arc::new(self.thread_id.finish()),
+            Arc::new(self.user_sid.finish()),
+            Arc::new(self.activity_id.finish()),
+            Arc::new(self.data.finish()),
+        ];
+        columns.extend(self.promoted.iter_mut().map(PromotedBuilder::finish));
+        self.len = 0;
+        RecordBatch::try_new(events_schema(), columns)
+    }
+}
+
+/// UserData holds one element (e.g. `EventData`, `EventXML`) whose children are the fields.
+fn user_data_child(v: &RawValue) -> Option<&RawValue> {
+    let Fields(children) = serde_json::from_str::<Fields<'_>>(v.get()).ok()?;
+    let mut elements = children.iter().filter(|(k, _)| k != "#attributes");
+    let (_, child) = elements.next()?;
+    if elements.next().is_some() || !child.get().starts_with('{') {
+        return None;
+    }
+    Some(*child)
+}
+
+fn write_object<'a>(out: &mut String, fields: impl Iterator<Item = (&'a str, &'a RawValue)>) {
+    out.push('{');
+    for (i, (k, v)) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Serializing a &str to JSON cannot fail.
+        out.push_str(&serde_json::to_string(k).unwrap_or_else(|_| String::from("\"\"")));
+        out.push(':');
+        out.push_str(v.get());
+    }
+    out.push('}');
+}
+
+fn apply(row: &mut [Option<Value<'static>>], column: Promoted, transform: Transform, text: &str) {
+    let owned = |s: Option<String>| s.map(|s| Value::Text(Cow::Owned(s)));
+    match transform {
+        Transform::Text => {
+            let t = text.trim();
+            if !t.is_empty() && t != "-" {
+                row[column.index()] = Some(Value::Text(Cow::Owned(t.to_owned())));
+            }
+        }
+        Transform::HostName => row[column.index()] = owned(mapping::normalize_host(text)),
+        Transform::Share => row[column.index()] = owned(mapping::normalize_share(text)),
+        Transform::Ip => row[column.index()] = owned(mapping::normalize_ip(text)),
+        Transform::Number => row[column.index()] = mapping::parse_number(text).map(Value::Num),
+        Transform::SockAddr => {
+            if let Some((ip, port)) = mapping::decode_sockaddr(text) {
+                row[column.index()] = Some(Value::Text(Cow::Owned(ip.to_string())));
+                if let Some(port_col) = mapping::port_column_for(column) {
+                    row[port_col.index()] = Some(Value::Num(u64::from(port)));
+                }
+            }
+        }
+        Transform::NameOrIp => {
+            match mapping::normalize_ip(text).filter(|s| s.parse::<std::net::IpAddr>().is_ok()) {
+                Some(ip) => row[Promoted::ClientIp.index()] = Some(Value::Text(Cow::Owned(ip))),
+                None => row[column.index()] = owned(mapping::normalize_host(text)),
+            }
+        }
+    }
+}
+
+fn append_dict(b: &mut StringDictionaryBuilder<Int32Type>, v: Option<&str>) {
+    match v {
+        Some(s) => {
+            // A dictionary of more than i32::MAX distinct values cannot happen within one batch.
+            if b.append(s).is_err() {
+                b.append_null();
+            }
+        }
+        None => b.append_null(),
+    }
+}
+
+fn append_text(b: &mut StringBuilder, v: Option<&str>) {
+    match v {
+        Some(s) if !s.is_empty() => b.append_value(s),
+        _ => b.append_null(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{UInt16Type, UInt32Type};
+
+    fn column<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+        b.column(b.schema().index_of(name).unwrap())
+    }
+
+    #[test]
+    fn smbserver_userdata_is_flattened_and_promoted() {
+        let j = r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-SMBServer","Guid":"{d48ce617-33a2-4bc3-a5c7-11aa4f29619e}"}},"EventID":551,"Channel":"Microsoft-Windows-SMBServer/Security","Computer":"FS1"},"UserData":{"EventData":{"#attributes":{"xmlns":"http://x"},"Status":"0xC000006D","ClientAddress":"02-00-F4-D5-0A-70-8C-8F","UserName":"guest","ClientName":"\\\\10.112.140.143"}}}}"##;
+        let mut b = EventsBuilder::with_capacity(4);
+        let (eid, _) = b.push_json(7, 42, Some(5), j.as_bytes()).unwrap();
+        assert_eq!(eid, Some(551));
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        let data = column(&batch, "data")
+            .as_string::<i32>()
+            .value(0)
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(v["ClientName"], "\\\\10.112.140.143");
+        assert!(v.get("#attributes").is_none());
+        assert_eq!(
+            column(&batch, "client_ip").as_string::<i32>().value(0),
+            "10.112.140.143"
+        );
+        assert_eq!(
+            column(&batch, "client_port")
+                .as_primitive::<UInt16Type>()
+                .value(0),
+            0xF4D5
+        );
+        assert_eq!(
+            column(&batch, "client_name").as_string::<i32>().value(0),
+            "10.112.140.143"
+        );
+        assert_eq!(
+            column(&batch, "status")
+                .as_primitive::<UInt32Type>()
+                .value(0),
+            0xC000_006D
+        );
+        assert_eq!(
+            column(&batch, "user_name").as_string::<i32>().value(0),
+            "guest"
+        );
+        // No TimeCreated: the fallback time is used.
+        assert_eq!(
+            column(&batch, "time_created")
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .value(0),
+            5
+        );
+    }
+
+    #[test]
+    fn unmapped_events_keep_data_and_null_promotions() {
+        let j = r##"{"Event":{"System":{"EventID":1},"EventData":{"Data":{"#text":["a","b"]}},"RenderingInfo":{"Message":"m"}}}"##;
+        let mut b = EventsBuilder::with_capacity(1);
+        b.push_json(1, 1, None, j.as_bytes()).unwrap();
+        let batch = b.finish().unwrap();
+        let data = column(&batch, "data").as_string::<i32>().value(0);
+        assert!(
+            data.contains("RenderingInfo") && data.contains("\"a\""),
+            "{data}"
+        );
+        assert!(column(&batch, "user_name").is_null(0));
+        assert!(column(&batch, "provider").is_null(0));
+        assert!(b.push_json(1, 2, None, b"{not json").is_err());
+        assert!(b.is_empty());
+    }
+}

@@ -1,0 +1,424 @@
+//! `ingest`: inputs → discovery → sha256 → skip known → parallel read → Parquet segments.
+//!
+//! Each segment is committed (events part renamed into place, then its manifest part) only at a
+//! file boundary, so a store always holds whole files: a crash loses at most the segment being
+//! written, and the same ingest run again adds exactly what is missing.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::discover::{Candidate, discover};
+use crate::error::{IngestError, Result};
+use crate::manifest::{self, FileEntry};
+use crate::reader::{self, Input, Item, ReadOptions};
+use crate::schema::{col, events_schema, files_schema};
+use crate::store::Store;
+
+/// How to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// A segment is committed once it holds at least this many rows (at the next file boundary).
+    pub segment_rows: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Chunks converted together into one batch.
+    pub chunks_per_batch: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            threads: 0,
+            segment_rows: 4_000_000,
+            row_group_rows: 128 * 1024,
+            chunks_per_batch: 16,
+        }
+    }
+}
+
+/// Callbacks for a progress display. All have empty defaults.
+pub trait Progress: Sync {
+    /// Discovery and hashing are done: this many new files and bytes will be read.
+    fn planned(&self, _files: u64, _bytes: u64) {}
+    /// More input has been read.
+    fn advanced(&self, _bytes: u64, _records: u64) {}
+    /// A file is finished.
+    fn file_done(&self, _entry: &FileEntry) {}
+    /// A one-line warning naming a file (and chunk, record where known).
+    fn warn(&self, _message: &str) {}
+}
+
+/// A progress sink that shows nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    pub store: PathBuf,
+    /// EVTX files found in the inputs (including ones skipped below).
+    pub files_found: u64,
+    pub files_ingested: u64,
+    /// Already in the store (same sha256).
+    pub files_skipped: u64,
+    /// The same content twice in this run: only the first is ingested.
+    pub files_duplicate: u64,
+    /// Files with unreadable records or chunks (their readable records are kept).
+    pub files_damaged: u64,
+    /// Files that could not be read at all (not EVTX, empty, unreadable).
+    pub files_failed: u64,
+    /// Files in the walked directories that are not EVTX.
+    pub files_ignored: u64,
+    pub records: u64,
+    pub failed_records: u64,
+    pub bytes_read: u64,
+    pub segments_written: u64,
+    pub store_bytes: u64,
+    pub elapsed_secs: f64,
+    pub records_per_sec: f64,
+    pub mib_per_sec: f64,
+    /// Inputs that could not be read, one line each.
+    pub problems: Vec<String>,
+}
+
+/// Ingest `inputs` (files, directories, globs) into the store at `store_dir`, creating it.
+pub fn ingest(
+    inputs: &[PathBuf],
+    store_dir: &Path,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestSummary> {
+    let started = Instant::now();
+    let store = Store::create_or_open(store_dir)?;
+    let mut summary = IngestSummary {
+        store: store_dir.to_path_buf(),
+        ..IngestSummary::default()
+    };
+    let problem = |summary: &mut IngestSummary, message: String| {
+        progress.warn(&message);
+        summary.problems.push(message);
+    };
+
+    let found = discover(inputs);
+    summary.files_ignored = found.ignored;
+    for p in &found.problems {
+        problem(&mut summary, p.to_string());
+    }
+    summary.files_found = found.candidates.len() as u64;
+
+    let read_opts = ReadOptions {
+        threads: opts.threads,
+        chunks_per_batch: opts.chunks_per_batch,
+    };
+    let hashes = hash_all(&found.candidates, read_opts.effective_threads())?;
+    let mut known = manifest::known(&store)?;
+    let now = now_micros();
+
+    // Plan: skip what the store has, give the rest file ids.
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut to_read: Vec<Input> = Vec::new();
+    let mut shas: Vec<String> = Vec::new();
+    let mut failed_entries: Vec<FileEntry> = Vec::new();
+    for (cand, hash) in found.candidates.iter().zip(hashes) {
+        let sha = match hash {
+            Ok(s) => s,
+            Err(e) => {
+                summary.files_failed += 1;
+                problem(&mut summary, e.to_string());
+                continue;
+            }
+        };
+        if known.by_sha256.contains_key(&sha) {
+            summary.files_skipped += 1;
+            continue;
+        }
+        if !seen.insert(sha.clone()) {
+            summary.files_duplicate += 1;
+            continue;
+        }
+        let file_id = known.next_file_id;
+        known.next_file_id += 1;
+        match &cand.problem {
+            Some(why) => {
+                summary.files_failed += 1;
+                problem(&mut summary, format!("{}: {why}", cand.path.display()));
+                failed_entries.push(FileEntry {
+                    file_id,
+                    path: cand.path.clone(),
+                    size: cand.size,
+                    sha256: sha,
+                    computers: Vec::new(),
+                    channels: Vec::new(),
+                    first_time: None,
+                    last_time: None,
+                    records: 0,
+                    failed_records: 0,
+                    status: "failed".into(),
+                    error: Some(why.clone()),
+                    ingested_at: now,
+                    segment: 0,
+                });
+            }
+            None => {
+                to_read.push(Input {
+                    path: cand.path.clone(),
+                    file_id,
+                    size: cand.size,
+                });
+                shas.push(sha);
+            }
+        }
+    }
+    let planned_bytes: u64 = to_read.iter().map(|i| i.size).sum();
+    progress.planned(to_read.len() as u64, planned_bytes);
+
+    let mut writer = SegmentWriter::new(&store, known.next_segment, opts);
+    for e in failed_entries {
+        writer.entries.push(e);
+    }
+    let mut write_error: Option<IngestError> = None;
+    reader::read(&to_read, &read_opts, &mut |item| {
+        let step = match item {
+            Item::Batch { batch, bytes, .. } => {
+                summary.records += batch.num_rows() as u64;
+                progress.advanced(bytes, batch.num_rows() as u64);
+                writer.write(&batch)
+            }
+            Item::FileDone {
+                file,
+                report,
+                bytes,
+            } => {
+                progress.advanced(bytes, 0);
+                summary.bytes_read += to_read[file].size;
+                summary.failed_records += report.failed_records;
+                if let Some(fatal) = &report.fatal {
+                    summary.files_failed += 1;
+                    problem(&mut summary, fatal.clone());
+                } else {
+                    summary.files_ingested += 1;
+                    if report.failed_records > 0 {
+                        summary.files_damaged += 1;
+                    }
+                }
+                for m in &report.messages {
+                    progress.warn(m);
+                }
+                let shown = report.messages.len() as u64;
+                if report.failed_records > shown {
+                    progress.warn(&format!(
+                        "{}: ... and {} more unreadable records or chunks",
+                        report.path.display(),
+                        report.failed_records - shown
+                    ));
+                }
+                let status = report.status().to_string();
+                let entry = FileEntry {
+                    file_id: report.file_id,
+                    path: report.path,
+                    size: to_read[file].size,
+                    sha256: shas[file].clone(),
+                    computers: report.computers.into_iter().collect(),
+                    channels: report.channels.into_iter().collect(),
+                    first_time: report.first_time,
+                    last_time: report.last_time,
+                    records: report.records,
+                    failed_records: report.failed_records,
+                    status,
+                    error: report.fatal.or_else(|| report.messages.first().cloned()),
+                    ingested_at: now,
+                    segment: 0,
+                };
+                progress.file_done(&entry);
+                writer.entries.push(entry);
+                if writer.rows >= opts.segment_rows {
+                    writer.commit().map(|committed| {
+                        summary.segments_written += u64::from(committed);
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        match step {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    summary.segments_written += u64::from(writer.commit()?);
+
+    summary.store_bytes = store.size_bytes()?;
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    if summary.elapsed_secs > 0.0 {
+        summary.records_per_sec = summary.records as f64 / summary.elapsed_secs;
+        summary.mib_per_sec = summary.bytes_read as f64 / 1_048_576.0 / summary.elapsed_secs;
+    }
+    Ok(summary)
+}
+
+/// The Parquet writer properties of events parts: zstd, page statistics (for pruning on
+/// channel, event_id and time), no dictionary for the payload.
+pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_column_dictionary_enabled(ColumnPath::from(col::DATA), false)
+        .set_created_by(format!("evtxsql {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The segment being written: events rows to a temporary Parquet file, manifest rows in memory.
+struct SegmentWriter<'s> {
+    store: &'s Store,
+    segment: u32,
+    row_group_rows: usize,
+    writer: Option<ArrowWriter<File>>,
+    rows: usize,
+    entries: Vec<FileEntry>,
+}
+
+impl<'s> SegmentWriter<'s> {
+    fn new(store: &'s Store, segment: u32, opts: &IngestOptions) -> Self {
+        SegmentWriter {
+            store,
+            segment,
+            row_group_rows: opts.row_group_rows,
+            writer: None,
+            rows: 0,
+            entries: Vec::new(),
+        }
+    }
+
+    fn tmp_events(&self) -> PathBuf {
+        self.store.tmp_dir().join(format!(
+            "events-{}",
+            crate::store::segment_file_name(self.segment)
+        ))
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.writer.is_none() {
+            let path = self.tmp_events();
+            let file = File::create(&path).map_err(|e| IngestError::io(&path, e))?;
+            let w = ArrowWriter::try_new(
+                file,
+                events_schema(),
+                Some(events_writer_properties(self.row_group_rows)),
+            )
+            .map_err(|source| IngestError::Parquet { path, source })?;
+            self.writer = Some(w);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.write(batch).map_err(|source| IngestError::Parquet {
+                path: self.tmp_events(),
+                source,
+            })?;
+        }
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Commit the segment if it holds anything; returns whether it did.
+    fn commit(&mut self) -> Result<bool> {
+        if self.entries.is_empty() && self.writer.is_none() {
+            return Ok(false);
+        }
+        if let Some(w) = self.writer.take() {
+            let tmp = self.tmp_events();
+            let file = w.into_inner().map_err(|source| IngestError::Parquet {
+                path: tmp.clone(),
+                source,
+            })?;
+            file.sync_all().map_err(|e| IngestError::io(&tmp, e))?;
+            let dest = self.store.events_part(self.segment);
+            fs::rename(&tmp, &dest).map_err(|e| IngestError::io(&dest, e))?;
+        }
+        for e in self.entries.iter_mut() {
+            e.segment = self.segment;
+        }
+        let batch = manifest::to_batch(&self.entries)?;
+        let tmp = self.store.tmp_dir().join(format!(
+            "files-{}",
+            crate::store::segment_file_name(self.segment)
+        ));
+        let file = File::create(&tmp).map_err(|e| IngestError::io(&tmp, e))?;
+        let mut w = ArrowWriter::try_new(file, files_schema(), None).map_err(|source| {
+            IngestError::Parquet {
+                path: tmp.clone(),
+                source,
+            }
+        })?;
+        w.write(&batch).map_err(|source| IngestError::Parquet {
+            path: tmp.clone(),
+            source,
+        })?;
+        let file = w.into_inner().map_err(|source| IngestError::Parquet {
+            path: tmp.clone(),
+            source,
+        })?;
+        file.sync_all().map_err(|e| IngestError::io(&tmp, e))?;
+        let dest = self.store.files_part(self.segment);
+        fs::rename(&tmp, &dest).map_err(|e| IngestError::io(&dest, e))?;
+        self.entries.clear();
+        self.rows = 0;
+        self.segment += 1;
+        Ok(true)
+    }
+}
+
+/// sha256 of every candidate, in parallel, in input order.
+fn hash_all(candidates: &[Candidate], threads: usize) -> Result<Vec<Result<String>>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| IngestError::Threads(e.to_string()))?;
+    Ok(pool.install(|| {
+        candidates
+            .par_iter()
+            .map(|c| sha256_file(&c.path))
+            .collect()
+    }))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| IngestError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let digest = hasher.finalize();
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

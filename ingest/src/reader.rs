@@ -1,0 +1,439 @@
+//! Reading EVTX files in parallel into `RecordBatch`es, in file order.
+//!
+//! One dispatcher thread walks the files in order and reads their chunks (64 KiB each) with the
+//! evtx crate's chunk iterator, which knows damaged and stale-header files; groups of chunks go
+//! to a rayon pool of our own, where each is parsed single-threaded (the evtx parser's own pool
+//! is never used: nesting it inside ours deadlocks) and converted into one batch. Results are put
+//! back in order, so a consumer sees each file's batches, then its report, file after file.
+//! At most `2 × threads + 2` groups are in flight, which bounds memory whatever the input size.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int32Type;
+use arrow::record_batch::RecordBatch;
+use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
+
+use crate::convert::EventsBuilder;
+use crate::error::{IngestError, Result};
+use crate::schema::col;
+
+/// Size of an EVTX chunk.
+pub const CHUNK_SIZE: u64 = 65_536;
+/// Messages kept per file (the count of errors is always exact).
+pub const MAX_MESSAGES_PER_FILE: usize = 20;
+
+/// How to read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Chunks converted together into one batch (16 chunks ≈ 1 MiB of EVTX).
+    pub chunks_per_batch: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            threads: 0,
+            chunks_per_batch: 16,
+        }
+    }
+}
+
+impl ReadOptions {
+    pub fn effective_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// What reading one file gave.
+#[derive(Debug, Clone, Default)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub file_id: u32,
+    /// Records read and kept.
+    pub records: u64,
+    /// Records (or whole chunks) that could not be read; each is one error.
+    pub failed_records: u64,
+    /// The first [`MAX_MESSAGES_PER_FILE`] error messages, each naming file, chunk and record.
+    pub messages: Vec<String>,
+    pub first_time: Option<i64>,
+    pub last_time: Option<i64>,
+    pub computers: BTreeSet<String>,
+    pub channels: BTreeSet<String>,
+    /// Records per event id (None: the record has no readable EventID).
+    pub event_ids: BTreeMap<Option<u32>, u64>,
+    /// Set when the file could not be opened at all.
+    pub fatal: Option<String>,
+}
+
+impl FileReport {
+    fn note(&mut self, message: String) {
+        self.failed_records += 1;
+        if self.messages.len() < MAX_MESSAGES_PER_FILE {
+            self.messages.push(message);
+        }
+    }
+
+    fn merge(&mut self, other: FileReport) {
+        self.records += other.records;
+        self.failed_records += other.failed_records;
+        for m in other.messages {
+            if self.messages.len() < MAX_MESSAGES_PER_FILE {
+                self.messages.push(m);
+            }
+        }
+        self.first_time = min_opt(self.first_time, other.first_time);
+        self.last_time = max_opt(self.last_time, other.last_time);
+        self.computers.extend(other.computers);
+        self.channels.extend(other.channels);
+        for (k, v) in other.event_ids {
+            *self.event_ids.entry(k).or_default() += v;
+        }
+    }
+
+    /// `ok`, `damaged` (some records or chunks unreadable) or `failed` (nothing readable).
+    pub fn status(&self) -> &'static str {
+        if self.fatal.is_some() {
+            "failed"
+        } else if self.failed_records > 0 {
+            "damaged"
+        } else {
+            "ok"
+        }
+    }
+}
+
+/// What the reader hands its consumer, in file order.
+pub enum Item {
+    /// Rows of file number `file` (index into the input list); `bytes` of the file were consumed.
+    Batch {
+        file: usize,
+        batch: RecordBatch,
+        bytes: u64,
+    },
+    /// The file is done; `bytes` is the rest of its size not yet reported.
+    FileDone {
+        file: usize,
+        report: FileReport,
+        bytes: u64,
+    },
+}
+
+/// One file to read and the `file_id` its rows get.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub file_id: u32,
+    pub size: u64,
+}
+
+enum Msg {
+    Job {
+        file: usize,
+        batch: Option<RecordBatch>,
+        report: FileReport,
+        bytes: u64,
+    },
+    Error {
+        file: usize,
+        message: String,
+    },
+    End {
+        file: usize,
+        fatal: Option<String>,
+    },
+}
+
+/// Read `inputs` in parallel; call `consume` with every batch and every file's report, in file
+/// order. `consume` returns false to stop early. Blocking.
+pub fn read(
+    inputs: &[Input],
+    opts: &ReadOptions,
+    consume: &mut dyn FnMut(Item) -> bool,
+) -> Result<()> {
+    let threads = opts.effective_threads();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("evtxsql-read-{i}"))
+        .build()
+        .map_err(|e| IngestError::Threads(e.to_string()))?;
+    let settings = Arc::new(ParserSettings::new().num_threads(1).indent(false));
+    let per_batch = opts.chunks_per_batch.max(1);
+    let max_in_flight = 2 * threads + 2;
+
+    let (tx, rx) = mpsc::channel::<(u64, Msg)>();
+    // Permits bound the groups in flight: the dispatcher takes one per group, the consumer
+    // returns it once the group's result has been consumed in order.
+    let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(max_in_flight);
+
+    std::thread::scope(|scope| {
+        let dispatcher_tx = tx.clone();
+        let pool = &pool;
+        scope.spawn(move || {
+            let tx = dispatcher_tx;
+            let mut seq = 0u64;
+            let mut next = || {
+                seq += 1;
+                seq - 1
+            };
+            for (file, input) in inputs.iter().enumerate() {
+                let path: Arc<Path> = Arc::from(input.path.as_path());
+                let parser = EvtxParser::from_path(&input.path);
+                let mut parser = match parser {
+                    Ok(p) => p.with_configuration((*settings).clone()),
+                    Err(e) => {
+                        let fatal = Some(format!(
+                            "{}: cannot open as EVTX: {}",
+                            input.path.display(),
+                            error_chain(&e)
+                        ));
+                        if tx.send((next(), Msg::End { file, fatal })).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let mut group: Vec<EvtxChunkData> = Vec::with_capacity(per_batch);
+                let mut chunks = parser.chunks();
+                loop {
+                    let item = chunks.next();
+                    let flush = item.is_none() || group.len() == per_batch;
+                    if flush && !group.is_empty() {
+                        if permit_tx.send(()).is_err() {
+                            return;
+                        }
+                        let job = std::mem::replace(&mut group, Vec::with_capacity(per_batch));
+                        let (tx, settings, path, seq) =
+                            (tx.clone(), settings.clone(), path.clone(), next());
+                        let file_id = input.file_id;
+                        pool.spawn(move || {
+                            let msg = convert_group(file, file_id, &path, job, settings);
+                            let _ = tx.send((seq, msg));
+                        });
+                    }
+                    match item {
+                        None => break,
+                        Some(Ok(chunk)) => group.push(chunk),
+                        Some(Err(e)) => {
+                            let message = format!("{}: {}", input.path.display(), error_chain(&e));
+                            if tx.send((next(), Msg::Error { file, message })).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                if tx.send((next(), Msg::End { file, fatal: None })).is_err() {
+                    return;
+                }
+            }
+        });
+        drop(tx);
+
+        // Consumer: put results back in order.
+        let mut pending: BTreeMap<u64, Msg> = BTreeMap::new();
+        let mut next_seq = 0u64;
+        let mut reports: Vec<Option<FileReport>> = inputs
+            .iter()
+            .map(|i| {
+                Some(FileReport {
+                    path: i.path.clone(),
+                    file_id: i.file_id,
+                    ..FileReport::default()
+                })
+            })
+            .collect();
+        let mut reported = vec![0u64; inputs.len()];
+        let permit_rx = permit_rx;
+        for (seq, msg) in rx.iter() {
+            pending.insert(seq, msg);
+            while let Some(msg) = pending.remove(&next_seq) {
+                next_seq += 1;
+                let keep_going = match msg {
+                    Msg::Job {
+                        file,
+                        batch,
+                        report,
+                        bytes,
+                    } => {
+                        let _ = permit_rx.recv();
+                        if let Some(r) = reports[file].as_mut() {
+                            r.merge(report);
+                        }
+                        reported[file] += bytes;
+                        match batch {
+                            Some(batch) => consume(Item::Batch { file, batch, bytes }),
+                            None => true,
+                        }
+                    }
+                    Msg::Error { file, message } => {
+                        if let Some(r) = reports[file].as_mut() {
+                            r.note(message);
+                        }
+                        true
+                    }
+                    Msg::End { file, fatal } => {
+                        let mut report = reports[file].take().unwrap_or_default();
+                        report.fatal = fatal;
+                        let bytes = inputs[file].size.saturating_sub(reported[file]);
+                        consume(Item::FileDone {
+                            file,
+                            report,
+                            bytes,
+                        })
+                    }
+                };
+                if !keep_going {
+                    // Dropping the receivers stops the dispatcher; workers' sends fail quietly.
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Parse a group of chunks single-threaded and convert their records into one batch.
+fn convert_group(
+    file: usize,
+    file_id: u32,
+    path: &Path,
+    chunks: Vec<EvtxChunkData>,
+    settings: Arc<ParserSettings>,
+) -> Msg {
+    let bytes = chunks.len() as u64 * CHUNK_SIZE;
+    let mut report = FileReport::default();
+    let mut builder = EventsBuilder::with_capacity(chunks.len() * 200);
+    for mut data in chunks {
+        let number = data.number.unwrap_or_default();
+        let mut chunk = match data.parse(settings.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                report.note(format!(
+                    "{}: chunk {number}: {}",
+                    path.display(),
+                    error_chain(&e)
+                ));
+                continue;
+            }
+        };
+        for record in chunk.iter() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    report.note(format!(
+                        "{}: chunk {number}: {}",
+                        path.display(),
+                        error_chain(&e)
+                    ));
+                    continue;
+                }
+            };
+            let record_id = record.event_record_id;
+            let fallback = Some(record.timestamp.as_microsecond());
+            let rendered = match record.into_json_bytes() {
+                Ok(r) => r,
+                Err(e) => {
+                    report.note(format!(
+                        "{}: chunk {number}: record {record_id}: {}",
+                        path.display(),
+                        error_chain(&e)
+                    ));
+                    continue;
+                }
+            };
+            match builder.push_json(file_id, record_id, fallback, &rendered.data) {
+                Ok((event_id, time)) => {
+                    report.records += 1;
+                    *report.event_ids.entry(event_id).or_default() += 1;
+                    report.first_time = min_opt(report.first_time, time);
+                    report.last_time = max_opt(report.last_time, time);
+                }
+                Err(e) => report.note(format!(
+                    "{}: chunk {number}: record {record_id}: {}",
+                    path.display(),
+                    e.0
+                )),
+            }
+        }
+    }
+    let batch = if builder.is_empty() {
+        None
+    } else {
+        match builder.finish() {
+            Ok(b) => {
+                collect_names(&b, col::COMPUTER, &mut report.computers);
+                collect_names(&b, col::CHANNEL, &mut report.channels);
+                Some(b)
+            }
+            Err(e) => {
+                report.note(format!("{}: building batch failed: {e}", path.display()));
+                report.records = 0;
+                None
+            }
+        }
+    };
+    Msg::Job {
+        file,
+        batch,
+        report,
+        bytes,
+    }
+}
+
+/// The distinct values of a dictionary column.
+fn collect_names(batch: &RecordBatch, column: &str, into: &mut BTreeSet<String>) {
+    let Ok(i) = batch.schema().index_of(column) else {
+        return;
+    };
+    let Some(dict) = batch.column(i).as_dictionary_opt::<Int32Type>() else {
+        return;
+    };
+    let values = dict.values().as_string::<i32>();
+    for v in values.iter().flatten() {
+        if !into.contains(v) {
+            into.insert(v.to_owned());
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

@@ -1,0 +1,215 @@
+//! Integration tests of the ingest crate: conformance with the shared real-EVTX corpus, store
+//! idempotence, incremental appends and crash safety.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use evtxsql_ingest::reader::{self, Input, Item, ReadOptions};
+use evtxsql_ingest::{IngestOptions, NoProgress, Store, ingest};
+
+/// The shared corpus: `$EVTXSQL_CORPUS`, else `../shared/evtx` beside the workspace.
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("EVTXSQL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/evtx"));
+    if dir.join("expected.json").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: real EVTX corpus not found at {} (set EVTXSQL_CORPUS)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn expected(dir: &Path) -> BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn corpus_conformance_with_evtx_dump() {
+    let Some(dir) = corpus() else { return };
+    let expected = expected(&dir);
+    let inputs: Vec<Input> = expected
+        .keys()
+        .enumerate()
+        .map(|(i, rel)| {
+            let path = dir.join(rel);
+            let size = std::fs::metadata(&path).unwrap().len();
+            Input {
+                path,
+                file_id: i as u32,
+                size,
+            }
+        })
+        .collect();
+    let mut reports = BTreeMap::new();
+    let mut rows_per_file = vec![0usize; inputs.len()];
+    reader::read(&inputs, &ReadOptions::default(), &mut |item| {
+        match item {
+            Item::Batch { file, batch, .. } => rows_per_file[file] += batch.num_rows(),
+            Item::FileDone { file, report, .. } => {
+                reports.insert(file, report);
+            }
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(reports.len(), expected.len(), "every file reported");
+    let mut failures = Vec::new();
+    for (i, (rel, exp)) in expected.iter().enumerate() {
+        let r = &reports[&i];
+        let want = exp["records_evtx_dump"].as_u64().unwrap();
+        if r.records != want || rows_per_file[i] as u64 != want {
+            failures.push(format!(
+                "{rel}: records {} (rows {}), evtx_dump {want}",
+                r.records, rows_per_file[i]
+            ));
+        }
+        let counts = exp
+            .get("event_id_counts_evtx_dump")
+            .filter(|v| v.is_object())
+            .unwrap_or(&exp["event_id_counts"]);
+        let mut want_ids: BTreeMap<String, u64> = counts
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect();
+        want_ids.retain(|_, v| *v > 0);
+        let got_ids: BTreeMap<String, u64> = r
+            .event_ids
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.map(|k| k.to_string()).unwrap_or_else(|| "null".into()),
+                    *v,
+                )
+            })
+            .collect();
+        if got_ids != want_ids {
+            failures.push(format!(
+                "{rel}: event ids {got_ids:?}, evtx_dump {want_ids:?}"
+            ));
+        }
+        let want_errors = exp["evtx_dump_record_errors"].as_u64().unwrap_or(0);
+        if exp["size"].as_u64() == Some(0) {
+            assert!(r.fatal.is_some(), "{rel}: a 0-byte file cannot be opened");
+        } else if r.failed_records != want_errors {
+            failures.push(format!(
+                "{rel}: failed {} ({:?}), evtx_dump errors {want_errors}",
+                r.failed_records, r.messages
+            ));
+        }
+        for m in &r.messages {
+            assert!(
+                m.contains(&*r.path.to_string_lossy()),
+                "message names the file: {m}"
+            );
+            assert!(m.contains("chunk"), "message names the chunk: {m}");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn count_rows(store: &Path) -> usize {
+    let store = Store::open(store).unwrap();
+    let mut n = 0;
+    for part in store.committed_event_parts().unwrap() {
+        let file = std::fs::File::open(part).unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        use parquet::file::reader::FileReader;
+        n += reader.metadata().file_metadata().num_rows() as usize;
+    }
+    n
+}
+
+#[test]
+fn store_is_idempotent_and_incremental() {
+    let Some(dir) = corpus() else { return };
+    let expected = expected(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s.store");
+    let first = dir.join("tugix456__randaodcxjj");
+    let s1 = ingest(
+        &[first.clone()],
+        &store,
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let want1: u64 = expected
+        .iter()
+        .filter(|(k, _)| k.starts_with("tugix456__randaodcxjj/"))
+        .map(|(_, v)| v["records_evtx_dump"].as_u64().unwrap())
+        .sum();
+    assert_eq!(s1.records, want1);
+    assert_eq!(count_rows(&store), want1 as usize);
+    // Again: nothing new.
+    let s2 = ingest(
+        &[first.clone()],
+        &store,
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(s2.records, 0);
+    assert_eq!(s2.files_skipped, s1.files_ingested + s1.files_failed);
+    assert_eq!(count_rows(&store), want1 as usize);
+    // The whole corpus: only the rest is added.
+    let s3 = ingest(
+        &[dir.clone()],
+        &store,
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let total: u64 = expected
+        .values()
+        .map(|v| v["records_evtx_dump"].as_u64().unwrap())
+        .sum();
+    assert_eq!(s1.records + s3.records, total);
+    assert_eq!(count_rows(&store), total as usize);
+    assert!(s3.files_skipped >= s1.files_ingested);
+    // The 0-byte file is listed as failed and counted, and the run says so.
+    assert!(s3.files_failed >= 1);
+    assert!(s3.problems.iter().any(|p| p.contains("test1.evtx")));
+}
+
+#[test]
+fn bad_inputs_are_named_and_the_rest_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let not_evtx = tmp.path().join("notes.txt");
+    std::fs::write(&not_evtx, "hello").unwrap();
+    let fake = tmp.path().join("fake.evtx");
+    std::fs::write(&fake, b"ElfFile\0 but truncated").unwrap();
+    let empty_dir = tmp.path().join("empty");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let missing = tmp.path().join("missing.evtx");
+    let store = tmp.path().join("s.store");
+    let s = ingest(
+        &[not_evtx.clone(), fake.clone(), empty_dir, missing.clone()],
+        &store,
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(s.records, 0);
+    let all = s.problems.join("\n");
+    assert!(
+        all.contains("notes.txt") && all.contains("not an EVTX file"),
+        "{all}"
+    );
+    assert!(all.contains("missing.evtx"), "{all}");
+    assert!(all.contains("fake.evtx"), "{all}");
+    // A store exists and is valid, with the failed file in the manifest.
+    assert!(Store::open(&store).unwrap().segments().unwrap().len() == 1);
+}

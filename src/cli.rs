@@ -1,0 +1,22 @@
+//! The command line: clap derive only. Each subcommand's arguments live beside its code in
+//! `commands/<name>.rs`.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// SQL over Windows event logs, and the SMB insecure-guest-logon rule pack.
+///
+/// Start with `evtxsql scan <FOLDER>` for answers now; `evtxsql ingest` + `evtxsql query` for
+/// your own SQL over every event.
+#[derive(Debug, Parser)]
+#[command(name = "evtxsql", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Ingest(commands::ingest::IngestArgs),
+}

@@ -1,0 +1,194 @@
+//! `evtxsql ingest`: EVTX files into a store, with a progress bar and a summary.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use evtxsql_ingest::{FileEntry, IngestOptions, IngestSummary, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{EXIT_OK, EXIT_PARTIAL};
+
+/// Read .evtx files into a store (Parquet files that evtxsql, DuckDB, pandas or Spark can query).
+///
+/// Inputs are files, directories (searched recursively) and glob patterns. A file is EVTX when
+/// it starts with the `ElfFile` signature, whatever its name. Files already in the store (same
+/// sha256) are skipped, so running the same ingest again adds nothing, and an interrupted ingest
+/// can simply be run again. Damaged files are read as far as possible: every readable record is
+/// kept, each unreadable record or chunk is counted and named in a warning.
+///
+/// Exit status: 0 all inputs read (damaged records are counted in the summary, not an error);
+/// 3 finished, but some inputs could not be read (each named on stderr); 1 fatal error (for
+/// example the store directory is not writable); 2 bad arguments.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  evtxsql ingest C:/collected/ --store case42.store
+  evtxsql ingest 'hosts/*/Security.evtx' hosts/*/Microsoft-Windows-SmbClient%4Security.evtx --store case42.store
+  evtxsql ingest samples/data --store demo.store --json > summary.json")]
+pub struct IngestArgs {
+    /// Files, directories or glob patterns to read.
+    #[arg(required = true, value_name = "PATH")]
+    pub inputs: Vec<PathBuf>,
+    /// The store directory (created when missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub store: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// No progress bar and no warnings on stderr (the summary is still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the summary as JSON on stdout (for scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: IngestArgs) -> anyhow::Result<u8> {
+    let summary = ingest_with_progress(&args.inputs, &args.store, Some(args.threads), args.quiet)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(exit_status(&summary))
+}
+
+/// 0 when every input was read, 3 when some could not be.
+pub fn exit_status(summary: &IngestSummary) -> u8 {
+    if summary.problems.is_empty() && summary.files_failed == 0 {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    }
+}
+
+/// Ingest with a progress bar on a terminal (nothing on a pipe or with `quiet`) and warnings on
+/// stderr. Used by `ingest` and `scan`.
+pub fn ingest_with_progress(
+    inputs: &[PathBuf],
+    store: &Path,
+    threads: Option<usize>,
+    quiet: bool,
+) -> anyhow::Result<IngestSummary> {
+    let opts = IngestOptions {
+        threads: threads.unwrap_or(0),
+        ..IngestOptions::default()
+    };
+    let progress = BarProgress::new(quiet);
+    let summary = evtxsql_ingest::ingest(inputs, store, &opts, &progress)
+        .with_context(|| format!("ingest into {} failed", store.display()))?;
+    progress.finish();
+    Ok(summary)
+}
+
+struct BarProgress {
+    bar: ProgressBar,
+    quiet: bool,
+    records: Mutex<u64>,
+}
+
+impl BarProgress {
+    fn new(quiet: bool) -> Self {
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message("hashing inputs…");
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        };
+        BarProgress {
+            bar,
+            quiet,
+            records: Mutex::new(0),
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for BarProgress {
+    fn planned(&self, files: u64, bytes: u64) {
+        self.bar.set_length(bytes);
+        self.bar.set_message(format!("{files} files to read"));
+    }
+
+    fn advanced(&self, bytes: u64, records: u64) {
+        self.bar.inc(bytes);
+        if records > 0
+            && let Ok(mut r) = self.records.lock()
+        {
+            *r += records;
+            self.bar.set_message(format!("{} records", *r));
+        }
+    }
+
+    fn file_done(&self, _entry: &FileEntry) {}
+
+    fn warn(&self, message: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("warning: {message}"));
+        }
+    }
+}
+
+fn print_summary(s: &IngestSummary) {
+    let mut lines = vec![format!(
+        "ingested {} files ({} records, {:.1} MiB) into {} in {:.2}s: {:.0} records/s, {:.1} MiB/s",
+        s.files_ingested,
+        s.records,
+        s.bytes_read as f64 / 1_048_576.0,
+        s.store.display(),
+        s.elapsed_secs,
+        s.records_per_sec,
+        s.mib_per_sec
+    )];
+    if s.files_skipped > 0 {
+        lines.push(format!(
+            "skipped {} files already in the store",
+            s.files_skipped
+        ));
+    }
+    if s.files_duplicate > 0 {
+        lines.push(format!(
+            "skipped {} duplicate files (same content as another input)",
+            s.files_duplicate
+        ));
+    }
+    if s.files_damaged > 0 || s.failed_records > 0 {
+        lines.push(format!(
+            "{} damaged files: {} unreadable records or chunks (all readable records kept)",
+            s.files_damaged, s.failed_records
+        ));
+    }
+    if s.files_failed > 0 {
+        lines.push(format!(
+            "{} files could not be read (see warnings; listed in the files table)",
+            s.files_failed
+        ));
+    }
+    if s.files_ignored > 0 {
+        lines.push(format!(
+            "ignored {} non-EVTX files in the directories",
+            s.files_ignored
+        ));
+    }
+    lines.push(format!(
+        "store: {:.1} MiB, {} new segments",
+        s.store_bytes as f64 / 1_048_576.0,
+        s.segments_written
+    ));
+    for l in lines {
+        println!("{l}");
+    }
+}

@@ -1,0 +1,20 @@
+//! One module per subcommand; each has its clap `Args` and a `run` that returns the exit code.
+
+pub mod ingest;
+
+use crate::cli::{Cli, Command};
+
+/// Exit status: everything worked.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: a fatal error (message on stderr).
+pub const EXIT_FATAL: u8 = 1;
+/// Exit status: bad usage or a bad query (clap uses it for argument errors too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: finished, but some inputs could not be read (each was named on stderr).
+pub const EXIT_PARTIAL: u8 = 3;
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Ingest(args) => ingest::run(args),
+    }
+}
