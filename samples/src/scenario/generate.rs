@@ -258,19 +258,25 @@ fn static_channel(channel: &str) -> &'static str {
     .unwrap_or(c::SYSTEM)
 }
 
-fn generate_one(
+/// The files of a scenario before writing: host, channel, sorted signal, noise count.
+pub struct FilePlan {
+    /// Index into the hosts.
+    pub host: usize,
+    /// The channel.
+    pub channel: String,
+    /// The signal events of this file, in time order.
+    pub signal: Vec<Event>,
+    /// How many noise events to merge in.
+    pub noise: u64,
+}
+
+/// Hosts, truth and per-file plans of a scenario (`None` for an unknown name).
+pub fn plan_files(
     catalog: &Catalog,
     name: &str,
     opts: &GenerateOptions,
-    dir: &Path,
-    progress: &dyn Fn(u64),
-) -> Result<GenerateSummary, SamplesError> {
-    let Some((hosts, signal, findings)) = plan_scenario(catalog, name, opts) else {
-        return Err(SamplesError::UnknownScenario {
-            name: name.to_string(),
-            known: SCENARIOS.join(", "),
-        });
-    };
+) -> Option<(Vec<Host>, Vec<Finding>, Vec<FilePlan>)> {
+    let (hosts, signal, findings) = plan_scenario(catalog, name, opts)?;
     // Signal per (host, channel), in time order.
     let index: BTreeMap<&str, usize> = hosts
         .iter()
@@ -310,18 +316,72 @@ fn generate_one(
     let mut keys: Vec<(usize, String)> = per_file.keys().chain(noise.keys()).cloned().collect();
     keys.sort();
     keys.dedup();
-    let mut jobs: Vec<Job<'_>> = Vec::new();
-    for key in keys {
-        let host = &hosts[key.0];
-        let path = dir.join(&host.name).join(channel_file_name(&key.1));
-        jobs.push(Job {
-            host,
+    let files = keys
+        .into_iter()
+        .map(|key| FilePlan {
+            host: key.0,
             noise: noise.get(&key).copied().unwrap_or(0),
             signal: per_file.remove(&key).unwrap_or_default(),
             channel: key.1,
-            path,
+        })
+        .collect();
+    Some((hosts, findings, files))
+}
+
+/// Every event of a scenario, noise included, file by file (for tests and small sets).
+pub fn scenario_events(
+    catalog: &Catalog,
+    name: &str,
+    opts: &GenerateOptions,
+) -> Option<(Vec<Finding>, Vec<Vec<Event>>)> {
+    let (hosts, findings, files) = plan_files(catalog, name, opts)?;
+    let events = files
+        .into_iter()
+        .map(|f| {
+            let channel = static_channel(&f.channel);
+            file_events(
+                catalog,
+                name,
+                opts,
+                &hosts[f.host],
+                channel,
+                f.signal,
+                f.noise,
+                hosts.len(),
+            )
+            .collect()
+        })
+        .collect();
+    Some((findings, events))
+}
+
+fn generate_one(
+    catalog: &Catalog,
+    name: &str,
+    opts: &GenerateOptions,
+    dir: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<GenerateSummary, SamplesError> {
+    let Some((hosts, findings, files)) = plan_files(catalog, name, opts) else {
+        return Err(SamplesError::UnknownScenario {
+            name: name.to_string(),
+            known: SCENARIOS.join(", "),
         });
-    }
+    };
+    let jobs: Vec<Job<'_>> = files
+        .into_iter()
+        .map(|f| {
+            let host = &hosts[f.host];
+            let path = dir.join(&host.name).join(channel_file_name(&f.channel));
+            Job {
+                host,
+                channel: f.channel,
+                signal: f.signal,
+                noise: f.noise,
+                path,
+            }
+        })
+        .collect();
     for h in &hosts {
         let d = dir.join(&h.name);
         std::fs::create_dir_all(&d).map_err(|e| SamplesError::io("create directory", &d, e))?;

@@ -13,8 +13,8 @@ mod truth;
 pub use emit::{Emit, Logon, sids, sockaddr_storage};
 pub use fleet::{BUILD_23H2, BUILD_24H2, BUILD_WIN10, DNS_SUFFIX, DOMAIN, Host};
 pub use generate::{
-    DEFAULT_START, GenerateOptions, GenerateSummary, channel_file_name, file_events, generate,
-    plan_scenario, scenario_names,
+    DEFAULT_START, FilePlan, GenerateOptions, GenerateSummary, channel_file_name, file_events,
+    generate, plan_files, plan_scenario, scenario_events, scenario_names,
 };
 pub use noise::BENIGN_SERVERS;
 pub use rng::Rng;
