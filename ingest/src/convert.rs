@@ -276,6 +276,18 @@ impl EventsBuilder {
             [(k, v)] if k == "UserData" => user_data_child(v).or(Some(*v)),
             _ => None,
         };
+        // Fast path: nothing to promote and nothing to reshape: the raw payload is `data`.
+        if let Some(raw) = payload
+            && promotions.is_empty()
+            && raw.get().starts_with('{')
+            && !raw.get().contains("\"#attributes\"")
+        {
+            self.data.append_value(raw.get());
+            for builder in self.promoted.iter_mut() {
+                builder.append(None);
+            }
+            return;
+        }
         let fields: Option<Fields<'_>> = payload
             .filter(|v| v.get().starts_with('{'))
             .and_then(|v| serde_json::from_str::<Fields<'_>>(v.get()).ok());

@@ -43,10 +43,19 @@ pub struct IngestArgs {
     /// Print the summary as JSON on stdout (for scripts).
     #[arg(long)]
     pub json: bool,
+    /// Commit a segment (one Parquet file of events plus its manifest) after at least this many
+    /// rows, at the next file boundary. Smaller segments lose less work on a crash.
+    #[arg(long, value_name = "ROWS", default_value_t = 4_000_000)]
+    pub segment_rows: usize,
 }
 
 pub fn run(args: IngestArgs) -> anyhow::Result<u8> {
-    let summary = ingest_with_progress(&args.inputs, &args.store, Some(args.threads), args.quiet)?;
+    let opts = IngestOptions {
+        threads: args.threads,
+        segment_rows: args.segment_rows.max(1),
+        ..IngestOptions::default()
+    };
+    let summary = ingest_with_options(&args.inputs, &args.store, &opts, args.quiet)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -76,8 +85,17 @@ pub fn ingest_with_progress(
         threads: threads.unwrap_or(0),
         ..IngestOptions::default()
     };
+    ingest_with_options(inputs, store, &opts, quiet)
+}
+
+fn ingest_with_options(
+    inputs: &[PathBuf],
+    store: &Path,
+    opts: &IngestOptions,
+    quiet: bool,
+) -> anyhow::Result<IngestSummary> {
     let progress = BarProgress::new(quiet);
-    let summary = evtxsql_ingest::ingest(inputs, store, &opts, &progress)
+    let summary = evtxsql_ingest::ingest(inputs, store, opts, &progress)
         .with_context(|| format!("ingest into {} failed", store.display()))?;
     progress.finish();
     Ok(summary)

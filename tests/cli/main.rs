@@ -1,0 +1,5 @@
+//! End-to-end tests of the `evtxsql` binary (one test binary: each links the whole stack).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod ingest;
