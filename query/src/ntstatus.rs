@@ -1,0 +1,76 @@
+//! NTSTATUS codes that show up in SMB and logon events, by number. Used by the `ntstatus_name`
+//! UDF; unknown codes give NULL so a query can fall back to the number.
+
+/// (code, name). Sorted by code so lookups can binary-search.
+static NAMES: &[(u32, &str)] = &[
+    (0x0000_0000, "STATUS_SUCCESS"),
+    (0x0000_0103, "STATUS_PENDING"),
+    (0x8000_0005, "STATUS_BUFFER_OVERFLOW"),
+    (0xC000_0001, "STATUS_UNSUCCESSFUL"),
+    (0xC000_000D, "STATUS_INVALID_PARAMETER"),
+    (0xC000_000F, "STATUS_NO_SUCH_FILE"),
+    (0xC000_0016, "STATUS_MORE_PROCESSING_REQUIRED"),
+    (0xC000_0022, "STATUS_ACCESS_DENIED"),
+    (0xC000_0034, "STATUS_OBJECT_NAME_NOT_FOUND"),
+    (0xC000_005E, "STATUS_NO_LOGON_SERVERS"),
+    (0xC000_0062, "STATUS_INVALID_ACCOUNT_NAME"),
+    (0xC000_0064, "STATUS_NO_SUCH_USER"),
+    (0xC000_006A, "STATUS_WRONG_PASSWORD"),
+    (0xC000_006C, "STATUS_PASSWORD_RESTRICTION"),
+    (0xC000_006D, "STATUS_LOGON_FAILURE"),
+    (0xC000_006E, "STATUS_ACCOUNT_RESTRICTION"),
+    (0xC000_006F, "STATUS_INVALID_LOGON_HOURS"),
+    (0xC000_0070, "STATUS_INVALID_WORKSTATION"),
+    (0xC000_0071, "STATUS_PASSWORD_EXPIRED"),
+    (0xC000_0072, "STATUS_ACCOUNT_DISABLED"),
+    (0xC000_009A, "STATUS_INSUFFICIENT_RESOURCES"),
+    (0xC000_00BB, "STATUS_NOT_SUPPORTED"),
+    (0xC000_00C9, "STATUS_NETWORK_NAME_DELETED"),
+    (0xC000_00CC, "STATUS_BAD_NETWORK_NAME"),
+    (0xC000_00DF, "STATUS_NO_SUCH_DOMAIN"),
+    (0xC000_0133, "STATUS_TIME_DIFFERENCE_AT_DC"),
+    (0xC000_015B, "STATUS_LOGON_TYPE_NOT_GRANTED"),
+    (0xC000_018C, "STATUS_TRUSTED_DOMAIN_FAILURE"),
+    (0xC000_0192, "STATUS_NETLOGON_NOT_STARTED"),
+    (0xC000_0193, "STATUS_ACCOUNT_EXPIRED"),
+    (0xC000_0199, "STATUS_NOLOGON_WORKSTATION_TRUST_ACCOUNT"),
+    (0xC000_0203, "STATUS_USER_SESSION_DELETED"),
+    (0xC000_020C, "STATUS_CONNECTION_DISCONNECTED"),
+    (0xC000_0224, "STATUS_PASSWORD_MUST_CHANGE"),
+    (0xC000_0225, "STATUS_NOT_FOUND"),
+    (0xC000_0233, "STATUS_DOMAIN_CONTROLLER_NOT_FOUND"),
+    (0xC000_0234, "STATUS_ACCOUNT_LOCKED_OUT"),
+    (0xC000_0236, "STATUS_CONNECTION_REFUSED"),
+    (0xC000_023C, "STATUS_NETWORK_UNREACHABLE"),
+    (0xC000_0388, "STATUS_DOWNGRADE_DETECTED"),
+    (0xC000_0413, "STATUS_AUTHENTICATION_FIREWALL_FAILED"),
+    (0xC000_A100, "STATUS_HASH_NOT_SUPPORTED"),
+    (0xC05D_0000, "STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP"),
+    (0xC05D_0001, "STATUS_SMB_BAD_CLUSTER_DIALECT"),
+    (0xC05D_0002, "STATUS_SMB_GUEST_LOGON_BLOCKED"),
+];
+
+/// The symbolic name of an NTSTATUS code, if known.
+pub fn ntstatus_name(code: u32) -> Option<&'static str> {
+    NAMES
+        .binary_search_by_key(&code, |(c, _)| *c)
+        .ok()
+        .map(|i| NAMES[i].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_names_resolve() {
+        assert!(NAMES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(
+            ntstatus_name(0xC05D_0002),
+            Some("STATUS_SMB_GUEST_LOGON_BLOCKED")
+        );
+        assert_eq!(ntstatus_name(0xC000_006D), Some("STATUS_LOGON_FAILURE"));
+        assert_eq!(ntstatus_name(0), Some("STATUS_SUCCESS"));
+        assert_eq!(ntstatus_name(0x1234_5678), None);
+    }
+}

@@ -1,0 +1,234 @@
+//! Building the DataFusion `SessionContext`: configuration (pruning, filter pushdown, memory limit
+//! and spilling), the `events` and `files` tables of a store or of EVTX files, views and functions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use evtxsql_ingest::{Store, events_schema, files_schema};
+
+use arrow::datatypes::SchemaRef;
+
+use crate::error::QueryError;
+use crate::{evtx, functions, views};
+
+/// How a session uses the machine.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Memory for query operators (sorts, joins, aggregations) in bytes; beyond it they spill to
+    /// disk. None: unlimited.
+    pub memory_limit: Option<u64>,
+    /// Parallelism (partitions and EVTX parser threads). None: one per core.
+    pub threads: Option<usize>,
+    /// Where spill files go. None: the system temporary directory.
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl SessionOptions {
+    fn threads(&self) -> usize {
+        self.threads.filter(|n| *n > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
+}
+
+/// A session over the store at `store`: tables `events` and `files`, the views, the functions.
+pub async fn session_for_store(
+    store: &Path,
+    opts: &SessionOptions,
+) -> Result<SessionContext, QueryError> {
+    let opened = Store::open(store).map_err(|source| QueryError::Store {
+        path: store.to_path_buf(),
+        source,
+    })?;
+    let store_err = |source| QueryError::Store {
+        path: store.to_path_buf(),
+        source,
+    };
+    let event_parts = opened.committed_event_parts().map_err(store_err)?;
+    let manifest_parts = opened.manifest_parts().map_err(store_err)?;
+    let ctx = new_context(opts)?;
+    register(
+        &ctx,
+        "events",
+        parquet_table(&event_parts, events_schema())?,
+    )?;
+    register(
+        &ctx,
+        "files",
+        parquet_table(&manifest_parts, files_schema())?,
+    )?;
+    views::register_views(&ctx).await?;
+    Ok(ctx)
+}
+
+/// A session over EVTX files, directories or globs, read on the fly: `events` is `read_evtx`
+/// over `paths`, `files` describes each file found (reading it when queried).
+pub async fn session_for_evtx(
+    paths: &[PathBuf],
+    opts: &SessionOptions,
+) -> Result<SessionContext, QueryError> {
+    let ctx = new_context(opts)?;
+    let source = evtx::EvtxSource::discover(paths, opts.threads.unwrap_or(0))?;
+    register(&ctx, "events", Arc::new(source.events_table()))?;
+    register(&ctx, "files", Arc::new(source.files_table()))?;
+    views::register_views(&ctx).await?;
+    Ok(ctx)
+}
+
+/// An empty session with evtxsql's configuration, functions and the `read_evtx` table function.
+pub fn new_context(opts: &SessionOptions) -> Result<SessionContext, QueryError> {
+    let threads = opts.threads();
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(threads)
+        .with_parquet_pruning(true);
+    {
+        let o = config.options_mut();
+        o.execution.parquet.pushdown_filters = true;
+        o.execution.parquet.reorder_filters = true;
+        o.execution.parquet.enable_page_index = true;
+        o.sql_parser.collect_spans = true;
+        if let Some(limit) = opts.memory_limit {
+            // Sorts reserve this much up front for merging spills; keep it well inside small
+            // limits so they spill instead of failing.
+            let share = limit / (4 * threads as u64).max(1);
+            let reserve = usize::try_from(share).unwrap_or(usize::MAX);
+            o.execution.sort_spill_reservation_bytes =
+                o.execution.sort_spill_reservation_bytes.min(reserve);
+        }
+    }
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = opts.memory_limit {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+    }
+    let mode = match &opts.spill_dir {
+        Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
+        None => DiskManagerMode::OsTmpDirectory,
+    };
+    runtime = runtime.with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode));
+    let runtime = runtime.build_arc().map_err(|source| QueryError::Setup {
+        what: "runtime (memory pool, spill directory)".into(),
+        source,
+    })?;
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    functions::register_all(&mut state).map_err(|source| QueryError::Setup {
+        what: "functions".into(),
+        source,
+    })?;
+    let ctx = SessionContext::new_with_state(state);
+    ctx.register_udtf(
+        "read_evtx",
+        Arc::new(evtx::ReadEvtx {
+            threads: opts.threads.unwrap_or(0),
+        }),
+    );
+    Ok(ctx)
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    table: Arc<dyn TableProvider>,
+) -> Result<(), QueryError> {
+    ctx.register_table(name, table)
+        .map_err(|source| QueryError::Setup {
+            what: format!("table {name}"),
+            source,
+        })?;
+    Ok(())
+}
+
+/// A Parquet listing over exactly `parts` (never a directory listing: a directory can hold a
+/// crashed writer's leftovers), or an empty table when there are none.
+fn parquet_table(
+    parts: &[PathBuf],
+    schema: SchemaRef,
+) -> Result<Arc<dyn TableProvider>, QueryError> {
+    let setup = |what: String| move |source| QueryError::Setup { what, source };
+    if parts.is_empty() {
+        let empty = MemTable::try_new(schema, vec![vec![]]).map_err(setup("empty table".into()))?;
+        return Ok(Arc::new(empty));
+    }
+    let mut urls = Vec::with_capacity(parts.len());
+    for p in parts {
+        let abs = std::path::absolute(p).map_err(|source| QueryError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let url = ListingTableUrl::parse(abs.to_string_lossy())
+            .map_err(setup(format!("Parquet part {}", p.display())))?;
+        urls.push(url);
+    }
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(setup("Parquet listing".into()))?;
+    Ok(Arc::new(table))
+}
+
+/// Parse a size such as `2GiB`, `512MiB`, `16M`, `1.5G`, `1000000` (bytes). Binary and decimal
+/// suffixes are both read as powers of 1024, as people mean them for memory.
+pub fn parse_size(text: &str) -> Result<u64, QueryError> {
+    let bad = |message: &str| QueryError::InvalidOption {
+        what: "size",
+        value: text.to_string(),
+        message: message.to_string(),
+    };
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| bad("expected a number with an optional unit, e.g. 2GiB or 512MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(bad("unknown unit; use B, KiB, MiB, GiB or TiB")),
+    };
+    let bytes = num * mult as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(bad("out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2GiB").ok(), Some(2 << 30));
+        assert_eq!(parse_size("16 MiB").ok(), Some(16 << 20));
+        assert_eq!(parse_size("1.5g").ok(), Some(3 << 29));
+        assert_eq!(parse_size("4096").ok(), Some(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("2PB").is_err());
+        assert!(parse_size("0").is_err());
+    }
+}
