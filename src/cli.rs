@@ -19,4 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Ingest(commands::ingest::IngestArgs),
+    Query(commands::query::QueryArgs),
+    Shell(commands::shell::ShellArgs),
+    Stats(commands::stats::StatsArgs),
 }

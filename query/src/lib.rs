@@ -1,25 +1,29 @@
 //! evtxsql-query: DataFusion over an evtxsql store and over raw EVTX files.
 //!
-//! [`session_for_store`] and [`session_for_evtx`] build a `SessionContext` with the `events` and
-//! `files` tables, the SMB views and the evtxsql functions; [`output`] writes results as a table,
-//! CSV, JSON, JSON lines, Parquet or Arrow IPC. Knows DataFusion and the store layout, nothing of
-//! rules.
+//! - [`session_for_store`] / [`session_for_evtx`]: a `SessionContext` with the `events` and
+//!   `files` tables, the SMB [`views`], the evtxsql [`functions`] and `read_evtx(...)` ([`evtx`]),
+//!   configured by [`SessionOptions`] (memory limit with spilling, threads).
+//! - [`statement`]: SQL text with one or more statements, with errors that give the position.
+//! - [`output`]: results as a table, CSV, JSON, JSON lines, Parquet or Arrow IPC ([`cells`]
+//!   renders values; times are UTC ISO-8601 unless a zone is chosen).
+//!
+//! Knows DataFusion and the store layout, nothing of rules.
 
+/// The DataFusion this crate is built on, for callers that use its types.
+pub use datafusion;
+
+pub mod cells;
 pub mod error;
+pub mod evtx;
 pub mod functions;
 pub mod ntstatus;
+pub mod output;
+pub mod session;
+pub mod statement;
+pub mod views;
 
 pub use error::QueryError;
 pub use functions::register_udfs;
-pub mod evtx;
-pub mod session;
-pub mod views;
-
-pub use session::{SessionOptions, new_context, parse_size, session_for_evtx, session_for_store};
-pub mod cells;
-pub mod output;
-
 pub use output::{Format, OutputOptions, parse_tz, write_batches, write_stream};
-pub mod statement;
-
+pub use session::{SessionOptions, new_context, parse_size, session_for_evtx, session_for_store};
 pub use statement::{SqlStatement, execute, parse_statements, sql};

@@ -1,6 +1,9 @@
 //! One module per subcommand; each has its clap `Args` and a `run` that returns the exit code.
 
 pub mod ingest;
+pub mod query;
+pub mod shell;
+pub mod stats;
 
 use crate::cli::{Cli, Command};
 
@@ -16,5 +19,8 @@ pub const EXIT_PARTIAL: u8 = 3;
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Shell(args) => shell::run(args),
+        Command::Stats(args) => stats::run(args),
     }
 }

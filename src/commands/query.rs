@@ -1,0 +1,309 @@
+//! `evtxsql query`: SQL over a store or over EVTX files, as a table or for scripts. Also the
+//! pieces `shell` and `stats` share: engine and output options, opening a session, printing
+//! errors with exit codes.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use evtxsql_query::datafusion::prelude::SessionContext;
+use evtxsql_query::{Format, OutputOptions, QueryError, SessionOptions};
+
+use super::{EXIT_FATAL, EXIT_OK, EXIT_USAGE};
+
+/// Run SQL over a store or directly over EVTX files.
+///
+/// The first arguments name the data: one store directory (made by `evtxsql ingest`), or EVTX
+/// files, folders (searched recursively) and globs, read on the fly. The last argument is the
+/// SQL, unless `-f FILE` gives it (several statements separated by `;` are run in order).
+///
+/// Tables: `events` (one row per event record), `files` (one row per input file). Views:
+/// `smb_client`, `smb_server`, `logons`, `share_access`. Functions: `ntstatus_name(status)`,
+/// `sockaddr_ip(hex)`, `sockaddr_port(hex)`, `ip_in_cidr(ip, cidr)`, `is_private_ip(ip)`,
+/// `normalize_host(name)`, the JSON functions over `data` (`data->>'UserName'`,
+/// `json_get_str(data, 'ShareName')`), and the table function `read_evtx('glob', ...)`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = QUERY_EXAMPLES)]
+pub struct QueryArgs {
+    /// A store directory or EVTX files/folders/globs, then the SQL (unless -f is given).
+    #[arg(required = true, value_name = "STORE|EVTX... SQL")]
+    pub args: Vec<String>,
+
+    /// Read the SQL from FILE (`-` for standard input); all positional arguments are then data.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+const QUERY_EXAMPLES: &str = "\
+Examples:
+  evtxsql query case42/ \"SELECT channel, event_id, count(*) FROM events GROUP BY 1, 2 ORDER BY 3 DESC\"
+  evtxsql query case42/ \"SELECT time_created, computer, server_name FROM smb_client WHERE event_id = 31017\"
+  evtxsql query logs/ \"SELECT user_name, client_ip, status_name, count(*) FROM logons WHERE event_id = 4625 GROUP BY 1, 2, 3\"
+  evtxsql query 'C:/collect/**/*.evtx' \"SELECT * FROM share_access LIMIT 20\" --format csv --out shares.csv
+  evtxsql query case42/ -f hunt.sql --format jsonl
+  evtxsql query case42/ \"SELECT * FROM events\" --format parquet --out all.parquet --memory-limit 2GiB
+
+Exit status: 0 ok, 1 the query failed while running, 2 bad SQL, unknown column, missing or too-new store.";
+
+/// How results are written.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Output format: table (aligned, for people), csv, json (one array), jsonl (one object a
+    /// line), parquet, arrow (IPC file).
+    #[arg(long, value_name = "FORMAT", default_value = "table", value_parser = clap::builder::PossibleValuesParser::new(Format::NAMES))]
+    pub format: String,
+
+    /// Write to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Show times in this zone (IANA name, e.g. Europe/Berlin) instead of UTC.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    /// In tables, cut cells longer than N characters (0: never).
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    pub max_width: usize,
+}
+
+/// How the engine uses the machine.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Memory for sorts, joins and aggregations (e.g. 2GiB, 512MiB); beyond it they spill to disk.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Directory for spill files (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    pub fn session_options(&self) -> Result<SessionOptions, QueryError> {
+        Ok(SessionOptions {
+            memory_limit: self
+                .memory_limit
+                .as_deref()
+                .map(evtxsql_query::parse_size)
+                .transpose()?,
+            threads: self.threads,
+            spill_dir: self.spill_dir.clone(),
+        })
+    }
+
+    /// A tokio runtime sized like the session.
+    pub fn runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.enable_all();
+        if let Some(n) = self.threads.filter(|n| *n > 0) {
+            b.worker_threads(n);
+        }
+        Ok(b.build()?)
+    }
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> Result<Format, QueryError> {
+        self.format.parse()
+    }
+
+    /// Output options and where to write (a file, or standard output).
+    pub fn open(&self) -> Result<(OutputOptions, Box<dyn Write + Send>), QueryError> {
+        let format = self.format()?;
+        let tz = self
+            .tz
+            .as_deref()
+            .map(evtxsql_query::parse_tz)
+            .transpose()?;
+        let (out, target, terminal): (Box<dyn Write + Send>, String, bool) = match &self.out {
+            Some(path) => {
+                let f = File::create(path).map_err(|source| QueryError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                (
+                    Box::new(BufWriter::new(f)),
+                    path.display().to_string(),
+                    false,
+                )
+            }
+            None => {
+                let terminal = std::io::stdout().is_terminal();
+                if terminal && format.is_binary() {
+                    return Err(QueryError::InvalidOption {
+                        what: "output",
+                        value: format.name().into(),
+                        message:
+                            "binary output is not written to a terminal; use --out FILE or redirect"
+                                .into(),
+                    });
+                }
+                (
+                    Box::new(BufWriter::new(std::io::stdout())),
+                    "stdout".into(),
+                    terminal,
+                )
+            }
+        };
+        Ok((
+            OutputOptions {
+                format,
+                tz,
+                max_cell: self.max_width,
+                terminal,
+                target,
+            },
+            out,
+        ))
+    }
+}
+
+/// What the data arguments name.
+pub enum Data {
+    Store(PathBuf),
+    Evtx(Vec<PathBuf>),
+}
+
+/// A store when a single argument is a directory with the store marker, EVTX inputs otherwise.
+pub fn classify(inputs: &[PathBuf]) -> Result<Data, QueryError> {
+    let is_store = |p: &Path| p.join(evtxsql_ingest::store::MARKER_FILE).is_file();
+    match inputs {
+        [] => Err(QueryError::InvalidOption {
+            what: "arguments",
+            value: String::new(),
+            message: "name a store directory or EVTX files".into(),
+        }),
+        [one] if is_store(one) => Ok(Data::Store(one.clone())),
+        many => {
+            if let Some(store) = many.iter().find(|p| is_store(p)) {
+                return Err(QueryError::InvalidOption {
+                    what: "arguments",
+                    value: store.display().to_string(),
+                    message: "a store is queried on its own, not together with other inputs".into(),
+                });
+            }
+            Ok(Data::Evtx(many.to_vec()))
+        }
+    }
+}
+
+/// A session over the data.
+pub async fn open_session(
+    data: &Data,
+    opts: &SessionOptions,
+) -> Result<SessionContext, QueryError> {
+    match data {
+        Data::Store(dir) => evtxsql_query::session_for_store(dir, opts).await,
+        Data::Evtx(paths) => evtxsql_query::session_for_evtx(paths, opts).await,
+    }
+}
+
+/// Print an error the way users should see it (with the SQL position) and give the exit code.
+pub fn report_error(err: &QueryError, sql: &str) -> u8 {
+    if err.is_broken_pipe() {
+        return EXIT_OK;
+    }
+    eprintln!("error: {}", err.render_with_sql(sql));
+    if err.is_usage() {
+        EXIT_USAGE
+    } else {
+        EXIT_FATAL
+    }
+}
+
+/// Run every statement of `sql`, writing the results of those that return rows.
+pub async fn run_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    out: &mut (dyn Write + Send),
+    opts: &OutputOptions,
+) -> Result<(), QueryError> {
+    let statements = evtxsql_query::parse_statements(sql)?;
+    let with_rows = statements.iter().filter(|s| s.returns_rows()).count();
+    if with_rows > 1 && matches!(opts.format, Format::Json | Format::Parquet | Format::Arrow) {
+        return Err(QueryError::InvalidOption {
+            what: "format",
+            value: opts.format.name().into(),
+            message: format!(
+                "{with_rows} statements return rows, but one {} document holds one result; \
+                 use jsonl or csv, or run them one at a time",
+                opts.format.name()
+            ),
+        });
+    }
+    let mut first = true;
+    for statement in &statements {
+        let df = evtxsql_query::execute(ctx, statement).await?;
+        if !statement.returns_rows() {
+            df.collect().await.map_err(QueryError::Execution)?;
+            continue;
+        }
+        if !first && matches!(opts.format, Format::Table | Format::Csv) {
+            writeln!(out).map_err(|source| QueryError::Io {
+                path: opts.target.clone().into(),
+                source,
+            })?;
+        }
+        first = false;
+        let stream = df.execute_stream().await.map_err(QueryError::Execution)?;
+        evtxsql_query::write_stream(stream, out, opts).await?;
+    }
+    out.flush().map_err(|source| QueryError::Io {
+        path: opts.target.clone().into(),
+        source,
+    })
+}
+
+pub fn run(args: QueryArgs) -> anyhow::Result<u8> {
+    let (inputs, sql) = match &args.file {
+        Some(file) => {
+            let mut sql = String::new();
+            let read = if file.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut sql).map(|_| ())
+            } else {
+                std::fs::read_to_string(file).map(|s| sql = s)
+            };
+            if let Err(source) = read {
+                let err = QueryError::Io {
+                    path: file.clone(),
+                    source,
+                };
+                return Ok(report_error(&err, ""));
+            }
+            (args.args.clone(), sql)
+        }
+        None => {
+            let Some((sql, inputs)) = args.args.split_last().filter(|(_, i)| !i.is_empty()) else {
+                eprintln!(
+                    "error: give the data (a store or EVTX files) and then the SQL, or -f FILE\n\
+                     e.g. evtxsql query case42/ \"SELECT count(*) FROM events\""
+                );
+                return Ok(EXIT_USAGE);
+            };
+            (inputs.to_vec(), sql.clone())
+        }
+    };
+    let inputs: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
+    let runtime = args.engine.runtime()?;
+    let result = runtime.block_on(async {
+        let opts = args.engine.session_options()?;
+        let data = classify(&inputs)?;
+        let ctx = open_session(&data, &opts).await?;
+        let (out_opts, mut out) = args.output.open()?;
+        run_sql(&ctx, &sql, &mut out, &out_opts).await
+    });
+    Ok(match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => report_error(&e, &sql),
+    })
+}
