@@ -19,6 +19,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Ingest(commands::ingest::IngestArgs),
+    Scan(commands::scan::ScanArgs),
+    Report(commands::report::ReportArgs),
+    Rules(commands::rules::RulesArgs),
     Query(commands::query::QueryArgs),
     Shell(commands::shell::ShellArgs),
     Stats(commands::stats::StatsArgs),

@@ -1,0 +1,232 @@
+//! `evtxsql report`: run a rule pack over a store and write a report.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use evtxsql_rules::report::Format;
+use evtxsql_rules::runner::{self, RunOptions};
+use evtxsql_rules::{Report, ReportMeta, Rule, Severity, pack};
+
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+
+/// Exit codes shared by `report` and `scan`, shown at the end of their `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit status:
+  0  done; no finding at or above --fail-on (or --fail-on not given)
+  1  fatal error (message on stderr)
+  2  bad usage: unknown option, pack, format or time
+  3  (scan only) done, but some inputs could not be read (named on stderr)
+  4  done, and at least one detection at or above --fail-on exists
+     (inventory rules such as host_posture never trigger it; 4 wins over 3)";
+
+/// Run the rule pack over an evtxsql store and write a report.
+///
+/// Every rule of the pack reads one shared, filtered copy of the events it needs, so the store
+/// is scanned once however many rules run. Findings come out in a stable order (severity, rule,
+/// host, server, user), so two runs over the same store give the same bytes.
+///
+/// Examples:
+///
+///   evtxsql report store/                              text summary + findings on stdout
+///
+///   evtxsql report store/ --format html --out guest.html
+///
+///   evtxsql report store/ --since 2025-01-01 --format jsonl --fail-on high
+///
+///   evtxsql report store/ --rules my-rules/            built-in pack + your own rules
+///
+///   evtxsql report store/ --pack none --rules my-rules/
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct ReportArgs {
+    /// The store directory written by `evtxsql ingest`.
+    pub store: PathBuf,
+
+    #[command(flatten)]
+    pub report: ReportOptions,
+}
+
+/// Options shared by `report` and `scan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportOptions {
+    /// Built-in rule pack to run (repeatable; `none` for no built-in pack). See `evtxsql rules list`.
+    #[arg(long = "pack", value_name = "NAME", default_value = pack::DEFAULT_PACK)]
+    pub packs: Vec<String>,
+
+    /// A directory of your own `.sql` rules to run as well (repeatable).
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+
+    /// Only events at or after this time (UTC): 2025-01-31 or 2025-01-31T08:00:00Z.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only events before this time (UTC).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Output format: text, json, jsonl (one finding a line), csv, md, html (one self-contained file).
+    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text", value_parser = parse_format)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Exit with status 4 when a detection at or above this severity exists
+    /// (info, low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    pub fail_on: Option<Severity>,
+
+    /// Run each rule on its own scan of the store instead of one shared scan (for timing).
+    #[arg(long)]
+    pub no_shared_scan: bool,
+
+    /// Print how long the shared scan and each rule took (on standard error).
+    #[arg(long)]
+    pub timings: bool,
+
+    /// Worker threads for the query engine (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    s.parse()
+}
+
+impl ReportOptions {
+    /// The rules this run uses: the packs (unless `none`) then the `--rules` directories.
+    pub fn load_rules(&self) -> anyhow::Result<Vec<Rule>> {
+        let packs: Vec<String> = self
+            .packs
+            .iter()
+            .filter(|p| !p.eq_ignore_ascii_case("none"))
+            .cloned()
+            .collect();
+        let rules = pack::select(&packs, &self.rules)?;
+        anyhow::ensure!(
+            !rules.is_empty(),
+            "no rules to run: give --pack NAME or --rules DIR"
+        );
+        Ok(rules)
+    }
+
+    fn run_options(&self) -> anyhow::Result<RunOptions> {
+        Ok(RunOptions {
+            shared_scan: !self.no_shared_scan,
+            since: self.since.as_deref().map(runner::parse_time).transpose()?,
+            until: self.until.as_deref().map(runner::parse_time).transpose()?,
+            timeline: true,
+        })
+    }
+}
+
+/// Build a tokio runtime and run `fut` on it.
+pub fn block_on<T>(
+    fut: impl std::future::Future<Output = T>,
+    threads: Option<usize>,
+) -> anyhow::Result<T> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    Ok(b.build()
+        .context("starting the async runtime")?
+        .block_on(fut))
+}
+
+/// Run the rules over `store`, write the report, and return the exit status.
+pub fn report_store(store: &Path, source: &str, opts: &ReportOptions) -> anyhow::Result<u8> {
+    let (rules, run_opts) = match opts.load_rules().and_then(|r| Ok((r, opts.run_options()?))) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let session_opts = evtxsql_query::SessionOptions {
+        threads: opts.threads,
+        ..Default::default()
+    };
+    let run = block_on(
+        async {
+            let ctx = evtxsql_query::session_for_store(store, &session_opts)
+                .await
+                .with_context(|| format!("opening the store {}", store.display()))?;
+            anyhow::Ok(runner::run(&ctx, &rules, &run_opts).await?)
+        },
+        opts.threads,
+    )??;
+    if opts.timings {
+        eprintln!(
+            "{} scan: {:.1} ms{}",
+            if run_opts.shared_scan {
+                "shared"
+            } else {
+                "no shared"
+            },
+            run.prepare.as_secs_f64() * 1000.0,
+            run.relation_rows
+                .map(|n| format!(" ({n} events)"))
+                .unwrap_or_default()
+        );
+        for r in &run.rule_runs {
+            eprintln!(
+                "  {:<28} {:>8.1} ms  {} findings",
+                r.rule,
+                r.elapsed.as_secs_f64() * 1000.0,
+                r.findings
+            );
+        }
+        eprintln!("total: {:.1} ms", run.total.as_secs_f64() * 1000.0);
+    }
+    let packs: Vec<String> = rules
+        .iter()
+        .map(|r| r.pack.clone())
+        .fold(Vec::new(), |mut v, p| {
+            if !v.contains(&p) {
+                v.push(p);
+            }
+            v
+        });
+    let meta = ReportMeta {
+        tool: format!("evtxsql {}", env!("CARGO_PKG_VERSION")),
+        source: source.to_string(),
+        packs,
+        since: run_opts.since.map(|t| t.to_rfc3339()),
+        until: run_opts.until.map(|t| t.to_rfc3339()),
+    };
+    let report = Report::build(meta, &rules, &run);
+    let text = report.render(opts.format)?;
+    match &opts.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("writing the report to {}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing the report to standard output")?;
+        }
+    }
+    Ok(match opts.fail_on {
+        Some(min) if report.has_findings_at_or_above(min) => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    })
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    anyhow::ensure!(
+        args.store.is_dir(),
+        "{} is not a store directory (make one with `evtxsql ingest <EVTX...> --store {}`)",
+        args.store.display(),
+        args.store.display()
+    );
+    report_store(&args.store, &args.store.display().to_string(), &args.report)
+}
