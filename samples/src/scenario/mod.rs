@@ -2,6 +2,7 @@
 //! truth (findings a correct analysis reports) and the exact counts of what was written.
 
 mod emit;
+mod emit_server;
 mod fleet;
 mod generate;
 mod noise;
