@@ -274,7 +274,15 @@ fn top(timeline: &[DailyCount], findings: &[Finding], scope: Scope) -> Vec<Top> 
     }
     let mut peers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for f in findings {
-        if let (Some(h), Some(s)) = (f.host.as_deref(), f.server.as_deref()) {
+        // Client-side findings name (host = client, server); server-side ones (host = the
+        // server, extra `client` = the client address).
+        let client = f.extra.get("client").and_then(serde_json::Value::as_str);
+        let pair = match (f.host.as_deref(), f.server.as_deref(), client) {
+            (Some(h), Some(s), _) => Some((h, s)),
+            (Some(server), None, Some(c)) => Some((c, server)),
+            _ => None,
+        };
+        if let Some((h, s)) = pair {
             let (me, peer) = if scope == Scope::Server {
                 (s, h)
             } else {

@@ -1,0 +1,296 @@
+//! CLI tests of `evtxsql scan`, `report` and `rules` over the committed samples
+//! (`samples/data/<scenario>`): the text a responder reads, every report format, `--since`,
+//! `--fail-on` exit codes, shared vs naive scans, user rule directories and `rules check`.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn evtxsql() -> Command {
+    Command::cargo_bin("evtxsql").unwrap()
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples/data")
+        .join(name)
+}
+
+/// A temp dir with `store/` ingested from a scenario.
+fn store_of(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    evtxsql()
+        .arg("ingest")
+        .arg(scenario(name))
+        .arg("--store")
+        .arg(&store)
+        .arg("--quiet")
+        .assert()
+        .success();
+    (tmp, store)
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn scan_prints_summary_then_findings_by_severity() {
+    let out = stdout(
+        evtxsql()
+            .arg("scan")
+            .arg(scenario("spoofed-server"))
+            .arg("-q"),
+    );
+    let summary = out.find("SUMMARY").unwrap();
+    let critical = out.find("[CRITICAL] spoofed_server").unwrap();
+    let high = out.find("[HIGH] client_allowed_guest").unwrap();
+    assert!(summary < critical && critical < high, "{out}");
+    assert!(out.contains("server 10.66.6.6"), "{out}");
+    assert!(out.contains("TOP SERVERS"), "{out}");
+    assert!(out.contains("[MEDIUM] guest_dependency"), "{out}");
+}
+
+#[test]
+fn scan_fail_on_sets_exit_status() {
+    evtxsql()
+        .args(["scan", "-q", "--fail-on", "high"])
+        .arg(scenario("admin-enables-guest"))
+        .assert()
+        .code(4);
+    evtxsql()
+        .args(["scan", "-q", "--fail-on", "critical"])
+        .arg(scenario("admin-enables-guest"))
+        .assert()
+        .code(0);
+    evtxsql()
+        .args(["scan", "-q", "--fail-on", "info"])
+        .arg(scenario("clean-fleet"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("no detections"));
+}
+
+#[test]
+fn scan_keeps_a_store_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("case");
+    evtxsql()
+        .args(["scan", "-q", "--format", "jsonl", "--store"])
+        .arg(&store)
+        .arg(scenario("fallback-to-guest"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"rule\":\"fallback_to_guest\""));
+    assert!(store.join("evtxsql-store.json").exists());
+}
+
+#[test]
+fn report_writes_every_format_deterministically() {
+    let (tmp, store) = store_of("windows-guest-server");
+    for format in ["text", "json", "jsonl", "csv", "md", "html"] {
+        let a = tmp.path().join(format!("a.{format}"));
+        let b = tmp.path().join(format!("b.{format}"));
+        for out in [&a, &b] {
+            evtxsql()
+                .arg("report")
+                .arg(&store)
+                .args(["--format", format, "--out"])
+                .arg(out)
+                .assert()
+                .success()
+                .stdout(predicate::str::is_empty());
+        }
+        let (a, b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(!a.is_empty(), "{format}");
+        assert_eq!(a, b, "{format} differs between two runs");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("a.json")).unwrap()).unwrap();
+    let rules: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"server_guest_session"), "{rules:?}");
+    assert!(rules.contains(&"server_guest_denied"), "{rules:?}");
+    let html = std::fs::read_to_string(tmp.path().join("a.html")).unwrap();
+    assert!(html.contains("<svg class=\"chart\""));
+    assert!(html.contains("FS01"));
+    let csv = std::fs::read_to_string(tmp.path().join("a.csv")).unwrap();
+    assert!(csv.starts_with("severity,rule,title,host,server,user_name,"));
+}
+
+#[test]
+fn report_since_until_and_naive_scan() {
+    let (_tmp, store) = store_of("admin-enables-guest");
+    let all = stdout(
+        evtxsql()
+            .arg("report")
+            .arg(&store)
+            .args(["--format", "json"]),
+    );
+    let naive =
+        stdout(
+            evtxsql()
+                .arg("report")
+                .arg(&store)
+                .args(["--format", "json", "--no-shared-scan"]),
+        );
+    let (a, n): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&all).unwrap(),
+        serde_json::from_str(&naive).unwrap(),
+    );
+    assert!(
+        a["findings"] == n["findings"],
+        "shared and naive scans differ"
+    );
+    assert!(
+        a["timeline"] == n["timeline"],
+        "shared and naive timelines differ"
+    );
+    assert_eq!(a["summary"]["events_examined"], 926);
+    let later = stdout(evtxsql().arg("report").arg(&store).args([
+        "--format",
+        "jsonl",
+        "--since",
+        "2026-03-03",
+        "--until",
+        "2026-03-04T00:00:00Z",
+    ]));
+    assert!(!later.is_empty());
+    for line in later.lines() {
+        let f: serde_json::Value = serde_json::from_str(line).unwrap();
+        let first = f["first_seen"].as_str().unwrap();
+        assert!(first >= "2026-03-03", "{first} before --since");
+    }
+    assert!(later.lines().count() < all.matches("\"rule\":").count());
+    evtxsql()
+        .arg("report")
+        .arg(&store)
+        .arg("--timings")
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("shared scan:")
+                .and(predicate::str::contains("client_allowed_guest")),
+        );
+}
+
+#[test]
+fn report_runs_user_rules_and_rejects_bad_usage() {
+    let (tmp, store) = store_of("nas-guest-only");
+    let dir = tmp.path().join("my-rules");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("nas_seen.sql"),
+        "-- id: nas01_rejects_per_day\n-- title: Rejects of nas01 per day\n-- severity: medium\n\
+         -- requires: Microsoft-Windows-SMBClient: 31017\n\
+         SELECT NULL AS host, server_name AS server, NULL AS user_name,\n\
+           min(time_created) AS first_seen, max(time_created) AS last_seen, count(*) AS count,\n\
+           'per day' AS evidence, CAST(time_created AS DATE) AS day\n\
+         FROM smb_events WHERE event_id = 31017 AND server_name = 'nas01'\n\
+         GROUP BY server_name, CAST(time_created AS DATE)\n",
+    )
+    .unwrap();
+    let out = stdout(
+        evtxsql()
+            .arg("report")
+            .arg(&store)
+            .args(["--pack", "none", "--rules"])
+            .arg(&dir)
+            .args(["--format", "jsonl"]),
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("\"rule\":\"nas01_rejects_per_day\""));
+    assert!(out.contains("\"day\":\"2026-03-0"));
+    evtxsql()
+        .arg("report")
+        .arg(&store)
+        .args(["--pack", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown rule pack `nope`"));
+    evtxsql()
+        .arg("report")
+        .arg(&store)
+        .args(["--since", "yesterday"])
+        .assert()
+        .code(2);
+    evtxsql()
+        .arg("report")
+        .arg(&store)
+        .args(["--format", "xml"])
+        .assert()
+        .code(2);
+    evtxsql()
+        .arg("report")
+        .arg(tmp.path().join("missing"))
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn rules_list_and_check() {
+    let out = stdout(evtxsql().args(["rules", "list"]));
+    for id in [
+        "client_rejected_guest",
+        "client_allowed_guest",
+        "insecure_guest_enabled",
+        "fallback_to_guest",
+        "spoofed_server",
+        "server_guest_session",
+        "server_guest_denied",
+        "guest_blocked_by_signing",
+        "guest_dependency",
+        "host_posture",
+    ] {
+        assert!(out.contains(id), "{id} missing from rules list");
+    }
+    let verbose = stdout(evtxsql().args(["rules", "list", "--verbose"]));
+    assert!(verbose.contains("FROM smb_events"));
+    assert!(verbose.contains("requires: Microsoft-Windows-SMBClient: 31017"));
+    evtxsql()
+        .args(["rules", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("10 rule(s) checked, 0 error(s)"));
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bad.sql"),
+        "-- id: bad\n-- title: t\n-- severity: low\n-- requires: Security: 4624\n\
+         SELECT computer AS host, NULL AS server, NULL AS user_name,\n\
+         time_created AS first_seen, time_created AS last_seen,\n\
+         1 AS count, no_such_column AS evidence FROM smb_events\n",
+    )
+    .unwrap();
+    evtxsql()
+        .args(["rules", "check"])
+        .arg(tmp.path())
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("bad.sql:7:").and(predicate::str::contains("no_such_column")),
+        );
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    for cmd in ["report", "scan"] {
+        evtxsql().args([cmd, "--help"]).assert().success().stdout(
+            predicate::str::contains("Exit status:").and(predicate::str::contains(
+                "4  done, and at least one detection at or above --fail-on",
+            )),
+        );
+    }
+}
