@@ -22,6 +22,7 @@ pub enum Command {
     Scan(commands::scan::ScanArgs),
     Report(commands::report::ReportArgs),
     Rules(commands::rules::RulesArgs),
+    Samples(commands::samples::SamplesArgs),
     Query(commands::query::QueryArgs),
     Shell(commands::shell::ShellArgs),
     Stats(commands::stats::StatsArgs),

@@ -142,7 +142,7 @@ enum Msg {
     Job {
         file: usize,
         batch: Option<RecordBatch>,
-        report: FileReport,
+        report: Box<FileReport>,
         bytes: u64,
     },
     Error {
@@ -268,7 +268,7 @@ pub fn read(
                     } => {
                         let _ = permit_rx.recv();
                         if let Some(r) = reports[file].as_mut() {
-                            r.merge(report);
+                            r.merge(*report);
                         }
                         reported[file] += bytes;
                         match batch {
@@ -386,7 +386,7 @@ fn convert_group(
     Msg::Job {
         file,
         batch,
-        report,
+        report: Box::new(report),
         bytes,
     }
 }

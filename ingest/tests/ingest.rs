@@ -140,7 +140,7 @@ fn store_is_idempotent_and_incremental() {
     let store = tmp.path().join("s.store");
     let first = dir.join("tugix456__randaodcxjj");
     let s1 = ingest(
-        &[first.clone()],
+        std::slice::from_ref(&first),
         &store,
         &IngestOptions::default(),
         &NoProgress,
@@ -155,7 +155,7 @@ fn store_is_idempotent_and_incremental() {
     assert_eq!(count_rows(&store), want1 as usize);
     // Again: nothing new.
     let s2 = ingest(
-        &[first.clone()],
+        std::slice::from_ref(&first),
         &store,
         &IngestOptions::default(),
         &NoProgress,
@@ -166,7 +166,7 @@ fn store_is_idempotent_and_incremental() {
     assert_eq!(count_rows(&store), want1 as usize);
     // The whole corpus: only the rest is added.
     let s3 = ingest(
-        &[dir.clone()],
+        std::slice::from_ref(&dir),
         &store,
         &IngestOptions::default(),
         &NoProgress,
@@ -238,7 +238,7 @@ fn generated_samples_match_generator_counts() {
             );
             *want.entry(key).or_default() += c["count"].as_u64().unwrap();
         }
-        let files = evtxsql_ingest::discover(&[dir.clone()]).files();
+        let files = evtxsql_ingest::discover(std::slice::from_ref(&dir)).files();
         let inputs: Vec<Input> = files
             .iter()
             .enumerate()

@@ -4,6 +4,7 @@ pub mod ingest;
 pub mod query;
 pub mod report;
 pub mod rules;
+pub mod samples;
 pub mod scan;
 pub mod shell;
 pub mod stats;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Scan(args) => scan::run(args),
         Command::Report(args) => report::run(args),
         Command::Rules(args) => rules::run(args),
+        Command::Samples(args) => samples::run(args),
         Command::Query(args) => query::run(args),
         Command::Shell(args) => shell::run(args),
         Command::Stats(args) => stats::run(args),

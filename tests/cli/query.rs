@@ -1,11 +1,10 @@
 //! CLI tests of `evtxsql query`, `shell` and `stats`: over a store made by `evtxsql ingest` and
 //! over the same EVTX files read directly, every output format, and the error exits.
 //! Real files come from `EVTXSQL_CORPUS` (default `../shared/evtx`); tests skip loudly without.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use crate::common::{corpus, evtxsql};
 use predicates::prelude::*;
 
 const FILES: &[&str] = &[
@@ -16,26 +15,6 @@ const FILES: &[&str] = &[
     "Yamato-Security__hayabusa/test1.evtx",
 ];
 
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("EVTXSQL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/evtx"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: EVTX corpus not found at {} (set EVTXSQL_CORPUS)",
-            dir.display()
-        );
-        None
-    }
-}
-
-fn evtxsql() -> Command {
-    Command::cargo_bin("evtxsql").unwrap()
-}
-
-/// A temp dir with `evtx/` (copies of the corpus files) and `store/` ingested from it.
 fn fixture() -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
     let corpus = corpus()?;
     let tmp = tempfile::tempdir().unwrap();
