@@ -10,7 +10,21 @@ use crate::commands;
 /// Start with `evtxsql scan <FOLDER>` for answers now; `evtxsql ingest` + `evtxsql query` for
 /// your own SQL over every event.
 #[derive(Debug, Parser)]
-#[command(name = "evtxsql", version, about, long_about, propagate_version = true)]
+#[command(
+    name = "evtxsql",
+    version,
+    about,
+    long_about,
+    propagate_version = true,
+    after_help = "Examples:
+  evtxsql scan samples/data                         # the SMB guest-logon report, now
+  evtxsql ingest /cases/42/logs --store case42       # build a store (incremental, crash-safe)
+  evtxsql query case42 \"SELECT * FROM smb_client WHERE event_id = 31017\"
+  evtxsql report case42 --format html --out report.html --fail-on high
+  evtxsql shell case42                               # interactive SQL
+
+Run `evtxsql <COMMAND> --help` for each command's options and exit codes."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,21 +1,16 @@
 //! CLI tests of `evtxsql scan`, `report` and `rules` over the committed samples
 //! (`samples/data/<scenario>`): the text a responder reads, every report format, `--since`,
 //! `--fail-on` exit codes, shared vs naive scans, user rule directories and `rules check`.
-#![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn evtxsql() -> Command {
-    Command::cargo_bin("evtxsql").unwrap()
-}
+use crate::common::{evtxsql, samples_data};
 
 fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("samples/data")
-        .join(name)
+    samples_data().join(name)
 }
 
 /// A temp dir with `store/` ingested from a scenario.
