@@ -46,7 +46,13 @@ pub fn discover(inputs: &[PathBuf]) -> Discovery {
     let mut d = Discovery::default();
     for input in inputs {
         if input.exists() {
+            let before = d.candidates.len();
             visit(input, true, &mut d);
+            if input.is_dir() && d.candidates.len() == before {
+                d.problems.push(IngestError::NoLogs {
+                    path: input.clone(),
+                });
+            }
             continue;
         }
         let pattern = input.to_string_lossy();

@@ -17,6 +17,8 @@ pub enum IngestError {
     Open { path: PathBuf, message: String },
     #[error("{path}: no such file, directory or glob match")]
     NoMatch { path: PathBuf },
+    #[error("{path}: directory holds no EVTX files (none starts with the `ElfFile` signature)")]
+    NoLogs { path: PathBuf },
     #[error("invalid glob pattern `{pattern}`: {message}")]
     Glob { pattern: String, message: String },
     #[error("{path}: not an evtxsql store (missing {marker})")]

@@ -20,7 +20,8 @@ use super::{EXIT_OK, EXIT_PARTIAL};
 /// kept, each unreadable record or chunk is counted and named in a warning.
 ///
 /// Exit status: 0 all inputs read (damaged records are counted in the summary, not an error);
-/// 3 finished, but some inputs could not be read (each named on stderr); 1 fatal error (for
+/// 3 finished, but some inputs could not be read, matched nothing, or were directories without
+/// EVTX files (each named on stderr); 1 fatal error (for
 /// example the store directory is not writable); 2 bad arguments.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -104,7 +105,24 @@ fn ingest_with_options(
 struct BarProgress {
     bar: ProgressBar,
     quiet: bool,
-    records: Mutex<u64>,
+    counts: Mutex<Counts>,
+}
+
+/// What the bar's message shows: files done of planned, records read.
+#[derive(Default)]
+struct Counts {
+    files: u64,
+    files_done: u64,
+    records: u64,
+}
+
+impl Counts {
+    fn message(&self) -> String {
+        format!(
+            "{}/{} files, {} records",
+            self.files_done, self.files, self.records
+        )
+    }
 }
 
 impl BarProgress {
@@ -126,7 +144,7 @@ impl BarProgress {
         BarProgress {
             bar,
             quiet,
-            records: Mutex::new(0),
+            counts: Mutex::new(Counts::default()),
         }
     }
 
@@ -138,20 +156,28 @@ impl BarProgress {
 impl Progress for BarProgress {
     fn planned(&self, files: u64, bytes: u64) {
         self.bar.set_length(bytes);
-        self.bar.set_message(format!("{files} files to read"));
+        if let Ok(mut c) = self.counts.lock() {
+            c.files = files;
+            self.bar.set_message(c.message());
+        }
     }
 
     fn advanced(&self, bytes: u64, records: u64) {
         self.bar.inc(bytes);
         if records > 0
-            && let Ok(mut r) = self.records.lock()
+            && let Ok(mut c) = self.counts.lock()
         {
-            *r += records;
-            self.bar.set_message(format!("{} records", *r));
+            c.records += records;
+            self.bar.set_message(c.message());
         }
     }
 
-    fn file_done(&self, _entry: &FileEntry) {}
+    fn file_done(&self, _entry: &FileEntry) {
+        if let Ok(mut c) = self.counts.lock() {
+            c.files_done += 1;
+            self.bar.set_message(c.message());
+        }
+    }
 
     fn warn(&self, message: &str) {
         if !self.quiet {

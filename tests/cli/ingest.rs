@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{corpus, corpus_copies, evtxsql, store_rows};
+use crate::common::{corpus, corpus_copies, evtxsql, samples_data, store_rows};
 
 #[test]
 fn ingest_reports_summary_json_and_exit_status() {
@@ -73,6 +73,31 @@ fn missing_input_is_named_and_bad_usage_is_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.evtx"));
     let out = evtxsql().args(["ingest"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn directory_without_logs_is_named_and_the_rest_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("no-logs");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "not a log").unwrap();
+    let logs = samples_data().join("nas-guest-only");
+    let out = evtxsql()
+        .args(["ingest", "--json", "--store"])
+        .arg(tmp.path().join("s"))
+        .arg(&empty)
+        .arg(&logs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no-logs: directory holds no EVTX files"),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["files_ingested"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["records"].as_u64().unwrap() > 0, "{summary}");
 }
 
 #[test]
