@@ -3,8 +3,8 @@
 #   evtxsql ingest (the `ingest` bench program, same code path) vs `evtx_dump -t 1 -o jsonl`, two
 #   processes at a time through xargs -P2.
 # Usage: benches/ingest_vs_evtx_dump.sh [SIZE_MB=1024] [CORPUS=../shared/evtx]
-# Needs evtx_dump on PATH (cargo install evtx --version 0.15.1) and a release build of the bench:
-#   cargo build --release -p evtxsql-ingest --bench ingest
+# Needs evtx_dump on PATH (cargo install evtx --version 0.15.1); builds the bench program in
+# release mode (cargo build --release -p evtxsql-ingest --bench ingest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1024}
@@ -14,8 +14,14 @@ input="$work/input-${size_mb}mb"
 threads=${THREADS:-2}
 mkdir -p "$work"
 [ -d "$input" ] || python3 benches/make_corpus.py "$corpus" "$input" "$size_mb"
-bench=$(ls -t target/release/deps/ingest-* 2>/dev/null | grep -v '\.d$' | head -n1)
-[ -x "$bench" ] || { echo "build it first: cargo build --release -p evtxsql-ingest --bench ingest"; exit 2; }
+# The bench program's path, from cargo (builds it when it is missing or stale).
+bench=$(cargo build --release -p evtxsql-ingest --bench ingest --message-format=json 2>/dev/null \
+  | python3 -c 'import json, sys
+for m in map(json.loads, sys.stdin):
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in t.get("kind", []):
+        print(m["executable"])' | tail -n1)
+[ -x "$bench" ] || { echo "could not build the bench: cargo build --release -p evtxsql-ingest --bench ingest"; exit 2; }
 command -v evtx_dump >/dev/null || { echo "evtx_dump not on PATH (cargo install evtx --version 0.15.1)"; exit 2; }
 
 files=$(find "$input" -name '*.evtx' | wc -l)
