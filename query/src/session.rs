@@ -101,6 +101,11 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext, QueryError> 
         o.execution.parquet.reorder_filters = true;
         o.execution.parquet.enable_page_index = true;
         o.sql_parser.collect_spans = true;
+        // Keep JSON field reads (`data->>'X'`, json_get_str) inside the filters that use them:
+        // pulled out into a projection below the filter they run on every row, before cheap
+        // conjuncts such as `event_id = 4104` have thrown most rows away (measured on a
+        // 5.6 M-row relation: 5.5 s with the pushdown, 23 ms without).
+        o.optimizer.enable_leaf_expression_pushdown = false;
         if let Some(limit) = opts.memory_limit {
             // Sorts reserve this much up front for merging spills; keep it well inside small
             // limits so they spill instead of failing.
@@ -220,6 +225,33 @@ pub fn parse_size(text: &str) -> Result<u64, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// JSON reads stay inside the filter, behind the cheap conjuncts, instead of being computed
+    /// for every row in a projection below it.
+    #[tokio::test]
+    async fn json_reads_stay_in_filters() {
+        let ctx = new_context(&SessionOptions::default()).expect("context");
+        let empty = MemTable::try_new(events_schema(), vec![vec![]]).expect("table");
+        ctx.register_table("rel", Arc::new(empty))
+            .expect("register");
+        let df = ctx
+            .sql(
+                "EXPLAIN SELECT count(*) FROM rel WHERE event_id = 4104 \
+                 AND json_as_text(data, 'ScriptBlockText') LIKE '%Guest%'",
+            )
+            .await
+            .expect("plan");
+        let batches = df.collect().await.expect("explain");
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string();
+        assert!(!text.contains("__datafusion_extracted"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("Filter:") && l.contains("json_as_text")),
+            "{text}"
+        );
+    }
 
     #[test]
     fn sizes() {
