@@ -126,7 +126,7 @@ fn binary_formats_go_to_files_and_csv_is_safe_for_spreadsheets() {
         .args([
             "query",
             d,
-            "SELECT 1 AS a UNION ALL SELECT 2",
+            "SELECT 1 AS a UNION ALL SELECT 2 ORDER BY a",
             "--format",
             "jsonl",
             "-o",
