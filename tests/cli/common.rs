@@ -28,6 +28,17 @@ pub fn evtxsql() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("evtxsql").unwrap()
 }
 
+/// Run `cmd`, require success (showing the command and its stderr otherwise), return stdout.
+pub fn stdout(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Rows in the committed events parts of a store, from Parquet metadata.
 pub fn store_rows(store: &Path) -> u64 {
     use parquet::file::reader::{FileReader, SerializedFileReader};

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{corpus, evtxsql};
+use crate::common::{corpus, evtxsql, stdout};
 use predicates::prelude::*;
 
 const FILES: &[&str] = &[
@@ -36,13 +36,7 @@ fn fixture() -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
 }
 
 fn stdout_of(args: &[&str]) -> String {
-    let out = evtxsql().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout(evtxsql().args(args))
 }
 
 #[test]

@@ -4,10 +4,9 @@
 
 use std::path::PathBuf;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-use crate::common::{evtxsql, samples_data};
+use crate::common::{evtxsql, samples_data, stdout};
 
 fn scenario(name: &str) -> PathBuf {
     samples_data().join(name)
@@ -26,16 +25,6 @@ fn store_of(name: &str) -> (tempfile::TempDir, PathBuf) {
         .assert()
         .success();
     (tmp, store)
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
