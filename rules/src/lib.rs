@@ -4,6 +4,7 @@
 //! - [`rule`]: the rule file format (`-- key: value` header + one SELECT) and [`Severity`].
 //! - [`pack`]: the built-in packs embedded in the binary (`smb-guest`) and `--rules DIR`.
 //! - [`runner`]: builds the shared relation `smb_events` once, then runs every rule on it.
+//! - [`shared`]: plans which rows and columns the rules read; the partitioned in-memory relation.
 //! - [`check`]: plans rules against an empty store (`rules check`).
 //! - [`finding`]: a finding, converted from a rule's result rows.
 //! - [`timeline`]: daily guest allow/reject counts per host and server.
@@ -18,6 +19,7 @@ pub mod pack;
 pub mod report;
 pub mod rule;
 pub mod runner;
+pub mod shared;
 pub mod timeline;
 
 pub use error::{Result, RulesError};

@@ -2,21 +2,27 @@
 //!
 //! Every rule reads the relation [`RELATION`] (`smb_events`): the rows of `events` whose provider
 //! or channel and event id one of the rules `requires`, inside the `--since`/`--until` window.
-//! In the default *shared* mode that relation is computed once (one pass over the store) and kept
-//! in memory, and every rule runs against the cached rows. In *naive* mode (`--no-shared-scan`)
+//! In the default *shared* mode that relation is computed once (one pass over the store, keeping
+//! only the rows and columns the rules' plans read, see [`crate::shared`]) and kept in memory,
+//! partitioned by event id, and every rule runs against the cached rows. In *naive* mode (`--no-shared-scan`)
 //! it is a plain view, so each rule scans the store again; the two give the same findings and
 //! exist so that the saving can be measured.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+
 use chrono::{DateTime, Utc};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionContext, col, lit};
 use serde::Serialize;
 
 use crate::error::{Result, RulesError};
 use crate::finding::{Finding, findings_from_batches, missing_standard_columns};
 use crate::rule::{Requirement, Rule};
+use crate::shared::{self, RelationPlan, SharedRelation};
 use crate::timeline::{self, DailyCount};
 
 /// The table name every rule reads.
@@ -119,7 +125,7 @@ pub fn relation_sql(rules: &[Rule], opts: &RunOptions) -> String {
         .map(|r| {
             let s = quote(&r.source);
             format!(
-                "((lower(CAST(provider AS VARCHAR)) = {s} OR lower(CAST(channel AS VARCHAR)) = {s}) \
+                "((lower(provider) = {s} OR lower(channel) = {s}) \
                  AND event_id IN ({}))",
                 ids(&mut r.event_ids.iter().copied())
             )
@@ -141,6 +147,10 @@ pub fn relation_sql(rules: &[Rule], opts: &RunOptions) -> String {
 
 /// Register [`RELATION`] in `ctx`: cached (shared) or a view (naive). Returns its row count in
 /// shared mode.
+///
+/// In shared mode every rule (and, with `opts.timeline`, the timeline) is first planned
+/// against an empty stand-in, and the store is scanned once for the rows and columns those
+/// plans read (see [`crate::shared`]).
 pub async fn register_relation(
     ctx: &SessionContext,
     rules: &[Rule],
@@ -152,24 +162,70 @@ pub async fn register_relation(
         .await
         .map_err(|e| RulesError::df("planning the shared relation", e))?;
     let _ = ctx.deregister_table(RELATION);
-    if opts.shared_scan {
-        let cached = df
-            .cache()
-            .await
-            .map_err(|e| RulesError::df("reading the shared relation", e))?;
-        let rows = cached
-            .clone()
-            .count()
-            .await
-            .map_err(|e| RulesError::df("counting the shared relation", e))?;
-        ctx.register_table(RELATION, cached.into_view())
-            .map_err(|e| RulesError::df("registering the shared relation", e))?;
-        Ok(Some(rows))
-    } else {
+    if !opts.shared_scan {
         ctx.register_table(RELATION, df.into_view())
             .map_err(|e| RulesError::df("registering the relation view", e))?;
-        Ok(None)
+        return Ok(None);
     }
+    let register = |table: Arc<dyn datafusion::datasource::TableProvider>| {
+        let _ = ctx.deregister_table(RELATION);
+        ctx.register_table(RELATION, table)
+            .map_err(|e| RulesError::df("registering the shared relation", e))
+    };
+    let full: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    register(Arc::new(SharedRelation::empty(Arc::clone(&full))))?;
+    let mut uses = Vec::new();
+    for rule in rules {
+        let found = shared::scan_uses(ctx, &rule.sql, RELATION)
+            .await
+            .map_err(|source| RulesError::Rule {
+                rule: rule.id.clone(),
+                origin: rule.origin.clone(),
+                source,
+            })?;
+        uses.extend(found);
+    }
+    if opts.timeline {
+        let found = shared::scan_uses(ctx, timeline::SQL, RELATION)
+            .await
+            .map_err(|e| RulesError::df("planning the daily timeline", e))?;
+        uses.extend(found);
+    }
+    let ids: std::collections::BTreeSet<u32> = merged_requirements(rules)
+        .iter()
+        .flat_map(|r| r.event_ids.iter().copied())
+        .collect();
+    let plan = RelationPlan::new(&full, &ids, &uses);
+    let stage = "reading the shared relation";
+    let mut relation = SharedRelation::empty(full);
+    for pass in &plan.passes {
+        let names: Vec<&str> = pass.columns.iter().map(String::as_str).collect();
+        // Separate conjuncts, cheapest first: the Parquet reader evaluates them in turn and
+        // decodes each one's columns only for the rows the earlier ones left.
+        let ids = col("event_id").in_list(pass.event_ids.iter().map(|&e| lit(e)).collect(), false);
+        let mut pass_df = df.clone().filter(ids);
+        if let Some(pre) = &pass.prefilter {
+            pass_df = pass_df.and_then(|d| d.filter(pre.clone()));
+        }
+        let df = pass_df
+            .and_then(|d| d.filter(pass.predicate.clone()))
+            .and_then(|d| d.select_columns(&names))
+            .map_err(|e| RulesError::df(stage, e))?;
+        let mut stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| RulesError::df(stage, e))?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| RulesError::df(stage, e))?;
+            relation
+                .push(&batch, &plan)
+                .map_err(|e| RulesError::df(stage, e))?;
+        }
+    }
+    relation.finish().map_err(|e| RulesError::df(stage, e))?;
+    let rows = relation.rows();
+    register(Arc::new(relation))?;
+    Ok(Some(rows))
 }
 
 /// Run one rule against a session where [`RELATION`] is registered.

@@ -47,7 +47,7 @@ pub fn requirements() -> Vec<Requirement> {
     ]
 }
 
-const SQL: &str = "
+pub(crate) const SQL: &str = "
 WITH ev AS (
   SELECT CAST(CAST(time_created AS DATE) AS VARCHAR) AS day,
          lower(CAST(provider AS VARCHAR)) AS prov, event_id,
