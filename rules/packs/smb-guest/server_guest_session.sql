@@ -20,10 +20,13 @@ WITH logons AS (
     AND (target_sid = 'S-1-5-7' OR (target_sid LIKE 'S-1-5-21-%' AND target_sid LIKE '%-501'))
   GROUP BY split_part(CAST(computer AS VARCHAR), '.', 1), logon_id
 ),
+-- Share access in guest sessions only: the semi-join on logon_id runs before the per-row
+-- host name work, so the fleet's other share checks cost one hash probe each.
 share_rows AS (
   SELECT DISTINCT split_part(CAST(computer AS VARCHAR), '.', 1) AS host, logon_id, share_name
   FROM smb_events
   WHERE lower(provider) = 'microsoft-windows-security-auditing' AND event_id IN (5140, 5145)
+    AND logon_id IN (SELECT logon_id FROM logons)
     AND share_name IS NOT NULL AND NOT ends_with(share_name, '\ipc$') AND share_name <> 'ipc$'
 ),
 per_logon AS (SELECT host, logon_id, count(*) AS n FROM share_rows GROUP BY host, logon_id),
