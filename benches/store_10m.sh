@@ -74,4 +74,4 @@ start=$(date +%s.%N)
 "$bin" report "$store" --pack none --rules "$many" --format jsonl --out /dev/null --timings 2> "$work/timings-many.txt"
 end=$(date +%s.%N)
 echo "200 rules, shared: $(echo "$end - $start" | bc -l | cut -c1-6) s wall"
-grep -E 'shared scan|total' "$work/timings-many.txt" || tail -3 "$work/timings-many.txt"
+grep -E 'shared scan|^rules:|total' "$work/timings-many.txt" || tail -3 "$work/timings-many.txt"

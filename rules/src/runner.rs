@@ -16,13 +16,15 @@ use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
 use chrono::{DateTime, Utc};
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionContext, col, lit};
 use serde::Serialize;
 
 use crate::error::{Result, RulesError};
 use crate::finding::{Finding, findings_from_batches, missing_standard_columns};
 use crate::rule::{Requirement, Rule};
-use crate::shared::{self, RelationPlan, SharedRelation};
+use crate::shared::{self, RelationPlan, RelationRows, SharedRelation};
 use crate::timeline::{self, DailyCount};
 
 /// The table name every rule reads.
@@ -74,8 +76,15 @@ pub struct RunOutput {
     pub timeline: Vec<DailyCount>,
     /// Rows in the shared relation (shared mode only).
     pub relation_rows: Option<usize>,
-    /// Time to build the shared relation (zero in naive mode).
+    /// Time to build the shared relation, planning included (naive mode: registering the view).
     pub prepare: Duration,
+    /// Of `prepare`, the time spent planning the rules against the empty relation.
+    pub planning: Duration,
+    /// Passes over the store the shared scan made (zero in naive mode).
+    pub passes: usize,
+    /// Rules run at a time, and the wall time they took together.
+    pub lanes: usize,
+    pub rules_elapsed: Duration,
     pub rule_runs: Vec<RuleRun>,
     pub total: Duration,
 }
@@ -145,17 +154,32 @@ pub fn relation_sql(rules: &[Rule], opts: &RunOptions) -> String {
     sql
 }
 
-/// Register [`RELATION`] in `ctx`: cached (shared) or a view (naive). Returns its row count in
-/// shared mode.
+/// The relation registered for a run and, in shared mode, the plans made against it.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Rows of the shared relation (shared mode only).
+    pub rows: Option<usize>,
+    /// Each rule's optimized plan, in the order of the rules (shared mode only).
+    plans: Vec<LogicalPlan>,
+    /// The timeline's optimized plan (shared mode with the timeline only).
+    timeline: Option<LogicalPlan>,
+    /// Time spent planning the rules before the scan (shared mode).
+    pub planning: Duration,
+    /// Passes over the store the shared scan made.
+    pub passes: usize,
+}
+
+/// Register [`RELATION`] in `ctx`: cached (shared) or a view (naive).
 ///
 /// In shared mode every rule (and, with `opts.timeline`, the timeline) is first planned
-/// against an empty stand-in, and the store is scanned once for the rows and columns those
-/// plans read (see [`crate::shared`]).
+/// against the relation while it is still empty, the store is scanned once for the rows and
+/// columns those plans read (see [`crate::shared`]), and the rows are put into the relation the
+/// plans already point at, so each rule is planned once.
 pub async fn register_relation(
     ctx: &SessionContext,
     rules: &[Rule],
     opts: &RunOptions,
-) -> Result<Option<usize>> {
+) -> Result<Prepared> {
     let sql = relation_sql(rules, opts);
     let df = ctx
         .sql(&sql)
@@ -165,39 +189,42 @@ pub async fn register_relation(
     if !opts.shared_scan {
         ctx.register_table(RELATION, df.into_view())
             .map_err(|e| RulesError::df("registering the relation view", e))?;
-        return Ok(None);
+        return Ok(Prepared::default());
     }
-    let register = |table: Arc<dyn datafusion::datasource::TableProvider>| {
-        let _ = ctx.deregister_table(RELATION);
-        ctx.register_table(RELATION, table)
-            .map_err(|e| RulesError::df("registering the shared relation", e))
-    };
+    let started = Instant::now();
     let full: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    register(Arc::new(SharedRelation::empty(Arc::clone(&full))))?;
+    let relation = Arc::new(SharedRelation::empty(Arc::clone(&full)));
+    ctx.register_table(RELATION, Arc::clone(&relation) as _)
+        .map_err(|e| RulesError::df("registering the shared relation", e))?;
     let mut uses = Vec::new();
+    let mut plans = Vec::with_capacity(rules.len());
     for rule in rules {
-        let found = shared::scan_uses(ctx, &rule.sql, RELATION)
+        let (plan, found) = shared::plan_and_scans(ctx, &rule.sql, RELATION)
             .await
             .map_err(|source| RulesError::Rule {
                 rule: rule.id.clone(),
                 origin: rule.origin.clone(),
                 source,
             })?;
+        plans.push(plan);
         uses.extend(found);
     }
+    let mut timeline_plan = None;
     if opts.timeline {
-        let found = shared::scan_uses(ctx, timeline::SQL, RELATION)
+        let (plan, found) = shared::plan_and_scans(ctx, timeline::SQL, RELATION)
             .await
             .map_err(|e| RulesError::df("planning the daily timeline", e))?;
+        timeline_plan = Some(plan);
         uses.extend(found);
     }
+    let planning = started.elapsed();
     let ids: std::collections::BTreeSet<u32> = merged_requirements(rules)
         .iter()
         .flat_map(|r| r.event_ids.iter().copied())
         .collect();
     let plan = RelationPlan::new(&full, &ids, &uses);
     let stage = "reading the shared relation";
-    let mut relation = SharedRelation::empty(full);
+    let mut rows = RelationRows::new(full);
     for pass in &plan.passes {
         let names: Vec<&str> = pass.columns.iter().map(String::as_str).collect();
         // Separate conjuncts, cheapest first: the Parquet reader evaluates them in turn and
@@ -217,26 +244,42 @@ pub async fn register_relation(
             .map_err(|e| RulesError::df(stage, e))?;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| RulesError::df(stage, e))?;
-            relation
-                .push(&batch, &plan)
+            rows.push(&batch, &plan)
                 .map_err(|e| RulesError::df(stage, e))?;
         }
     }
-    relation.finish().map_err(|e| RulesError::df(stage, e))?;
-    let rows = relation.rows();
-    register(Arc::new(relation))?;
-    Ok(Some(rows))
+    rows.finish().map_err(|e| RulesError::df(stage, e))?;
+    relation.fill(rows);
+    Ok(Prepared {
+        rows: Some(relation.rows()),
+        plans,
+        timeline: timeline_plan,
+        planning,
+        passes: plan.passes.len(),
+    })
 }
 
-/// Run one rule against a session where [`RELATION`] is registered.
+/// Run one rule against a session where [`RELATION`] is registered (planning its SQL).
 pub async fn run_rule(ctx: &SessionContext, rule: &Rule) -> Result<Vec<Finding>> {
+    let df = ctx
+        .sql_with_options(&rule.sql, shared::query_only())
+        .await
+        .map_err(|source| RulesError::Rule {
+            rule: rule.id.clone(),
+            origin: rule.origin.clone(),
+            source,
+        })?;
+    run_plan(ctx, rule, df.logical_plan()).await
+}
+
+/// Run a rule's (logical) plan.
+async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Result<Vec<Finding>> {
     let err = |source| RulesError::Rule {
         rule: rule.id.clone(),
         origin: rule.origin.clone(),
         source,
     };
-    let df = ctx.sql(&rule.sql).await.map_err(err)?;
-    let names: Vec<String> = df
+    let names: Vec<String> = plan
         .schema()
         .fields()
         .iter()
@@ -250,38 +293,67 @@ pub async fn run_rule(ctx: &SessionContext, rule: &Rule) -> Result<Vec<Finding>>
             message: format!("result lacks the standard column(s) {}", missing.join(", ")),
         });
     }
-    let batches = df.collect().await.map_err(err)?;
+    let batches = DataFrame::new(ctx.state(), plan.clone())
+        .collect()
+        .await
+        .map_err(err)?;
     Ok(findings_from_batches(rule, &batches))
 }
 
 /// Run every rule; findings come back sorted in report order.
 pub async fn run(ctx: &SessionContext, rules: &[Rule], opts: &RunOptions) -> Result<RunOutput> {
     let start = Instant::now();
-    let relation_rows = register_relation(ctx, rules, opts).await?;
+    let prepared = register_relation(ctx, rules, opts).await?;
     let prepare = start.elapsed();
+    // Rules over the cached relation are small queries whose time is mostly fixed costs
+    // (physical planning, starting operators): run a few at once, results kept in rule order.
+    let lanes = if prepared.plans.is_empty() {
+        1
+    } else {
+        ctx.state().config().target_partitions().clamp(1, 4)
+    };
+    let prepared = &prepared;
+    let rules_started = Instant::now();
+    let results: Vec<Result<(Vec<Finding>, Duration)>> =
+        futures::stream::iter(rules.iter().enumerate())
+            .map(|(i, rule)| async move {
+                let t = Instant::now();
+                let f = match prepared.plans.get(i) {
+                    Some(plan) => run_plan(ctx, rule, plan).await?,
+                    None => run_rule(ctx, rule).await?,
+                };
+                Ok((f, t.elapsed()))
+            })
+            .buffered(lanes)
+            .collect()
+            .await;
+    let rules_elapsed = rules_started.elapsed();
     let mut findings = Vec::new();
     let mut rule_runs = Vec::new();
-    for rule in rules {
-        let t = Instant::now();
-        let f = run_rule(ctx, rule).await?;
+    for (rule, result) in rules.iter().zip(results) {
+        let (f, elapsed) = result?;
         rule_runs.push(RuleRun {
             rule: rule.id.clone(),
             findings: f.len(),
-            elapsed: t.elapsed(),
+            elapsed,
         });
         findings.extend(f);
     }
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let timeline = if opts.timeline {
-        timeline::daily_counts(ctx).await?
+        timeline::daily_counts(ctx, prepared.timeline.as_ref()).await?
     } else {
         Vec::new()
     };
     Ok(RunOutput {
         findings,
         timeline,
-        relation_rows,
+        relation_rows: prepared.rows,
         prepare,
+        planning: prepared.planning,
+        passes: prepared.passes,
+        lanes,
+        rules_elapsed,
         rule_runs,
         total: start.elapsed(),
     })

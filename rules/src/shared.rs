@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::{DataType, SchemaRef, UInt32Type};
@@ -32,6 +32,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DataFusionError, ScalarValue};
 use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
 use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
 use datafusion::logical_expr::{
     BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown,
@@ -53,14 +54,17 @@ pub struct ScanUse {
     pub filters: Vec<Expr>,
 }
 
-/// Plan `sql` (with the relation registered, usually as [`SharedRelation::empty`]) and list
-/// the scans of `relation` in the optimized plan, subqueries included.
-pub async fn scan_uses(
+/// Plan `sql` (with the relation registered, usually as an empty [`SharedRelation`]); return
+/// the optimized plan and the scans of `relation` in it, subqueries included.
+pub async fn plan_and_scans(
     ctx: &SessionContext,
     sql: &str,
     relation: &str,
-) -> datafusion::error::Result<Vec<ScanUse>> {
-    let plan = ctx.sql(sql).await?.into_optimized_plan()?;
+) -> datafusion::error::Result<(LogicalPlan, Vec<ScanUse>)> {
+    let plan = ctx
+        .sql_with_options(sql, query_only())
+        .await?
+        .into_optimized_plan()?;
     let mut uses = Vec::new();
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
@@ -91,7 +95,15 @@ pub async fn scan_uses(
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    Ok(uses)
+    Ok((plan, uses))
+}
+
+/// Rules are queries: no DDL (`CREATE TABLE` would run while planning), DML or `SET`.
+pub fn query_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// A filter may cut rows from the shared relation unless it holds a subquery or a volatile
@@ -402,31 +414,19 @@ struct Part {
     batches: Vec<RecordBatch>,
 }
 
-/// The shared relation: in-memory rows, one partition per event id. It has the full schema of
-/// `events` (so that every rule plans against it as against the store), but holds only the
-/// columns the plan said are read. Filters are pushed down (inexactly) so that a scan reads only
-/// the partitions its event-id filter allows.
-pub struct SharedRelation {
+/// The rows of the shared relation, one partition per event id, each holding only the columns
+/// the plan said are read.
+#[derive(Debug)]
+pub struct RelationRows {
     schema: SchemaRef,
     parts: BTreeMap<Option<u32>, Part>,
     rows: usize,
 }
 
-impl fmt::Debug for SharedRelation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedRelation")
-            .field("columns", &self.schema.fields().len())
-            .field("event_ids", &self.parts.len())
-            .field("rows", &self.rows)
-            .finish()
-    }
-}
-
-impl SharedRelation {
-    /// No rows, with the relation's full schema: the stand-in rules are planned against, and
-    /// the start of the real relation ([`SharedRelation::push`]).
-    pub fn empty(schema: SchemaRef) -> SharedRelation {
-        SharedRelation {
+impl RelationRows {
+    /// No rows yet; `schema` is the relation's full schema.
+    pub fn new(schema: SchemaRef) -> RelationRows {
+        RelationRows {
             schema,
             parts: BTreeMap::new(),
             rows: 0,
@@ -524,6 +524,47 @@ impl SharedRelation {
     }
 }
 
+/// The shared relation. It has the full schema of `events` (so that every rule plans against
+/// it as against the store) and starts empty: rules are planned against it, then the rows the
+/// plans read are put in ([`SharedRelation::fill`]) and the same plans run. Filters are pushed
+/// down (inexactly) so that a scan reads only the partitions its event-id filter allows.
+pub struct SharedRelation {
+    schema: SchemaRef,
+    rows: RwLock<RelationRows>,
+}
+
+impl fmt::Debug for SharedRelation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedRelation")
+            .field("columns", &self.schema.fields().len())
+            .field("rows", &self.rows())
+            .finish()
+    }
+}
+
+impl SharedRelation {
+    /// No rows, with the relation's full schema.
+    pub fn empty(schema: SchemaRef) -> SharedRelation {
+        SharedRelation {
+            rows: RwLock::new(RelationRows::new(Arc::clone(&schema))),
+            schema,
+        }
+    }
+
+    /// Replace the rows (built with the same schema).
+    pub fn fill(&self, rows: RelationRows) {
+        match self.rows.write() {
+            Ok(mut guard) => *guard = rows,
+            Err(poisoned) => *poisoned.into_inner() = rows,
+        }
+    }
+
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.rows.read().map_or(0, |r| r.rows)
+    }
+}
+
 #[async_trait]
 impl TableProvider for SharedRelation {
     fn schema(&self) -> SchemaRef {
@@ -556,7 +597,11 @@ impl TableProvider for SharedRelation {
         let lanes = state.config().target_partitions().max(1);
         let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); lanes];
         let mut next = 0;
-        for (id, part) in &self.parts {
+        let rows = self
+            .rows
+            .read()
+            .map_err(|_| DataFusionError::Internal("shared relation: lock poisoned".into()))?;
+        for (id, part) in &rows.parts {
             let allowed = match (&ids, id) {
                 (None, _) => true,
                 (Some(ids), Some(id)) => ids.contains(id),

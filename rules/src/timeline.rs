@@ -6,6 +6,8 @@
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -84,17 +86,18 @@ FROM rows WHERE name IS NOT NULL
 GROUP BY day, scope, name
 ORDER BY scope, name, day";
 
-/// Compute the timeline from [`RELATION`].
-pub async fn daily_counts(ctx: &SessionContext) -> Result<Vec<DailyCount>> {
+/// Compute the timeline from [`RELATION`], with the plan made for it beforehand if given.
+pub async fn daily_counts(
+    ctx: &SessionContext,
+    plan: Option<&LogicalPlan>,
+) -> Result<Vec<DailyCount>> {
     debug_assert!(SQL.contains(RELATION));
     let stage = "computing the daily timeline";
-    let batches = ctx
-        .sql(SQL)
-        .await
-        .map_err(|e| RulesError::df(stage, e))?
-        .collect()
-        .await
-        .map_err(|e| RulesError::df(stage, e))?;
+    let df = match plan {
+        Some(p) => DataFrame::new(ctx.state(), p.clone()),
+        None => ctx.sql(SQL).await.map_err(|e| RulesError::df(stage, e))?,
+    };
+    let batches = df.collect().await.map_err(|e| RulesError::df(stage, e))?;
     let mut out = Vec::new();
     for b in &batches {
         let cast = |i: usize, t: &DataType| {

@@ -143,7 +143,11 @@ fn report_since_until_and_naive_scan() {
         a["timeline"] == n["timeline"],
         "shared and naive timelines differ"
     );
-    assert_eq!(a["summary"]["events_examined"], 926);
+    // The scenario holds 926 events of the ids the pack requires; the shared scan keeps only
+    // those the rules' filters can use (ordinary logons and share checks stay out).
+    let examined = a["summary"]["events_examined"].as_u64().unwrap();
+    assert!(examined > 0 && examined < 926, "{examined} events examined");
+    assert!(n["summary"]["events_examined"].is_null());
     let later = stdout(evtxsql().arg("report").arg(&store).args([
         "--format",
         "jsonl",

@@ -10,3 +10,4 @@ mod ground_truth;
 mod html_browser;
 mod reports;
 mod rule_check;
+mod shared_scan;
