@@ -196,16 +196,35 @@ pub async fn register_relation(
     let relation = Arc::new(SharedRelation::empty(Arc::clone(&full)));
     ctx.register_table(RELATION, Arc::clone(&relation) as _)
         .map_err(|e| RulesError::df("registering the shared relation", e))?;
+    // Planning is CPU work on the calling task: plan a few rules at once on their own tasks.
+    let lanes = ctx.state().config().target_partitions().clamp(1, 4);
+    let planned: Vec<Result<(LogicalPlan, Vec<shared::ScanUse>)>> =
+        futures::stream::iter(rules.iter().cloned())
+            .map(|rule| {
+                let ctx = ctx.clone();
+                async move {
+                    let task = tokio::spawn({
+                        let ctx = ctx.clone();
+                        let sql = rule.sql.clone();
+                        async move { shared::plan_and_scans(&ctx, &sql, RELATION).await }
+                    });
+                    let joined = task
+                        .await
+                        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)));
+                    joined.and_then(|r| r).map_err(|source| RulesError::Rule {
+                        rule: rule.id.clone(),
+                        origin: rule.origin.clone(),
+                        source,
+                    })
+                }
+            })
+            .buffered(lanes)
+            .collect()
+            .await;
     let mut uses = Vec::new();
     let mut plans = Vec::with_capacity(rules.len());
-    for rule in rules {
-        let (plan, found) = shared::plan_and_scans(ctx, &rule.sql, RELATION)
-            .await
-            .map_err(|source| RulesError::Rule {
-                rule: rule.id.clone(),
-                origin: rule.origin.clone(),
-                source,
-            })?;
+    for p in planned {
+        let (plan, found) = p?;
         plans.push(plan);
         uses.extend(found);
     }
@@ -319,7 +338,17 @@ pub async fn run(ctx: &SessionContext, rules: &[Rule], opts: &RunOptions) -> Res
             .map(|(i, rule)| async move {
                 let t = Instant::now();
                 let f = match prepared.plans.get(i) {
-                    Some(plan) => run_plan(ctx, rule, plan).await?,
+                    // On its own task, so that two rules' CPU work runs on two threads.
+                    Some(plan) => {
+                        let (ctx, rule, plan) = (ctx.clone(), rule.clone(), plan.clone());
+                        let task = tokio::spawn(async move { run_plan(&ctx, &rule, &plan).await });
+                        task.await.map_err(|e| {
+                            RulesError::df(
+                                "running a rule",
+                                datafusion::error::DataFusionError::External(Box::new(e)),
+                            )
+                        })??
+                    }
                     None => run_rule(ctx, rule).await?,
                 };
                 Ok((f, t.elapsed()))
