@@ -3,7 +3,8 @@
 #   1. generate a fleet with every scenario (samples generate; prints MB/s) and ingest it;
 #   2. EXPLAIN ANALYZE of a query filtering on event_id and channel: row groups pruned, bytes read;
 #   3. benches/query_vs_duckdb.py: fixed analysis queries, evtxsql vs DuckDB on the same Parquet;
-#   4. the smb-guest pack with one shared scan and with naive one-by-one scans (report --timings).
+#   4. the smb-guest pack with one shared scan and with naive one-by-one scans (report --timings);
+#   5. benches/rule_packs.sh: packs of 200 and 500 rules with the shared scan.
 # Usage: benches/store_10m.sh [EVENTS_PER_SCENARIO=1500000] [HOSTS=60] [DAYS=7]
 # 7 scenarios x 1.5 M events = 10.5 M events. Needs a release build (cargo build --release) and,
 # for step 3, `pip install duckdb`. Work files go to $BENCH_DIR (default /tmp/evtxsql-bench).
@@ -61,17 +62,5 @@ cmp -s <(python3 -c "import json,sys;print(json.dumps(json.load(open('$work/repo
        <(python3 -c "import json,sys;print(json.dumps(json.load(open('$work/report-naive.json'))['findings']))") \
   && echo "shared and naive findings are identical" || { echo "shared and naive findings DIFFER"; exit 1; }
 
-echo "== 5. a pack of 200 rules (20 copies of each smb-guest rule), shared scan"
-many="$work/many-rules"
-rm -rf "$many"; mkdir -p "$many"
-for f in rules/packs/smb-guest/*.sql; do
-  base=$(basename "$f" .sql)
-  for i in $(seq -w 1 20); do
-    sed "s/^-- id: .*/-- id: ${base}_copy$i/" "$f" > "$many/${base}_copy$i.sql"
-  done
-done
-start=$(date +%s.%N)
-"$bin" report "$store" --pack none --rules "$many" --format jsonl --out /dev/null --timings 2> "$work/timings-many.txt"
-end=$(date +%s.%N)
-echo "200 rules, shared: $(echo "$end - $start" | bc -l | cut -c1-6) s wall"
-grep -E 'shared scan|^rules:|total' "$work/timings-many.txt" || tail -3 "$work/timings-many.txt"
+echo "== 5. large rule packs (benches/rule_packs.sh: 200 copies of the pack, 500 simple rules)"
+benches/rule_packs.sh "$store"

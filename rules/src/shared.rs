@@ -43,6 +43,9 @@ use datafusion::prelude::{SessionContext, col, lit};
 /// Rows per batch when the partitions are put together.
 const BATCH_ROWS: usize = 8192;
 
+/// Above this many distinct filters on one event id, all its rows are kept instead.
+const MAX_BRANCHES: usize = 32;
+
 /// What one scan of the relation, in one planned query, reads.
 #[derive(Debug, Clone)]
 pub struct ScanUse {
@@ -360,6 +363,11 @@ fn condition_for(e: u32, uses: &[ScanUse]) -> Option<Vec<Vec<Expr>>> {
         .zip(keep)
         .filter_map(|(b, k)| k.then_some(b))
         .collect();
+    if branches.len() > MAX_BRANCHES {
+        // Hundreds of different filters on one event id: evaluating them all per row would cost
+        // more than keeping the rows; every rule still applies its own filter.
+        return None;
+    }
     branches.sort_by_cached_key(|b| format!("{b:?}"));
     Some(branches)
 }
@@ -724,5 +732,26 @@ mod tests {
             plan.passes[0].predicate,
             within(&[4104, 4624, 5140, 31017, 31022])
         );
+    }
+
+    #[test]
+    fn many_filters_on_one_id_keep_its_rows() {
+        let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("event_id", DataType::UInt32, true),
+            arrow::datatypes::Field::new("user_name", DataType::Utf8, true),
+        ]));
+        let uses: Vec<ScanUse> = (0..=MAX_BRANCHES)
+            .map(|i| {
+                scan(
+                    Some(&[4624]),
+                    vec![col("user_name").eq(lit(format!("user{i}")))],
+                )
+            })
+            .collect();
+        let plan = RelationPlan::new(&schema, &BTreeSet::from([4624]), &uses);
+        let within = col("event_id").in_list(vec![lit(4624u32)], false);
+        assert_eq!(plan.passes[0].predicate, within);
+        let plan = RelationPlan::new(&schema, &BTreeSet::from([4624]), &uses[..3]);
+        assert_ne!(plan.passes[0].predicate, within);
     }
 }
