@@ -1,47 +1,15 @@
-//! The shared relation: one scan of the store for a whole rule set.
-//!
-//! Before anything runs, every rule (and the report's timeline) is planned against an empty
-//! stand-in for [`RELATION`](crate::runner::RELATION). DataFusion's optimizer pushes each rule's
-//! filters down to its scans of that relation, so the optimized plans say exactly which rows
-//! (the conjunction of the filters at each scan) and which columns (the scan's projection) the
-//! rule set can ever read. The shared scan keeps only those: the rows matching any scan's
-//! filters, the columns some scan reads. A rule that reads 4624 only as a guest network logon
-//! therefore no longer pulls every interactive logon of the fleet into memory.
-//!
-//! The rows are then held in one partition per event id, and a column that no scan of a given
-//! event id reads is not kept in that partition: the JSON payload of 5145 share checks
-//! is not kept when no rule reads it. A rule's scan gets only the partitions its event-id filter
-//! (`event_id = …`, `event_id IN (…)`, or an `OR` of them) allows, so a rule over 31017 looks at
-//! the 31017 rows and not at the million logons beside them.
-//!
-//! Why the findings equal the naive run's: the optimizer only pushes a filter to a scan when
-//! the plan's result does not depend on rows failing it, so every row a rule can use passes the
-//! filters of the scan that reads it, and that row is kept. Filters with subqueries or volatile
-//! functions are not used to cut rows. A scan that asks for a column the plan said it would not
-//! read fails loudly instead of reading nulls.
+//! Which rows and columns a rule set reads: its scans of the relation, found in the optimized
+//! plans, merged into at most two passes over the store.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::sync::{Arc, RwLock};
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::datatypes::{DataType, SchemaRef, UInt32Type};
-use async_trait::async_trait;
-use datafusion::catalog::Session;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DataFusionError, ScalarValue};
-use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
-use datafusion::datasource::{TableProvider, TableType};
+use datafusion::common::{Column, ScalarValue};
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
-use datafusion::logical_expr::{
-    BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown,
-};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 use datafusion::prelude::{SessionContext, col, lit};
-
-/// Rows per batch when the partitions are put together.
-const BATCH_ROWS: usize = 8192;
 
 /// Above this many distinct filters on one event id, all its rows are kept instead.
 const MAX_BRANCHES: usize = 32;
@@ -57,7 +25,7 @@ pub struct ScanUse {
     pub filters: Vec<Expr>,
 }
 
-/// Plan `sql` (with the relation registered, usually as an empty [`SharedRelation`]); return
+/// Plan `sql` (with the relation registered, usually as an empty [`SharedRelation`](super::SharedRelation)); return
 /// the optimized plan and the scans of `relation` in it, subqueries included.
 pub async fn plan_and_scans(
     ctx: &SessionContext,
@@ -316,7 +284,7 @@ impl RelationPlan {
         plan
     }
 
-    fn columns_for(&self, id: Option<u32>) -> &BTreeSet<String> {
+    pub(crate) fn columns_for(&self, id: Option<u32>) -> &BTreeSet<String> {
         id.and_then(|id| self.per_id.get(&id))
             .unwrap_or(&self.any_id)
     }
@@ -412,239 +380,10 @@ fn only_event_id(e: &Expr) -> bool {
     ids_of_expr(e).is_some() && e.column_refs().iter().all(|c| c.name == "event_id")
 }
 
-/// One event id's rows, holding only the columns some scan of that id reads.
-#[derive(Debug)]
-struct Part {
-    /// Indices (in the relation's schema) of the columns kept, ascending.
-    kept: Vec<usize>,
-    /// The schema of `batches`: the relation's, projected to `kept`.
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-}
-
-/// The rows of the shared relation, one partition per event id, each holding only the columns
-/// the plan said are read.
-#[derive(Debug)]
-pub struct RelationRows {
-    schema: SchemaRef,
-    parts: BTreeMap<Option<u32>, Part>,
-    rows: usize,
-}
-
-impl RelationRows {
-    /// No rows yet; `schema` is the relation's full schema.
-    pub fn new(schema: SchemaRef) -> RelationRows {
-        RelationRows {
-            schema,
-            parts: BTreeMap::new(),
-            rows: 0,
-        }
-    }
-
-    /// Rows held.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Add a batch holding the columns `plan.columns` (in that order), split by event id,
-    /// keeping for each event id only the columns that some scan of it reads.
-    pub fn push(
-        &mut self,
-        batch: &RecordBatch,
-        plan: &RelationPlan,
-    ) -> datafusion::error::Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let in_batch = batch.schema();
-        let idx = in_batch.index_of("event_id")?;
-        let ids = arrow::compute::cast(batch.column(idx), &DataType::UInt32)?;
-        let ids = ids.as_primitive::<UInt32Type>();
-        let mut rows: BTreeMap<Option<u32>, Vec<u32>> = BTreeMap::new();
-        for r in 0..ids.len() {
-            let key = (!ids.is_null(r)).then(|| ids.value(r));
-            rows.entry(key).or_default().push(r as u32);
-        }
-        let single = rows.len() == 1;
-        for (id, take) in rows {
-            if !self.parts.contains_key(&id) {
-                let keep = plan.columns_for(id);
-                let kept: Vec<usize> = self
-                    .schema
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| keep.contains(f.name()) && in_batch.index_of(f.name()).is_ok())
-                    .map(|(i, _)| i)
-                    .collect();
-                let schema = Arc::new(self.schema.project(&kept)?);
-                self.parts.insert(
-                    id,
-                    Part {
-                        kept,
-                        schema,
-                        batches: Vec::new(),
-                    },
-                );
-            }
-            let Some(part) = self.parts.get_mut(&id) else {
-                continue;
-            };
-            let piece = if single {
-                batch.clone()
-            } else {
-                arrow::compute::take_record_batch(batch, &UInt32Array::from(take))?
-            };
-            let columns = part
-                .schema
-                .fields()
-                .iter()
-                .map(|f| Ok(Arc::clone(piece.column(in_batch.index_of(f.name())?))))
-                .collect::<datafusion::error::Result<Vec<_>>>()?;
-            let piece = RecordBatch::try_new(Arc::clone(&part.schema), columns)?;
-            self.rows += piece.num_rows();
-            part.batches.push(piece);
-        }
-        Ok(())
-    }
-
-    /// Put each partition's small pieces together into batches of about [`BATCH_ROWS`].
-    pub fn finish(&mut self) -> datafusion::error::Result<()> {
-        for part in self.parts.values_mut() {
-            let mut out = Vec::new();
-            let mut group: Vec<RecordBatch> = Vec::new();
-            let mut n = 0;
-            for b in part.batches.drain(..) {
-                n += b.num_rows();
-                group.push(b);
-                if n >= BATCH_ROWS {
-                    out.push(arrow::compute::concat_batches(&part.schema, &group)?);
-                    group.clear();
-                    n = 0;
-                }
-            }
-            if !group.is_empty() {
-                out.push(arrow::compute::concat_batches(&part.schema, &group)?);
-            }
-            part.batches = out;
-        }
-        Ok(())
-    }
-}
-
-/// The shared relation. It has the full schema of `events` (so that every rule plans against
-/// it as against the store) and starts empty: rules are planned against it, then the rows the
-/// plans read are put in ([`SharedRelation::fill`]) and the same plans run. Filters are pushed
-/// down (inexactly) so that a scan reads only the partitions its event-id filter allows.
-pub struct SharedRelation {
-    schema: SchemaRef,
-    rows: RwLock<RelationRows>,
-}
-
-impl fmt::Debug for SharedRelation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedRelation")
-            .field("columns", &self.schema.fields().len())
-            .field("rows", &self.rows())
-            .finish()
-    }
-}
-
-impl SharedRelation {
-    /// No rows, with the relation's full schema.
-    pub fn empty(schema: SchemaRef) -> SharedRelation {
-        SharedRelation {
-            rows: RwLock::new(RelationRows::new(Arc::clone(&schema))),
-            schema,
-        }
-    }
-
-    /// Replace the rows (built with the same schema).
-    pub fn fill(&self, rows: RelationRows) {
-        match self.rows.write() {
-            Ok(mut guard) => *guard = rows,
-            Err(poisoned) => *poisoned.into_inner() = rows,
-        }
-    }
-
-    /// Rows held.
-    pub fn rows(&self) -> usize {
-        self.rows.read().map_or(0, |r| r.rows)
-    }
-}
-
-#[async_trait]
-impl TableProvider for SharedRelation {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let ids = event_ids_of(filters);
-        let wanted: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
-        let lanes = state.config().target_partitions().max(1);
-        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); lanes];
-        let mut next = 0;
-        let rows = self
-            .rows
-            .read()
-            .map_err(|_| DataFusionError::Internal("shared relation: lock poisoned".into()))?;
-        for (id, part) in &rows.parts {
-            let allowed = match (&ids, id) {
-                (None, _) => true,
-                (Some(ids), Some(id)) => ids.contains(id),
-                (Some(_), None) => false,
-            };
-            if !allowed {
-                continue;
-            }
-            let positions = wanted
-                .iter()
-                .map(|c| {
-                    part.kept.binary_search(c).map_err(|_| {
-                        DataFusionError::Internal(format!(
-                            "shared relation: column {} was not kept for event id {} (the \
-                             rule set's plan did not read it); run with --no-shared-scan and \
-                             report this",
-                            self.schema.field(*c).name(),
-                            id.map_or("NULL".to_string(), |i| i.to_string()),
-                        ))
-                    })
-                })
-                .collect::<datafusion::error::Result<Vec<usize>>>()?;
-            for b in &part.batches {
-                partitions[next % lanes].push(b.project(&positions)?);
-                next += 1;
-            }
-        }
-        let projected = Arc::new(self.schema.project(&wanted)?);
-        let source = MemorySourceConfig::try_new(&partitions, projected, None)?;
-        Ok(DataSourceExec::from_data_source(source))
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn event_ids_from_filters() {
