@@ -18,9 +18,7 @@ use crate::json::{Doc, EventJson, Fields, parse_system_time, scalar_text};
 use crate::mapping::{self, Promoted, Transform};
 use crate::schema::events_schema;
 
-/// Why a rendered record could not become a row.
-#[derive(Debug)]
-pub struct ConvertError(pub String);
+pub use crate::error::ConvertError;
 
 type Promotions = Arc<Vec<(&'static str, Promoted, Transform)>>;
 
@@ -163,10 +161,9 @@ impl EventsBuilder {
         fallback_time: Option<i64>,
         json: &[u8],
     ) -> Result<(Option<u32>, Option<i64>), ConvertError> {
-        let text = std::str::from_utf8(json)
-            .map_err(|e| ConvertError(format!("invalid UTF-8 in rendered record: {e}")))?;
+        let text = std::str::from_utf8(json).map_err(ConvertError::NotUtf8)?;
         let Doc(event) = serde_json::from_str::<Doc<'_>>(text)
-            .map_err(|e| ConvertError(format!("unreadable rendered record: {e}")))?;
+            .map_err(|e| ConvertError::NotAnEvent(e.to_string()))?;
         Ok(self.push_event(file_id, record_id, fallback_time, &event))
     }
 

@@ -11,10 +11,6 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not an EVTX file (no `ElfFile` signature)")]
-    NotEvtx { path: PathBuf },
-    #[error("{path}: cannot open as EVTX: {message}")]
-    Open { path: PathBuf, message: String },
     #[error("{path}: no such file, directory or glob match")]
     NoMatch { path: PathBuf },
     #[error("{path}: directory holds no EVTX files (none starts with the `ElfFile` signature)")]
@@ -43,6 +39,52 @@ pub enum IngestError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+}
+
+/// One record, chunk or batch of a file that could not be read, and where: a bad record is data
+/// (counted in the `files` table and named in a warning), not a failure of the ingest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}{}: {kind}", path.display(), at("chunk", *chunk), at("record", *record))]
+pub struct RecordProblem {
+    pub path: PathBuf,
+    /// The chunk's number in the file (0-based), when known.
+    pub chunk: Option<u64>,
+    /// The record's EventRecordID, when known.
+    pub record: Option<u64>,
+    pub kind: ProblemKind,
+}
+
+fn at(what: &str, n: Option<u64>) -> String {
+    n.map(|n| format!(": {what} {n}")).unwrap_or_default()
+}
+
+/// Why a record, chunk or batch could not be read; the text is the parser's own message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProblemKind {
+    /// The chunk header is damaged (bad magic, bad checksum, cut short).
+    #[error("{0}")]
+    Chunk(String),
+    /// The record header or its BinXML could not be parsed.
+    #[error("{0}")]
+    Record(String),
+    /// The parser could not render the record.
+    #[error("{0}")]
+    Render(String),
+    /// The rendered record is not UTF-8 or not the JSON shape of an event.
+    #[error("{0}")]
+    Convert(#[from] ConvertError),
+    /// The rows read could not be assembled into an Arrow batch.
+    #[error("building batch failed: {0}")]
+    Batch(String),
+}
+
+/// Why a rendered record could not become a row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("invalid UTF-8 in rendered record: {0}")]
+    NotUtf8(std::str::Utf8Error),
+    #[error("unreadable rendered record: {0}")]
+    NotAnEvent(String),
 }
 
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;

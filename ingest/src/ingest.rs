@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,7 +16,6 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::discover::{Candidate, discover};
 use crate::error::{IngestError, Result};
@@ -126,7 +124,7 @@ pub fn ingest(
     };
     let hashes = hash_all(&found.candidates, read_opts.effective_threads())?;
     let mut known = manifest::known(&store)?;
-    let now = now_micros();
+    let now = manifest::now_micros();
 
     // Plan: skip what the store has, give the rest file ids.
     let mut seen: HashSet<String> = HashSet::new();
@@ -156,22 +154,14 @@ pub fn ingest(
             Some(why) => {
                 summary.files_failed += 1;
                 problem(&mut summary, format!("{}: {why}", cand.path.display()));
-                failed_entries.push(FileEntry {
+                failed_entries.push(FileEntry::failed(
                     file_id,
-                    path: cand.path.clone(),
-                    size: cand.size,
-                    sha256: sha,
-                    computers: Vec::new(),
-                    channels: Vec::new(),
-                    first_time: None,
-                    last_time: None,
-                    records: 0,
-                    failed_records: 0,
-                    status: "failed".into(),
-                    error: Some(why.clone()),
-                    ingested_at: now,
-                    segment: 0,
-                });
+                    &cand.path,
+                    cand.size,
+                    sha,
+                    why.clone(),
+                    now,
+                ));
             }
             None => {
                 to_read.push(Input {
@@ -216,7 +206,7 @@ pub fn ingest(
                     }
                 }
                 for m in &report.messages {
-                    progress.warn(m);
+                    progress.warn(&m.to_string());
                 }
                 let shown = report.messages.len() as u64;
                 if report.failed_records > shown {
@@ -226,23 +216,8 @@ pub fn ingest(
                         report.failed_records - shown
                     ));
                 }
-                let status = report.status().to_string();
-                let entry = FileEntry {
-                    file_id: report.file_id,
-                    path: report.path,
-                    size: to_read[file].size,
-                    sha256: shas[file].clone(),
-                    computers: report.computers.into_iter().collect(),
-                    channels: report.channels.into_iter().collect(),
-                    first_time: report.first_time,
-                    last_time: report.last_time,
-                    records: report.records,
-                    failed_records: report.failed_records,
-                    status,
-                    error: report.fatal.or_else(|| report.messages.first().cloned()),
-                    ingested_at: now,
-                    segment: 0,
-                };
+                let entry =
+                    FileEntry::from_report(report, to_read[file].size, shas[file].clone(), now);
                 progress.file_done(&entry);
                 writer.entries.push(entry);
                 if writer.rows >= opts.segment_rows {
@@ -396,29 +371,7 @@ fn hash_all(candidates: &[Candidate], threads: usize) -> Result<Vec<Result<Strin
     Ok(pool.install(|| {
         candidates
             .par_iter()
-            .map(|c| sha256_file(&c.path))
+            .map(|c| manifest::sha256_file(&c.path))
             .collect()
     }))
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| IngestError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest = hasher.finalize();
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

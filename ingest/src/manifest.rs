@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,8 +14,10 @@ use arrow::datatypes::UInt32Type;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
 
 use crate::error::{IngestError, Result};
+use crate::reader::FileReport;
 use crate::schema::{files_col, files_schema};
 use crate::store::Store;
 
@@ -35,6 +38,86 @@ pub struct FileEntry {
     pub error: Option<String>,
     pub ingested_at: i64,
     pub segment: u32,
+}
+
+impl FileEntry {
+    /// A file that could not be read at all (`status` `failed`, no records).
+    pub fn failed(
+        file_id: u32,
+        path: &Path,
+        size: u64,
+        sha256: String,
+        error: String,
+        ingested_at: i64,
+    ) -> Self {
+        FileEntry {
+            file_id,
+            path: path.to_path_buf(),
+            size,
+            sha256,
+            computers: Vec::new(),
+            channels: Vec::new(),
+            first_time: None,
+            last_time: None,
+            records: 0,
+            failed_records: 0,
+            status: "failed".into(),
+            error: Some(error),
+            ingested_at,
+            segment: 0,
+        }
+    }
+
+    /// A file the reader went through: its counts, hosts, channels, time range and status, and
+    /// as its error the fatal one or else the first unreadable record's.
+    pub fn from_report(report: FileReport, size: u64, sha256: String, ingested_at: i64) -> Self {
+        let status = report.status().to_string();
+        FileEntry {
+            file_id: report.file_id,
+            path: report.path,
+            size,
+            sha256,
+            computers: report.computers.into_iter().collect(),
+            channels: report.channels.into_iter().collect(),
+            first_time: report.first_time,
+            last_time: report.last_time,
+            records: report.records,
+            failed_records: report.failed_records,
+            status,
+            error: report
+                .fatal
+                .or_else(|| report.messages.first().map(ToString::to_string)),
+            ingested_at,
+            segment: 0,
+        }
+    }
+}
+
+/// The sha256 of a file's bytes, as lower-case hex: the store's identity of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| IngestError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| IngestError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Now, in microseconds since the epoch (the `ingested_at` of a run's entries).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Build the `files` batch of a segment.

@@ -18,7 +18,7 @@ use arrow::record_batch::RecordBatch;
 use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
 
 use crate::convert::EventsBuilder;
-use crate::error::{IngestError, Result};
+use crate::error::{IngestError, ProblemKind, RecordProblem, Result};
 use crate::schema::col;
 
 /// Size of an EVTX chunk.
@@ -65,8 +65,8 @@ pub struct FileReport {
     pub records: u64,
     /// Records (or whole chunks) that could not be read; each is one error.
     pub failed_records: u64,
-    /// The first [`MAX_MESSAGES_PER_FILE`] error messages, each naming file, chunk and record.
-    pub messages: Vec<String>,
+    /// The first [`MAX_MESSAGES_PER_FILE`] problems, each naming file, chunk and record.
+    pub messages: Vec<RecordProblem>,
     pub first_time: Option<i64>,
     pub last_time: Option<i64>,
     pub computers: BTreeSet<String>,
@@ -78,10 +78,10 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    fn note(&mut self, message: String) {
+    fn note(&mut self, problem: RecordProblem) {
         self.failed_records += 1;
         if self.messages.len() < MAX_MESSAGES_PER_FILE {
-            self.messages.push(message);
+            self.messages.push(problem);
         }
     }
 
@@ -147,7 +147,7 @@ enum Msg {
     },
     Error {
         file: usize,
-        message: String,
+        message: RecordProblem,
     },
     End {
         file: usize,
@@ -226,7 +226,8 @@ pub fn read(
                         None => break,
                         Some(Ok(chunk)) => group.push(chunk),
                         Some(Err(e)) => {
-                            let message = format!("{}: {}", input.path.display(), error_chain(&e));
+                            let kind = ProblemKind::Chunk(error_chain(&e));
+                            let message = problem(&input.path, None, None, kind);
                             if tx.send((next(), Msg::Error { file, message })).is_err() {
                                 return;
                             }
@@ -319,10 +320,11 @@ fn convert_group(
         let mut chunk = match data.parse(settings.clone()) {
             Ok(c) => c,
             Err(e) => {
-                report.note(format!(
-                    "{}: chunk {number}: {}",
-                    path.display(),
-                    error_chain(&e)
+                report.note(problem(
+                    path,
+                    Some(number),
+                    None,
+                    ProblemKind::Chunk(error_chain(&e)),
                 ));
                 continue;
             }
@@ -331,11 +333,8 @@ fn convert_group(
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
-                    report.note(format!(
-                        "{}: chunk {number}: {}",
-                        path.display(),
-                        error_chain(&e)
-                    ));
+                    let kind = ProblemKind::Record(error_chain(&e));
+                    report.note(problem(path, Some(number), None, kind));
                     continue;
                 }
             };
@@ -344,11 +343,8 @@ fn convert_group(
             let rendered = match record.into_json_bytes() {
                 Ok(r) => r,
                 Err(e) => {
-                    report.note(format!(
-                        "{}: chunk {number}: record {record_id}: {}",
-                        path.display(),
-                        error_chain(&e)
-                    ));
+                    let kind = ProblemKind::Render(error_chain(&e));
+                    report.note(problem(path, Some(number), Some(record_id), kind));
                     continue;
                 }
             };
@@ -359,11 +355,7 @@ fn convert_group(
                     report.first_time = min_opt(report.first_time, time);
                     report.last_time = max_opt(report.last_time, time);
                 }
-                Err(e) => report.note(format!(
-                    "{}: chunk {number}: record {record_id}: {}",
-                    path.display(),
-                    e.0
-                )),
+                Err(e) => report.note(problem(path, Some(number), Some(record_id), e.into())),
             }
         }
     }
@@ -377,7 +369,7 @@ fn convert_group(
                 Some(b)
             }
             Err(e) => {
-                report.note(format!("{}: building batch failed: {e}", path.display()));
+                report.note(problem(path, None, None, ProblemKind::Batch(e.to_string())));
                 report.records = 0;
                 None
             }
@@ -404,6 +396,20 @@ fn collect_names(batch: &RecordBatch, column: &str, into: &mut BTreeSet<String>)
         if !into.contains(v) {
             into.insert(v.to_owned());
         }
+    }
+}
+
+fn problem(
+    path: &Path,
+    chunk: Option<u64>,
+    record: Option<u64>,
+    kind: ProblemKind,
+) -> RecordProblem {
+    RecordProblem {
+        path: path.to_path_buf(),
+        chunk,
+        record,
+        kind,
     }
 }
 

@@ -72,12 +72,9 @@ impl QueryError {
             | QueryError::NoEvtxFiles { .. }
             | QueryError::Sql { .. }
             | QueryError::InvalidOption { .. } => true,
-            QueryError::Evtx(e) => matches!(
-                e,
-                IngestError::NoMatch { .. }
-                    | IngestError::Glob { .. }
-                    | IngestError::NotEvtx { .. }
-            ),
+            QueryError::Evtx(e) => {
+                matches!(e, IngestError::NoMatch { .. } | IngestError::Glob { .. })
+            }
             _ => false,
         }
     }

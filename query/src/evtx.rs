@@ -6,8 +6,7 @@
 //! memory stays bounded whatever the input size. Dropping the stream (a `LIMIT` reached) stops
 //! the reader.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -21,10 +20,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use evtxsql_ingest::discover::Candidate;
-use evtxsql_ingest::manifest::{FileEntry, to_batch};
-use evtxsql_ingest::reader::{self, Input, Item, ReadOptions};
+use evtxsql_ingest::manifest::{self, FileEntry, to_batch};
+use evtxsql_ingest::reader::{self, FileReport, Input, Item, ReadOptions};
 use evtxsql_ingest::{IngestError, events_schema, files_schema};
-use sha2::{Digest, Sha256};
 
 use crate::error::QueryError;
 
@@ -241,42 +239,41 @@ impl PartitionStream for FilesPartition {
     }
 }
 
-/// Read every file (dropping its rows) and describe it as the store's manifest would.
+/// Read every file (dropping its rows) and describe it as the store's manifest would. A file
+/// that cannot be hashed (unreadable) is `failed` with that error, as `ingest` would list it.
 fn files_batch(source: &EvtxSource) -> Result<RecordBatch> {
-    let now = chrono::Utc::now().timestamp_micros();
-    let mut entries: Vec<FileEntry> = source
-        .candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| FileEntry {
-            file_id: u32::try_from(i).unwrap_or(u32::MAX),
-            path: c.path.clone(),
-            size: c.size,
-            sha256: sha256_file(&c.path).unwrap_or_default(),
-            computers: Vec::new(),
-            channels: Vec::new(),
-            first_time: None,
-            last_time: None,
-            records: 0,
-            failed_records: 0,
-            status: if c.problem.is_some() { "failed" } else { "ok" }.into(),
-            error: c.problem.clone(),
-            ingested_at: now,
-            segment: 0,
-        })
-        .collect();
+    let now = manifest::now_micros();
+    let mut entries: Vec<FileEntry> = Vec::with_capacity(source.candidates.len());
+    let mut shas: Vec<Option<String>> = Vec::with_capacity(source.candidates.len());
+    for (i, c) in source.candidates.iter().enumerate() {
+        let file_id = u32::try_from(i).unwrap_or(u32::MAX);
+        let (sha, problem) = match manifest::sha256_file(&c.path) {
+            Ok(sha) => (Some(sha), c.problem.clone()),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let sha256 = sha.clone().unwrap_or_default();
+        entries.push(match problem {
+            Some(why) => FileEntry::failed(file_id, &c.path, c.size, sha256, why, now),
+            None => FileEntry::from_report(
+                FileReport {
+                    path: c.path.clone(),
+                    file_id,
+                    ..FileReport::default()
+                },
+                c.size,
+                sha256,
+                now,
+            ),
+        });
+        shas.push(sha);
+    }
     let mut consume = |item: Item| {
         if let Item::FileDone { report, .. } = item {
             let i = report.file_id as usize;
-            if let Some(e) = entries.get_mut(i) {
-                e.status = report.status().to_string();
-                e.computers = report.computers.into_iter().collect();
-                e.channels = report.channels.into_iter().collect();
-                e.first_time = report.first_time;
-                e.last_time = report.last_time;
-                e.records = report.records;
-                e.failed_records = report.failed_records;
-                e.error = report.fatal.or_else(|| report.messages.first().cloned());
+            if let (Some(e), Some(Some(sha))) = (entries.get_mut(i), shas.get(i))
+                && e.status != "failed"
+            {
+                *e = FileEntry::from_report(report, e.size, sha.clone(), now);
             }
         }
         true
@@ -284,24 +281,6 @@ fn files_batch(source: &EvtxSource) -> Result<RecordBatch> {
     reader::read(&source.inputs, &source.read_options(), &mut consume)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     to_batch(&entries).map_err(|e| DataFusionError::External(Box::new(e)))
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 type Sender = tokio::sync::mpsc::Sender<Result<RecordBatch>>;

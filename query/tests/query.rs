@@ -1,7 +1,7 @@
 //! evtxsql-query against a store and against the same EVTX files read directly: every table,
 //! view, function and output format. Real files come from the shared corpus (`EVTXSQL_CORPUS`,
 //! default `../shared/evtx` from the workspace root); tests that need it say so and skip when it
-//! is absent.
+//! is absent (and fail under CI, see evtxsql-testkit).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use evtxsql_query::{
     Format, OutputOptions, QueryError, SessionOptions, new_context, session_for_evtx,
     session_for_store, write_batches,
 };
+use evtxsql_testkit::corpus;
 
 /// Files of the corpus the tests read (SMB client/server, logons, share access, an empty file).
 const FILES: &[&str] = &[
@@ -31,21 +32,6 @@ const FILES: &[&str] = &[
     "sbousseaden__EVTX-ATTACK-SAMPLES/4624_LT3_AnonymousLogon_Localhost_-_JuicyPotato.evtx",
     "Yamato-Security__hayabusa/test1.evtx",
 ];
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("EVTXSQL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/evtx"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: EVTX corpus not found at {} (set EVTXSQL_CORPUS)",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// The corpus subset copied into a directory, and a store ingested from it.
 struct Fixture {

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
     /// A malformed `-- key: value` header line, or a missing/invalid key.
-    #[error("{origin}:{line}: {message}")]
+    #[error("{origin}:{line}: {problem}")]
     Header {
         origin: String,
         line: usize,
-        message: String,
+        problem: HeaderProblem,
     },
     /// The SQL body does not parse, is not a single query, or does not plan against the schema.
     #[error("{origin}:{line}: {message}")]
@@ -40,9 +40,9 @@ pub enum RulesError {
         #[source]
         source: std::io::Error,
     },
-    /// Opening the store or building the session.
-    #[error("opening the store: {0}")]
-    Query(#[from] evtxsql_query::QueryError),
+    /// Two packs of one run each bring a timeline query.
+    #[error("two timeline queries in one run: {first} and {second} (a run draws one timeline)")]
+    DuplicateTimeline { first: String, second: String },
     /// DataFusion failed while preparing the shared relation or the timeline.
     #[error("{stage}: {source}")]
     DataFusion {
@@ -87,6 +87,44 @@ impl RulesError {
             source,
         }
     }
+}
+
+/// A word that is not one of the names a setting takes (`--format`, `--fail-on`, `severity:`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}` ({expected})")]
+pub struct UnknownName {
+    /// What was being named: `format`, `severity`, `kind`.
+    pub what: &'static str,
+    pub value: String,
+    /// The names it takes, for the message.
+    pub expected: String,
+}
+
+/// What is wrong with a rule file's `-- key: value` header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderProblem {
+    #[error("expected `-- key: value`")]
+    NotKeyValue,
+    #[error("no SQL after the header")]
+    NoSql,
+    #[error("missing `-- {0}:` header line")]
+    Missing(&'static str),
+    #[error("`{0}` given twice")]
+    Twice(&'static str),
+    #[error("`{0}` is empty")]
+    Empty(&'static str),
+    #[error("id `{0}` may only hold letters, digits, `_`, `-`, `.`")]
+    BadId(String),
+    #[error(transparent)]
+    Unknown(#[from] UnknownName),
+    #[error("requires `{0}`: expected `<provider or channel>: <event id>, ...`")]
+    RequiresShape(String),
+    #[error("requires: empty provider/channel name")]
+    RequiresNoSource,
+    #[error("requires: `{0}` is not an event id")]
+    RequiresBadId(String),
+    #[error("requires `{0}`: no event ids")]
+    RequiresNoIds(String),
 }
 
 /// Result alias of the rules crate.

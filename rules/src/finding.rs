@@ -1,12 +1,17 @@
 //! Findings: the rows a rule returns, with the rule's metadata attached, and their conversion from
 //! Arrow record batches.
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType, UInt64Type};
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use evtxsql_query::cells::ColumnCells;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::error::{Result, RulesError};
 use crate::rule::{Rule, RuleKind, STANDARD_COLUMNS, Severity};
 
 /// One finding: a row of a rule's result.
@@ -47,66 +52,23 @@ impl Finding {
     }
 }
 
-/// Format microseconds since the epoch as `2025-01-31T08:00:00Z`.
-pub fn format_micros(us: i64) -> String {
-    match chrono::DateTime::from_timestamp_micros(us) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => us.to_string(),
-    }
+/// The cells of one result column: query's conversion (numbers stay numbers, strings and
+/// dictionaries become text, other types Arrow's display), with times in seconds precision
+/// (`2025-01-31T08:00:00Z`), the findings' convention.
+fn column_cells(columns: &[ArrayRef]) -> std::result::Result<Vec<ColumnCells<'_>>, ArrowError> {
+    columns
+        .iter()
+        .map(|c| ColumnCells::new(c.as_ref(), None))
+        .collect()
 }
 
-/// Convert one cell to JSON: integers stay numbers, timestamps become RFC 3339 text, strings and
-/// dictionaries become text, everything else uses Arrow's display formatting.
-fn cell(col: &ArrayRef, row: usize) -> Value {
-    if col.is_null(row) {
-        return Value::Null;
-    }
+/// Times cut to whole seconds, before [`column_cells`].
+fn in_seconds(col: &ArrayRef) -> std::result::Result<ArrayRef, ArrowError> {
     match col.data_type() {
-        DataType::Boolean => Value::Bool(col.as_boolean().value(row)),
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
-            match arrow::compute::cast(&col.slice(row, 1), &DataType::Int64) {
-                Ok(a) => Value::from(a.as_primitive::<Int64Type>().value(0)),
-                Err(_) => Value::Null,
-            }
+        DataType::Timestamp(unit, _) if *unit != TimeUnit::Second => {
+            arrow::compute::cast(col, &DataType::Timestamp(TimeUnit::Second, None))
         }
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
-            match arrow::compute::cast(&col.slice(row, 1), &DataType::UInt64) {
-                Ok(a) => Value::from(a.as_primitive::<UInt64Type>().value(0)),
-                Err(_) => Value::Null,
-            }
-        }
-        DataType::Float32 | DataType::Float64 => {
-            match arrow::compute::cast(&col.slice(row, 1), &DataType::Float64) {
-                Ok(a) => serde_json::Number::from_f64(
-                    a.as_primitive::<arrow::datatypes::Float64Type>().value(0),
-                )
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-                Err(_) => Value::Null,
-            }
-        }
-        DataType::Timestamp(_, _) => {
-            let target = DataType::Timestamp(TimeUnit::Microsecond, None);
-            match arrow::compute::cast(&col.slice(row, 1), &target) {
-                Ok(a) => Value::String(format_micros(
-                    a.as_primitive::<TimestampMicrosecondType>().value(0),
-                )),
-                Err(_) => Value::Null,
-            }
-        }
-        _ => match arrow::compute::cast(&col.slice(row, 1), &DataType::Utf8) {
-            Ok(a) => Value::String(a.as_string::<i32>().value(0).to_string()),
-            Err(_) => {
-                let fmt = arrow::util::display::ArrayFormatter::try_new(
-                    col.as_ref(),
-                    &arrow::util::display::FormatOptions::default(),
-                );
-                match fmt {
-                    Ok(f) => Value::String(f.value(row).to_string()),
-                    Err(_) => Value::Null,
-                }
-            }
-        },
+        _ => Ok(Arc::clone(col)),
     }
 }
 
@@ -129,9 +91,21 @@ pub fn missing_standard_columns(names: &[String]) -> Vec<&'static str> {
 }
 
 /// Turn a rule's result batches into findings.
-pub fn findings_from_batches(rule: &Rule, batches: &[RecordBatch]) -> Vec<Finding> {
+pub fn findings_from_batches(rule: &Rule, batches: &[RecordBatch]) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     for batch in batches {
+        let unreadable = |e: ArrowError| RulesError::Output {
+            rule: rule.id.clone(),
+            origin: rule.origin.clone(),
+            message: format!("a result column cannot be read: {e}"),
+        };
+        let columns = batch
+            .columns()
+            .iter()
+            .map(in_seconds)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(unreadable)?;
+        let cells = column_cells(&columns).map_err(unreadable)?;
         let schema = batch.schema();
         let names: Vec<String> = schema
             .fields()
@@ -154,7 +128,7 @@ pub fn findings_from_batches(rule: &Rule, batches: &[RecordBatch]) -> Vec<Findin
                 extra: Map::new(),
             };
             for (i, name) in names.iter().enumerate() {
-                let v = cell(batch.column(i), row);
+                let v = cells[i].cell(row).to_json();
                 match name.as_str() {
                     "host" => f.host = text(v),
                     "server" => f.server = text(v),
@@ -176,5 +150,5 @@ pub fn findings_from_batches(rule: &Rule, batches: &[RecordBatch]) -> Vec<Findin
             out.push(f);
         }
     }
-    out
+    Ok(out)
 }

@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::error::{Result, RulesError};
+use crate::error::{HeaderProblem, Result, RulesError, UnknownName};
 
 /// How urgent a finding is. Ordered: `Info < Low < Medium < High < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -62,7 +62,7 @@ impl fmt::Display for Severity {
 }
 
 impl FromStr for Severity {
-    type Err = String;
+    type Err = UnknownName;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -71,9 +71,11 @@ impl FromStr for Severity {
             "medium" => Ok(Severity::Medium),
             "high" => Ok(Severity::High),
             "critical" => Ok(Severity::Critical),
-            other => Err(format!(
-                "unknown severity `{other}` (info, low, medium, high, critical)"
-            )),
+            other => Err(UnknownName {
+                what: "severity",
+                value: other.to_string(),
+                expected: "info, low, medium, high, critical".into(),
+            }),
         }
     }
 }
@@ -149,13 +151,13 @@ impl Rule {
                 continue;
             }
             let Some((key, value)) = comment.split_once(':') else {
-                return Err(header(origin, lineno, "expected `-- key: value`"));
+                return Err(header(origin, lineno, HeaderProblem::NotKeyValue));
             };
             b.add(key.trim(), value.trim())
-                .map_err(|m| header(origin, lineno, &m))?;
+                .map_err(|p| header(origin, lineno, p))?;
         }
         let Some(start) = sql_start else {
-            return Err(header(origin, 1, "no SQL after the header"));
+            return Err(header(origin, 1, HeaderProblem::NoSql));
         };
         let sql: String = text
             .lines()
@@ -165,17 +167,13 @@ impl Rule {
             .trim_end()
             .trim_end_matches(';')
             .to_string();
-        let missing = |k: &str| header(origin, 1, &format!("missing `-- {k}:` header line"));
+        let missing = |k: &'static str| header(origin, 1, HeaderProblem::Missing(k));
         let id = b.id.ok_or_else(|| missing("id"))?;
         if !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return Err(header(
-                origin,
-                1,
-                &format!("id `{id}` may only hold letters, digits, `_`, `-`, `.`"),
-            ));
+            return Err(header(origin, 1, HeaderProblem::BadId(id)));
         }
         if b.requires.is_empty() {
             return Err(missing("requires"));
@@ -207,11 +205,11 @@ impl Rule {
     }
 }
 
-fn header(origin: &str, line: usize, message: &str) -> RulesError {
+fn header(origin: &str, line: usize, problem: HeaderProblem) -> RulesError {
     RulesError::Header {
         origin: origin.to_string(),
         line,
-        message: message.to_string(),
+        problem,
     }
 }
 
@@ -237,13 +235,13 @@ fn list(value: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 impl Builder {
-    fn add(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
-        let once = |slot: &mut Option<String>, k: &str| {
+    fn add(&mut self, key: &str, value: &str) -> std::result::Result<(), HeaderProblem> {
+        let once = |slot: &mut Option<String>, k: &'static str| {
             if slot.is_some() {
-                return Err(format!("`{k}` given twice"));
+                return Err(HeaderProblem::Twice(k));
             }
             if value.is_empty() {
-                return Err(format!("`{k}` is empty"));
+                return Err(HeaderProblem::Empty(k));
             }
             *slot = Some(value.to_string());
             Ok(())
@@ -256,7 +254,14 @@ impl Builder {
                 self.kind = Some(match value.to_ascii_lowercase().as_str() {
                     "detection" => RuleKind::Detection,
                     "inventory" => RuleKind::Inventory,
-                    other => return Err(format!("unknown kind `{other}` (detection, inventory)")),
+                    other => {
+                        return Err(UnknownName {
+                            what: "kind",
+                            value: other.to_string(),
+                            expected: "detection, inventory".into(),
+                        }
+                        .into());
+                    }
                 })
             }
             "description" => self.description.push(value.to_string()),
@@ -273,25 +278,23 @@ impl Builder {
 }
 
 /// `Microsoft-Windows-SMBClient: 31017, 31022` → provider/channel + ids.
-fn parse_requirement(value: &str) -> std::result::Result<Requirement, String> {
+fn parse_requirement(value: &str) -> std::result::Result<Requirement, HeaderProblem> {
     let Some((source, ids)) = value.rsplit_once(':') else {
-        return Err(format!(
-            "requires `{value}`: expected `<provider or channel>: <event id>, ...`"
-        ));
+        return Err(HeaderProblem::RequiresShape(value.to_string()));
     };
     let source = source.trim();
     if source.is_empty() {
-        return Err("requires: empty provider/channel name".into());
+        return Err(HeaderProblem::RequiresNoSource);
     }
     let mut event_ids = Vec::new();
     for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         event_ids.push(
             id.parse::<u32>()
-                .map_err(|_| format!("requires: `{id}` is not an event id"))?,
+                .map_err(|_| HeaderProblem::RequiresBadId(id.to_string()))?,
         );
     }
     if event_ids.is_empty() {
-        return Err(format!("requires `{value}`: no event ids"));
+        return Err(HeaderProblem::RequiresNoIds(value.to_string()));
     }
     Ok(Requirement {
         source: source.to_string(),

@@ -21,6 +21,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionContext, col, lit};
 use serde::Serialize;
 
+use evtxsql_ingest::schema::col as schema;
+
 use crate::error::{Result, RulesError};
 use crate::finding::{Finding, findings_from_batches, missing_standard_columns};
 use crate::rule::{Requirement, Rule};
@@ -134,22 +136,34 @@ pub fn relation_sql(rules: &[Rule], opts: &RunOptions) -> String {
         .map(|r| {
             let s = quote(&r.source);
             format!(
-                "((lower(provider) = {s} OR lower(channel) = {s}) \
-                 AND event_id IN ({}))",
-                ids(&mut r.event_ids.iter().copied())
+                "((lower({provider}) = {s} OR lower({channel}) = {s}) \
+                 AND {event_id} IN ({}))",
+                ids(&mut r.event_ids.iter().copied()),
+                provider = schema::PROVIDER,
+                channel = schema::CHANNEL,
+                event_id = schema::EVENT_ID,
             )
         })
         .collect();
     let mut sql = format!(
-        "SELECT * FROM events\nWHERE event_id IN ({})\n  AND ({})",
+        "SELECT * FROM events\nWHERE {} IN ({})\n  AND ({})",
+        schema::EVENT_ID,
         ids(&mut all_ids.iter().copied()),
         groups.join("\n    OR ")
     );
     if let Some(t) = &opts.since {
-        sql.push_str(&format!("\n  AND time_created >= {}", sql_time(t)));
+        sql.push_str(&format!(
+            "\n  AND {} >= {}",
+            schema::TIME_CREATED,
+            sql_time(t)
+        ));
     }
     if let Some(t) = &opts.until {
-        sql.push_str(&format!("\n  AND time_created < {}", sql_time(t)));
+        sql.push_str(&format!(
+            "\n  AND {} < {}",
+            schema::TIME_CREATED,
+            sql_time(t)
+        ));
     }
     sql
 }
@@ -248,7 +262,8 @@ pub async fn register_relation(
         let names: Vec<&str> = pass.columns.iter().map(String::as_str).collect();
         // Separate conjuncts, cheapest first: the Parquet reader evaluates them in turn and
         // decodes each one's columns only for the rows the earlier ones left.
-        let ids = col("event_id").in_list(pass.event_ids.iter().map(|&e| lit(e)).collect(), false);
+        let ids =
+            col(schema::EVENT_ID).in_list(pass.event_ids.iter().map(|&e| lit(e)).collect(), false);
         let mut pass_df = df.clone().filter(ids);
         if let Some(pre) = &pass.prefilter {
             pass_df = pass_df.and_then(|d| d.filter(pre.clone()));
@@ -316,7 +331,7 @@ async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Resu
         .collect()
         .await
         .map_err(err)?;
-    Ok(findings_from_batches(rule, &batches))
+    findings_from_batches(rule, &batches)
 }
 
 /// Run every rule; findings come back sorted in report order.

@@ -68,7 +68,7 @@ pub struct ReportOptions {
     pub until: Option<String>,
 
     /// Output format: text, json, jsonl (one finding a line), csv, md, html (one self-contained file).
-    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text", value_parser = parse_format)]
+    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text")]
     pub format: Format,
 
     /// Write the report to FILE instead of standard output.
@@ -77,7 +77,7 @@ pub struct ReportOptions {
 
     /// Exit with status 4 when a detection at or above this severity exists
     /// (info, low, medium, high, critical).
-    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
 
     /// Run each rule on its own scan of the store instead of one shared scan (for timing).
@@ -91,14 +91,6 @@ pub struct ReportOptions {
     /// Worker threads for the query engine (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-}
-
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse()
-}
-
-fn parse_severity(s: &str) -> Result<Severity, String> {
-    s.parse()
 }
 
 impl ReportOptions {

@@ -2,22 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The shared real-EVTX corpus (`$EVTXSQL_CORPUS`, else `../shared/evtx` beside the workspace),
-/// or None with a loud note when it is absent.
-pub fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("EVTXSQL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/evtx"));
-    if dir.join("expected.json").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: real EVTX corpus not found at {} (set EVTXSQL_CORPUS)",
-            dir.display()
-        );
-        None
-    }
-}
+pub use evtxsql_testkit::corpus;
 
 /// The committed generated sample set.
 pub fn samples_data() -> PathBuf {

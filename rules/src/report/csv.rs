@@ -2,16 +2,10 @@
 //! Cells that a spreadsheet would run as a formula (`= + - @`, tab, carriage return first) get
 //! a leading `'`.
 
+use evtxsql_query::cells::neutralize_formula;
+
 use super::Report;
 use crate::error::{Result, RulesError};
-
-/// Prefix a cell that a spreadsheet would take for a formula with `'`.
-pub fn neutralize_formula(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    }
-}
 
 const HEADER: [&str; 12] = [
     "severity",
@@ -59,27 +53,9 @@ pub fn render(r: &Report) -> Result<String> {
                 extra
             },
         ];
-        w.write_record(cells.iter().map(|c| neutralize_formula(c)))
+        w.write_record(cells.iter().map(|c| neutralize_formula(c).into_owned()))
             .map_err(|e| err(&e))?;
     }
     let bytes = w.into_inner().map_err(|e| err(&e))?;
     String::from_utf8(bytes).map_err(|e| err(&e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formulas_are_neutralized() {
-        assert_eq!(
-            neutralize_formula("=HYPERLINK(\"x\")"),
-            "'=HYPERLINK(\"x\")"
-        );
-        assert_eq!(neutralize_formula("+1"), "'+1");
-        assert_eq!(neutralize_formula("-2+3"), "'-2+3");
-        assert_eq!(neutralize_formula("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(neutralize_formula("nas01"), "nas01");
-        assert_eq!(neutralize_formula(""), "");
-    }
 }

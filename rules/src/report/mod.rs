@@ -14,13 +14,11 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Result, UnknownName};
 use crate::finding::Finding;
 use crate::rule::{Rule, RuleKind, Severity};
 use crate::runner::RunOutput;
 use crate::timeline::{DailyCount, Scope};
-
-pub use self::csv::neutralize_formula;
 
 /// Output formats of `report` and `scan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +53,7 @@ impl fmt::Display for Format {
 }
 
 impl FromStr for Format {
-    type Err = String;
+    type Err = UnknownName;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
@@ -65,10 +63,11 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "md" | "markdown" => Ok(Format::Md),
             "html" | "htm" => Ok(Format::Html),
-            other => Err(format!(
-                "unknown format `{other}` (one of {})",
-                Format::NAMES.join(", ")
-            )),
+            other => Err(UnknownName {
+                what: "format",
+                value: other.to_string(),
+                expected: format!("one of {}", Format::NAMES.join(", ")),
+            }),
         }
     }
 }

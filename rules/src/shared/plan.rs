@@ -10,6 +10,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 use datafusion::prelude::{SessionContext, col, lit};
+use evtxsql_ingest::schema::col as schema;
 
 /// Above this many distinct filters on one event id, all its rows are kept instead.
 const MAX_BRANCHES: usize = 32;
@@ -147,7 +148,7 @@ fn ids_of_expr(e: &Expr) -> Option<BTreeSet<u32>> {
 
 fn is_event_id(e: &Expr) -> bool {
     match e {
-        Expr::Column(c) => c.name == "event_id",
+        Expr::Column(c) => c.name == schema::EVENT_ID,
         Expr::Cast(c) => is_event_id(&c.expr),
         Expr::TryCast(c) => is_event_id(&c.expr),
         _ => false,
@@ -167,7 +168,7 @@ fn literal_id(e: &Expr) -> Option<u32> {
 
 /// The column no rule reads cheaply: the JSON payload. Event ids whose scans read it are
 /// fetched in their own pass, so that it is decoded only for their rows.
-const PAYLOAD: &str = "data";
+const PAYLOAD: &str = schema::DATA;
 
 /// One pass over the store: the event ids it fetches, with what.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,7 +204,7 @@ impl RelationPlan {
     /// branches implied by others are dropped, and event ids with the same condition share one
     /// `event_id IN (…) AND condition` term. Event ids that no scan reads are not fetched.
     pub fn new(schema: &SchemaRef, ids: &BTreeSet<u32>, uses: &[ScanUse]) -> RelationPlan {
-        let mut any_id: BTreeSet<String> = BTreeSet::from(["event_id".to_string()]);
+        let mut any_id: BTreeSet<String> = BTreeSet::from([schema::EVENT_ID.to_string()]);
         let mut per_id: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
         for u in uses.iter().filter(|u| u.event_ids.is_none()) {
             any_id.extend(u.columns.iter().cloned());
@@ -252,7 +253,7 @@ impl RelationPlan {
                     wanted.extend(plan.columns_for(Some(e)));
                 }
                 let in_group =
-                    col("event_id").in_list(group.iter().map(|&e| lit(e)).collect(), false);
+                    col(schema::EVENT_ID).in_list(group.iter().map(|&e| lit(e)).collect(), false);
                 let (full, cheap) = match condition {
                     None => (in_group.clone(), in_group),
                     Some(branches) => (

@@ -14,6 +14,7 @@ use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use evtxsql_ingest::schema::col as schema;
 
 use super::plan::{RelationPlan, event_ids_of};
 
@@ -65,7 +66,7 @@ impl RelationRows {
             return Ok(());
         }
         let in_batch = batch.schema();
-        let idx = in_batch.index_of("event_id")?;
+        let idx = in_batch.index_of(schema::EVENT_ID)?;
         let ids = arrow::compute::cast(batch.column(idx), &DataType::UInt32)?;
         let ids = ids.as_primitive::<UInt32Type>();
         let mut rows: BTreeMap<Option<u32>, Vec<u32>> = BTreeMap::new();

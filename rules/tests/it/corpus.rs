@@ -2,26 +2,10 @@
 //! beside the workspace): every rule runs without error, and the 31018 events of
 //! `tugix456__randaodcxjj/Microsoft-Windows-SmbClient%4Security.evtx` are reported.
 
-use std::path::PathBuf;
-
+use evtxsql_testkit::corpus;
 use serde_json::Value;
 
-use super::common::{ingest, run, session, smb_guest, workspace};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("EVTXSQL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/evtx"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: corpus test: no EVTX corpus at {} (set EVTXSQL_CORPUS)",
-            dir.display()
-        );
-        None
-    }
-}
+use super::common::{ingest, run, session, smb_guest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pack_runs_on_the_real_corpus_and_finds_31018() {

@@ -1,5 +1,6 @@
 //! The HTML report in headless Chromium: it renders, shows the SVG charts, and no script from
-//! the logs runs. Skips (with a message) when Chromium is not installed.
+//! the logs runs. Skips (with a message) when Chromium is not installed, and fails then under CI
+//! (`EVTXSQL_REQUIRE_BROWSER` or `CI`, see evtxsql-testkit).
 
 use std::path::Path;
 use std::process::Command;
@@ -8,14 +9,9 @@ use evtxsql_rules::report::Format;
 
 use super::reports::hostile_report;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 fn dump_dom(file: &Path, profile: &Path) -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!("SKIPPED: HTML browser test: {CHROMIUM} not found (apt-get install chromium)");
-        return None;
-    }
-    let out = Command::new(CHROMIUM)
+    let chromium = evtxsql_testkit::chromium()?;
+    let out = Command::new(chromium)
         .args([
             "--headless",
             "--no-sandbox",
