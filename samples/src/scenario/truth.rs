@@ -84,6 +84,9 @@ impl Boots {
     }
 }
 
+/// The rejects after one upgrade: events, servers named, build before, build after.
+type Blocked = (Group, BTreeSet<String>, u32, u32);
+
 fn kind_of(e: &Event) -> Option<Kind> {
     let s = &e.schema;
     Kind::ALL.iter().copied().find(|k| {
@@ -209,8 +212,7 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
     let mut fallback: BTreeMap<(String, String), Group> = BTreeMap::new();
     let mut last_failed: BTreeMap<(String, String), (FileTime, String)> = BTreeMap::new();
     let mut boots: BTreeMap<String, Boots> = BTreeMap::new();
-    let mut blocked: BTreeMap<(String, FileTime), (Group, BTreeSet<String>, u32, u32)> =
-        BTreeMap::new();
+    let mut blocked: BTreeMap<(String, FileTime), Blocked> = BTreeMap::new();
     let mut allowed_events: Vec<(String, String, String, FileTime)> = Vec::new();
 
     for &(e, k) in &sorted {

@@ -198,10 +198,11 @@ fn signing_breakage_follows_each_hosts_boot_sequence() {
     );
 }
 
+/// A finding without its times and counts: kind, host, client, user.
+type Shape = (String, Option<String>, Option<String>, Option<String>);
+
 /// What a server-scenario fleet looks like, without times and counts.
-fn server_shape(
-    findings: &[Finding],
-) -> BTreeSet<(String, Option<String>, Option<String>, Option<String>)> {
+fn server_shape(findings: &[Finding]) -> BTreeSet<Shape> {
     findings
         .iter()
         .map(|f| {
