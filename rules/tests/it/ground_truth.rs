@@ -10,17 +10,20 @@ use serde_json::Value;
 use super::common::{ingest, run, session, smb_guest, workspace};
 
 /// A finding reduced to what truth.json states.
-type Key = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    u64,
-    String,
-);
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    kind: String,
+    host: Option<String>,
+    server: Option<String>,
+    client: Option<String>,
+    user: Option<String>,
+    first: String,
+    last: String,
+    count: u64,
+    hosts: String,
+    /// The upgrade boot of `guest_blocked_by_signing`: build before, build after, time.
+    upgrade: Option<(u64, u64, String)>,
+}
 
 fn seconds(t: &str) -> String {
     format!("{}Z", &t[..19])
@@ -30,7 +33,8 @@ fn lower(v: Option<&str>) -> Option<String> {
     v.filter(|s| !s.is_empty()).map(str::to_lowercase)
 }
 
-fn truth_keys(truth: &Value) -> BTreeSet<Key> {
+/// The keys of truth.json's findings (`truth["findings"]`).
+pub fn truth_keys(truth: &Value) -> BTreeSet<Key> {
     truth["findings"]
         .as_array()
         .expect("findings")
@@ -44,22 +48,28 @@ fn truth_keys(truth: &Value) -> BTreeSet<Key> {
                         .collect()
                 })
                 .unwrap_or_default();
-            (
-                f["kind"].as_str().unwrap().to_string(),
-                lower(f["host"].as_str()),
-                lower(f["server"].as_str()),
-                lower(f["client"].as_str()),
-                f["user"].as_str().map(String::from),
-                seconds(f["first"].as_str().unwrap()),
-                seconds(f["last"].as_str().unwrap()),
-                f["count"].as_u64().unwrap(),
-                hosts.join(","),
-            )
+            let u = &f["upgrade"];
+            Key {
+                kind: f["kind"].as_str().unwrap().to_string(),
+                host: lower(f["host"].as_str()),
+                server: lower(f["server"].as_str()),
+                client: lower(f["client"].as_str()),
+                user: f["user"].as_str().map(String::from),
+                first: seconds(f["first"].as_str().unwrap()),
+                last: seconds(f["last"].as_str().unwrap()),
+                count: f["count"].as_u64().unwrap(),
+                hosts: hosts.join(","),
+                upgrade: u["at"].as_str().map(|at| {
+                    let build = |k: &str| u[k].as_u64().unwrap();
+                    (build("from_build"), build("to_build"), seconds(at))
+                }),
+            }
         })
         .collect()
 }
 
-fn finding_keys(findings: &[Finding]) -> BTreeSet<Key> {
+/// The keys of the pack's findings (`host_posture` left out).
+pub fn finding_keys(findings: &[Finding]) -> BTreeSet<Key> {
     findings
         .iter()
         .filter(|f| f.rule != "host_posture")
@@ -70,23 +80,41 @@ fn finding_keys(findings: &[Finding]) -> BTreeSet<Key> {
                 .and_then(Value::as_str)
                 .map(|h| h.to_lowercase().replace(", ", ","))
                 .unwrap_or_default();
-            (
-                f.rule.clone(),
-                lower(f.host.as_deref()),
-                lower(f.server.as_deref()),
-                lower(f.extra.get("client").and_then(Value::as_str)),
-                f.user_name.clone(),
-                f.first_seen.clone().unwrap_or_default(),
-                f.last_seen.clone().unwrap_or_default(),
-                f.count,
+            let extra = |k: &str| f.extra.get(k).filter(|v| !v.is_null());
+            let upgrade = extra("upgraded_at").map(|at| {
+                let build = |k: &str| extra(k).and_then(Value::as_u64).expect(k);
+                let at = at.as_str().expect("upgraded_at").to_string();
+                (build("from_build"), build("to_build"), at)
+            });
+            Key {
+                kind: f.rule.clone(),
+                host: lower(f.host.as_deref()),
+                server: lower(f.server.as_deref()),
+                client: lower(f.extra.get("client").and_then(Value::as_str)),
+                user: f.user_name.clone(),
+                first: f.first_seen.clone().unwrap_or_default(),
+                last: f.last_seen.clone().unwrap_or_default(),
+                count: f.count,
                 hosts,
-            )
+                upgrade,
+            }
         })
         .collect()
 }
 
+/// Assert that the pack's findings are exactly the truth's.
+pub fn assert_same(name: &str, want: &BTreeSet<Key>, findings: &[Finding]) {
+    let got = finding_keys(findings);
+    let missing: Vec<_> = want.difference(&got).collect();
+    let extra: Vec<_> = got.difference(want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{name}: findings differ from truth\nmissing: {missing:#?}\nextra: {extra:#?}"
+    );
+}
+
 /// Run the pack on a scenario directory (EVTX files + truth.json) and compare, in shared and
-/// naive mode. Returns the rules that produced findings.
+/// naive mode (clean-fleet must yield nothing). Returns the rules that produced findings.
 async fn check_scenario(dir: &Path) -> BTreeSet<String> {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     let truth: Value =
@@ -99,13 +127,7 @@ async fn check_scenario(dir: &Path) -> BTreeSet<String> {
     let rules = smb_guest();
     let shared = run(&ctx, &rules, true).await;
     let want = truth_keys(&truth);
-    let got = finding_keys(&shared.findings);
-    let missing: Vec<_> = want.difference(&got).collect();
-    let extra: Vec<_> = got.difference(&want).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{name}: findings differ from truth.json\nmissing: {missing:#?}\nextra: {extra:#?}"
-    );
+    assert_same(&name, &want, &shared.findings);
     let naive = run(&ctx, &rules, false).await;
     assert_eq!(
         shared.findings, naive.findings,
@@ -115,8 +137,15 @@ async fn check_scenario(dir: &Path) -> BTreeSet<String> {
         shared.timeline, naive.timeline,
         "{name}: timeline shared vs naive"
     );
-    eprintln!("{name}: {} findings match truth.json", got.len());
-    shared.findings.iter().map(|f| f.rule.clone()).collect()
+    eprintln!("{name}: {} findings match truth.json", want.len());
+    let rules: BTreeSet<String> = shared.findings.iter().map(|f| f.rule.clone()).collect();
+    if name == "clean-fleet" {
+        assert!(
+            rules.is_empty(),
+            "clean-fleet must yield nothing, got {rules:?}"
+        );
+    }
+    rules
 }
 
 const SCENARIOS: [&str; 7] = [
@@ -134,14 +163,7 @@ async fn committed_samples_match_truth() {
     let data = workspace().join("samples/data");
     let mut fired = BTreeSet::new();
     for s in SCENARIOS {
-        let rules = check_scenario(&data.join(s)).await;
-        if s == "clean-fleet" {
-            assert!(
-                rules.is_empty(),
-                "clean-fleet must yield nothing, got {rules:?}"
-            );
-        }
-        fired.extend(rules);
+        fired.extend(check_scenario(&data.join(s)).await);
     }
     // Every rule of the pack is exercised by some scenario.
     for r in smb_guest() {
@@ -153,28 +175,27 @@ async fn committed_samples_match_truth() {
     }
 }
 
-/// Freshly generated scenarios with another seed and a bigger fleet (different times, users,
-/// counts and noise than the committed set).
+/// Freshly generated scenarios with other seeds and fleet sizes (different times, users, counts,
+/// shapes and noise than the committed set).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_scenarios_match_truth() {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = evtxsql_samples::GenerateOptions {
-        scenario: "all".into(),
-        hosts: 9,
-        days: 4,
-        events: 4000,
-        seed: 20_251_125,
-        out: tmp.path().join("gen"),
-        start: None,
-    };
-    evtxsql_samples::generate(&opts, &|_| {}).expect("generate");
-    for s in SCENARIOS {
-        let rules = check_scenario(&tmp.path().join("gen").join(s)).await;
-        if s == "clean-fleet" {
-            assert!(
-                rules.is_empty(),
-                "clean-fleet must yield nothing, got {rules:?}"
-            );
+    for (seed, hosts, days, events) in
+        [(20_251_125, 9, 4, 4000), (3, 4, 1, 1200), (42, 12, 3, 3000)]
+    {
+        let out = tmp.path().join(format!("gen-{seed}"));
+        let opts = evtxsql_samples::GenerateOptions {
+            scenario: "all".into(),
+            hosts,
+            days,
+            events,
+            seed,
+            out: out.clone(),
+            start: None,
+        };
+        evtxsql_samples::generate(&opts, &|_| {}).expect("generate");
+        for s in SCENARIOS {
+            check_scenario(&out.join(s)).await;
         }
     }
 }

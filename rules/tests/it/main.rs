@@ -11,3 +11,4 @@ mod html_browser;
 mod reports;
 mod rule_check;
 mod shared_scan;
+mod signing;

@@ -29,8 +29,9 @@ pub struct Host {
     pub ip: Ipv4Addr,
     /// OS build at the start.
     pub build: u32,
-    /// An in-place upgrade: when, and to which build.
-    pub upgrade: Option<(FileTime, u32)>,
+    /// Later boots, in time order: when, and the build it runs from then on (an upgrade when
+    /// the build rises, a rollback when it falls).
+    pub reboots: Vec<(FileTime, u32)>,
     /// The user who works on it (`user07`).
     pub user: String,
     /// That user's SID.
@@ -50,7 +51,7 @@ impl Host {
             name,
             ip: Ipv4Addr::new(10, 10, (n / 200) as u8, (n % 200 + 20) as u8),
             build,
-            upgrade: None,
+            reboots: Vec::new(),
             user_sid: domain_sid(1100 + n as u32),
             user,
             server: false,
@@ -64,7 +65,7 @@ impl Host {
             computer: format!("{name}.{DNS_SUFFIX}").into(),
             ip,
             build: BUILD_24H2,
-            upgrade: None,
+            reboots: Vec::new(),
             user: "svc-backup".to_string(),
             user_sid: domain_sid(1050),
             server: true,
@@ -73,10 +74,11 @@ impl Host {
 
     /// The OS build running at `t`.
     pub fn build_at(&self, t: FileTime) -> u32 {
-        match self.upgrade {
-            Some((when, build)) if t >= when => build,
-            _ => self.build,
-        }
+        self.reboots
+            .iter()
+            .take_while(|(when, _)| *when <= t)
+            .last()
+            .map_or(self.build, |(_, build)| *build)
     }
 }
 

@@ -20,6 +20,6 @@ pub use generate::{
 pub use noise::BENIGN_SERVERS;
 pub use rng::Rng;
 pub use truth::{
-    FALLBACK_WINDOW_SECS, Finding, SIGNING_BUILD, SPOOF_MIN_CLIENTS, SPOOF_WINDOW_SECS, analyze,
-    normalize_server, sockaddr_ip,
+    FALLBACK_WINDOW_SECS, Finding, SIGNING_BUILD, SPOOF_MIN_CLIENTS, SPOOF_WINDOW_SECS, Upgrade,
+    analyze, normalize_server, sockaddr_ip,
 };

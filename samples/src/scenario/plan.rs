@@ -1,13 +1,13 @@
 //! What happens in each scenario: the hosts, and the events that matter (the "signal"),
 //! including each host's boot record. Noise is added around them when files are written.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
-use super::emit::{Emit, Logon, sids};
+use super::emit::{Emit, sids};
 use super::fleet::{BUILD_23H2, BUILD_24H2, BUILD_WIN10, DOMAIN, Host, domain_sid, workstations};
 use super::rng::Rng;
 use crate::catalog::ntstatus;
-use crate::writer::{Event, FileTime, Sid};
+use crate::writer::{Event, FileTime};
 
 /// The scenario names, in the order `all` writes them.
 pub const SCENARIOS: [&str; 7] = [
@@ -46,31 +46,31 @@ pub struct Ctx<'a> {
 const TICKS_PER_SEC: u64 = 10_000_000;
 
 impl Ctx<'_> {
-    fn at(&self, secs: u64) -> FileTime {
+    pub(crate) fn at(&self, secs: u64) -> FileTime {
         FileTime::from_unix_secs(self.start + i64::try_from(secs).unwrap_or(i64::MAX))
     }
 
-    fn span_secs(&self) -> u64 {
+    pub(crate) fn span_secs(&self) -> u64 {
         u64::from(self.days) * 86_400
     }
 
     /// A random time (with microseconds) during working hours of `day`.
-    fn work_time(&mut self, day: u32) -> FileTime {
+    pub(crate) fn work_time(&mut self, day: u32) -> FileTime {
         let secs = u64::from(day.min(self.days - 1)) * 86_400 + self.rng.range(8 * 3600, 18 * 3600);
         self.jitter(self.at(secs))
     }
 
     /// `t` plus a random sub-second part, in whole microseconds.
-    fn jitter(&mut self, t: FileTime) -> FileTime {
+    pub(crate) fn jitter(&mut self, t: FileTime) -> FileTime {
         FileTime(t.0 + self.rng.below(1_000_000) * 10)
     }
 
-    fn plus_secs(t: FileTime, secs: u64) -> FileTime {
+    pub(crate) fn plus_secs(t: FileTime, secs: u64) -> FileTime {
         FileTime(t.0 + secs * TICKS_PER_SEC)
     }
 
     /// A boot record for every host shortly after the start.
-    fn boots(&mut self, hosts: &[Host], out: &mut Vec<Event>) {
+    pub(crate) fn boots(&mut self, hosts: &[Host], out: &mut Vec<Event>) {
         for h in hosts {
             let t = self.rng.range(60, 1800);
             let t = self.jitter(self.at(t));
@@ -307,30 +307,99 @@ fn spoofed_server(ctx: &mut Ctx<'_>) -> Plan {
     Plan { hosts, signal }
 }
 
-/// Hosts that use a guest NAS are upgraded to 24H2 (signing required); guest logons to the NAS
-/// are rejected from then on.
+/// One boot of a host in the signing scenario: seconds from the start, the build it runs from
+/// then on, and whether the guest policy is in force (31018 logged at that boot).
+#[derive(Clone, Copy)]
+struct Stanza {
+    at: u64,
+    build: u32,
+    policy: bool,
+}
+
+/// Hosts that use a guest NAS (guest logons enabled, 31018 at boot) are upgraded to 24H2, where
+/// signing is required: guest logons to the NAS are rejected (31017) from then on. Some of them
+/// roll back to 23H2, on an image without the guest policy (so they reject guest logons there
+/// too, which is not signing breakage), and are upgraded again. One of the other hosts starts on
+/// 24H2 (rejecting from the start: no upgrade seen), rolls back and is upgraded again. Which
+/// hosts do so depends on the seed.
 fn signing_breaks_guest(ctx: &mut Ctx<'_>) -> Plan {
     let mut hosts = workstations(ctx.hosts, |_| BUILD_23H2);
     let span = ctx.span_secs();
     let group = hosts.len().div_ceil(2);
-    let upgrade_at = span * 2 / 5;
-    for (i, h) in hosts.iter_mut().enumerate().take(group) {
-        let t = FileTime::from_unix_secs(ctx.start + (upgrade_at + 420 * i as u64) as i64);
-        h.upgrade = Some((t, BUILD_24H2));
+    // At least one upgraded host rolls back when two or more are upgraded.
+    let sure_rollback = ctx.rng.below(group as u64) as usize;
+    let starts_new =
+        (hosts.len() > group).then(|| group + ctx.rng.below((hosts.len() - group) as u64) as usize);
+    let old = Stanza {
+        at: 0,
+        build: BUILD_23H2,
+        policy: true,
+    };
+    let mut lives: Vec<Vec<Stanza>> = Vec::with_capacity(hosts.len());
+    for i in 0..hosts.len() {
+        // One host's boots are 7 minutes after the previous host's (wrapping after 16 hosts).
+        let offset = 420 * (i as u64 % 16);
+        let boot = |fifths: u64, build: u32, policy: bool| Stanza {
+            at: span * fifths / 5 + offset,
+            build,
+            policy,
+        };
+        let again = [boot(3, BUILD_23H2, false), boot(4, BUILD_24H2, true)];
+        lives.push(if i < group {
+            let mut life = vec![old, boot(2, BUILD_24H2, true)];
+            if group >= 2 && (i == sure_rollback || ctx.rng.chance(0.34)) {
+                life.extend(again);
+            }
+            life
+        } else if Some(i) == starts_new {
+            let policy = Stanza {
+                policy: true,
+                ..again[0]
+            };
+            let first = Stanza {
+                build: BUILD_24H2,
+                ..old
+            };
+            vec![first, policy, again[1]]
+        } else {
+            vec![old]
+        });
+    }
+    for (h, life) in hosts.iter_mut().zip(&lives) {
+        h.build = life[0].build;
+        h.reboots = life[1..].iter().map(|s| (ctx.at(s.at), s.build)).collect();
     }
     let mut signal = Vec::new();
     ctx.boots(&hosts, &mut signal);
-    for h in &hosts {
-        let t = ctx.jitter(ctx.at(1900));
-        signal.push(ctx.emit.guest_config(h, t, 1));
-        if let Some((when, build)) = h.upgrade {
-            signal.push(ctx.emit.os_boot(h, when, build));
-            signal.push(ctx.emit.guest_config(h, Ctx::plus_secs(when, 30), 1));
-            let from = (when.unix_micros() / 1_000_000 - ctx.start) as u64 + 600;
-            for _ in 0..ctx.rng.range(2, 5) {
-                let secs = ctx.rng.range(from, span - 60);
-                let t = ctx.jitter(ctx.at(secs));
-                signal.push(ctx.emit.guest_rejected(h, t, "", "\\nas-old"));
+    for (h, life) in hosts.iter().zip(&lives) {
+        for (k, s) in life.iter().enumerate() {
+            let when = ctx.at(s.at);
+            if k > 0 {
+                signal.push(ctx.emit.os_boot(h, when, s.build));
+            }
+            if s.policy {
+                let t = if k == 0 {
+                    ctx.jitter(ctx.at(1900))
+                } else {
+                    Ctx::plus_secs(when, 30)
+                };
+                signal.push(ctx.emit.guest_config(h, t, 1));
+            }
+            // Signing blocks guest on 24H2 whatever the policy; without the policy every build
+            // rejects guest logons.
+            if s.build >= BUILD_24H2 || !s.policy {
+                let from = s.at.max(3000) + 600;
+                let until = life.get(k + 1).map_or(span, |n| n.at) - 60;
+                let (lo, hi) = if s.build >= BUILD_24H2 {
+                    (2, 5)
+                } else {
+                    (1, 3)
+                };
+                for _ in 0..ctx.rng.range(lo, hi) {
+                    let secs = ctx.rng.range(from, until);
+                    let t = ctx.jitter(ctx.at(secs));
+                    signal.push(ctx.emit.guest_rejected(h, t, "", "\\nas-old"));
+                }
             }
         }
     }
@@ -343,60 +412,4 @@ fn clean_fleet(ctx: &mut Ctx<'_>) -> Plan {
     let mut signal = Vec::new();
     ctx.boots(&hosts, &mut signal);
     Plan { hosts, signal }
-}
-
-/// Helpers the server scenario shares.
-pub(crate) mod shared {
-    pub use super::{Ctx, Plan};
-}
-
-/// A client of the file servers: a fleet workstation or another device.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Client {
-    pub ip: IpAddr,
-    pub name: &'static str,
-}
-
-/// The non-Windows devices on the network.
-pub(crate) fn devices() -> Vec<Client> {
-    vec![
-        Client {
-            ip: IpAddr::V4(Ipv4Addr::new(10, 30, 0, 11)),
-            name: "SCANNER-2F",
-        },
-        Client {
-            ip: IpAddr::V4(Ipv4Addr::new(10, 30, 0, 12)),
-            name: "-",
-        },
-        Client {
-            ip: IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 30, 0, 0, 0, 0x13)),
-            name: "-",
-        },
-    ]
-}
-
-/// The logon of a guest account on `server`.
-pub(crate) fn guest_sid(server_rid_base: u32) -> Sid {
-    Sid::new(5, &[21, 1_004_336_348, 1_177_238_915, server_rid_base, 501])
-}
-
-/// A workstation's network logon description.
-pub(crate) fn network_logon<'a>(
-    sid: Sid,
-    user: &'a str,
-    domain: &'a str,
-    logon_id: u64,
-    ws: &'a str,
-    ip: &'a str,
-) -> Logon<'a> {
-    Logon {
-        sid,
-        user,
-        domain,
-        logon_id,
-        logon_type: 3,
-        workstation: ws,
-        ip,
-        port: "0",
-    }
 }

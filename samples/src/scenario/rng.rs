@@ -49,6 +49,19 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
     }
 
+    /// `k` distinct indices of `0..n` (all of them when `k >= n`), in the order drawn: a
+    /// partial Fisher-Yates shuffle.
+    pub fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..n).collect();
+        let k = k.min(n);
+        for i in 0..k {
+            let j = i + self.below((n - i) as u64) as usize;
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all
+    }
+
     /// A random element of a non-empty slice (the first one of an empty... slice is a bug, so
     /// callers pass non-empty slices; an empty one yields `None`).
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
@@ -78,5 +91,11 @@ mod tests {
         }
         assert_eq!(r.below(0), 0);
         assert!(r.pick::<u8>(&[]).is_none());
+        let mut s = r.sample(10, 4);
+        assert_eq!(s.len(), 4);
+        s.sort_unstable();
+        s.dedup();
+        assert!(s.len() == 4 && s.iter().all(|&i| i < 10));
+        assert_eq!(r.sample(3, 9).len(), 3);
     }
 }

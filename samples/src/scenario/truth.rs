@@ -46,9 +46,46 @@ pub struct Finding {
     /// The client hosts involved, for fleet-wide findings.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// The boot that upgraded the host, for `guest_blocked_by_signing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Upgrade>,
     /// Why this is a finding.
     pub why: String,
 }
+
+/// A boot whose build is [`SIGNING_BUILD`] or later, right after a boot on an older build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+pub struct Upgrade {
+    /// The build of the boot before.
+    pub from_build: u32,
+    /// The build of this boot.
+    pub to_build: u32,
+    /// This boot's time (RFC 3339, UTC).
+    pub at: String,
+}
+
+/// A host's boot sequence so far: the last boot's build (`None` before the first boot or when
+/// it names none), and the upgrade that began the current run of boots on a signing build.
+#[derive(Default)]
+struct Boots {
+    build: Option<u32>,
+    upgrade: Option<(u32, u32, FileTime)>,
+}
+
+impl Boots {
+    fn boot(&mut self, build: Option<u32>, t: FileTime) {
+        let previous = std::mem::replace(&mut self.build, build);
+        self.upgrade = match (previous, build) {
+            (_, Some(b)) if b < SIGNING_BUILD => None,
+            (_, None) | (None, _) => None,
+            (Some(p), Some(b)) if p < SIGNING_BUILD => Some((p, b, t)),
+            (Some(_), Some(_)) => self.upgrade,
+        };
+    }
+}
+
+/// The rejects after one upgrade: events, servers named, build before, build after.
+type Blocked = (Group, BTreeSet<String>, u32, u32);
 
 fn kind_of(e: &Event) -> Option<Kind> {
     let s = &e.schema;
@@ -150,6 +187,7 @@ impl Group {
             last: last.to_rfc3339(),
             count: self.times.len() as u64,
             hosts: Vec::new(),
+            upgrade: None,
             why,
         }
     }
@@ -161,7 +199,8 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
         .iter()
         .filter_map(|e| kind_of(e).map(|k| (e, k)))
         .collect();
-    sorted.sort_by_key(|(e, _)| e.time);
+    // A boot comes before the other events of its instant: they happen on the booted build.
+    sorted.sort_by_key(|(e, k)| (e.time, *k != Kind::KernelGeneral12));
     let mut out = Vec::new();
 
     // Client side: rejected and allowed guest logons, per (host, server).
@@ -172,9 +211,9 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
     let mut enabled: BTreeMap<String, Group> = BTreeMap::new();
     let mut fallback: BTreeMap<(String, String), Group> = BTreeMap::new();
     let mut last_failed: BTreeMap<(String, String), (FileTime, String)> = BTreeMap::new();
-    let mut builds: BTreeMap<String, (u32, Option<FileTime>)> = BTreeMap::new();
-    let mut blocked: BTreeMap<String, Group> = BTreeMap::new();
-    let mut allowed_events: Vec<(String, String, FileTime)> = Vec::new();
+    let mut boots: BTreeMap<String, Boots> = BTreeMap::new();
+    let mut blocked: BTreeMap<(String, FileTime), Blocked> = BTreeMap::new();
+    let mut allowed_events: Vec<(String, String, String, FileTime)> = Vec::new();
 
     for &(e, k) in &sorted {
         let host = host_of(e);
@@ -209,7 +248,7 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
                     .or_default()
                     .add(e.time, &user, &host);
                 if k == Kind::SmbClient31022 {
-                    allowed_events.push((server.clone(), host.clone(), e.time));
+                    allowed_events.push((server.clone(), host.clone(), user.clone(), e.time));
                     if let Some((t, failed_user)) = last_failed.get(&(host.clone(), server.clone()))
                         && secs(e.time) - secs(*t) <= FALLBACK_WINDOW_SECS
                     {
@@ -220,13 +259,12 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
                         }
                         g.add(e.time, failed_user, &host);
                     }
-                } else if let Some((build, Some(_upgraded_at))) = builds.get(&host)
-                    && *build >= SIGNING_BUILD
-                {
-                    blocked
-                        .entry(host.clone())
-                        .or_default()
-                        .add(e.time, &user, &host);
+                } else if let Some((from, to, at)) = boots.get(&host).and_then(|b| b.upgrade) {
+                    let (g, servers, ..) = blocked
+                        .entry((host.clone(), at))
+                        .or_insert_with(|| (Group::default(), BTreeSet::new(), from, to));
+                    g.add(e.time, &user, &host);
+                    servers.insert(server);
                 }
             }
             Kind::SmbClient31001 => {
@@ -274,11 +312,8 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
                 }
             }
             Kind::KernelGeneral12 => {
-                let build = uint(e, "BuildVersion").unwrap_or(0) as u32;
-                let entry = builds.entry(host.clone()).or_insert((build, None));
-                if build > entry.0 {
-                    *entry = (build, Some(e.time));
-                }
+                let build = uint(e, "BuildVersion").and_then(|b| u32::try_from(b).ok());
+                boots.entry(host.clone()).or_default().boot(build, e.time);
             }
             _ => {}
         }
@@ -334,9 +369,9 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
     let mut spoofed = BTreeSet::new();
     for (server, seen) in &first_seen {
         let mut g = Group::default();
-        for (s, host, t) in &allowed_events {
+        for (s, host, user, t) in &allowed_events {
             if s == server && *t >= *seen && secs(*t) - secs(*seen) <= SPOOF_WINDOW_SECS {
-                g.add(*t, "", host);
+                g.add(*t, user, host);
             }
         }
         if g.hosts.len() >= SPOOF_MIN_CLIENTS {
@@ -370,23 +405,22 @@ pub fn analyze(events: &[Event]) -> Vec<Finding> {
             out.push(f);
         }
     }
-    for (host, g) in &blocked {
+    for ((host, at), (g, servers, from, to)) in &blocked {
+        let server = (servers.len() == 1).then(|| servers.iter().next().cloned());
         let mut f = g.finding(
             "guest_blocked_by_signing",
             Some(host.clone()),
-            None,
+            server.flatten(),
             String::new(),
         );
-        let servers: BTreeSet<String> = rejected
-            .keys()
-            .filter(|(h, _)| h == host)
-            .map(|(_, s)| s.clone())
-            .collect();
-        if servers.len() == 1 {
-            f.server = servers.into_iter().next();
-        }
+        f.upgrade = Some(Upgrade {
+            from_build: *from,
+            to_build: *to,
+            at: at.to_rfc3339(),
+        });
         f.why = format!(
-            "{host} was upgraded to build {SIGNING_BUILD} or later (Kernel-General 12) and then rejected {} guest logon(s): guest access broken by required signing.",
+            "{host} was upgraded from build {from} to {to} at {} (Kernel-General 12) and then rejected {} guest logon(s) before booting an older build: guest access broken by required signing.",
+            at.to_rfc3339(),
             f.count
         );
         out.push(f);

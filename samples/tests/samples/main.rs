@@ -1,16 +1,20 @@
 //! The crate's integration tests: written files read back by the `evtx` crate (checksums
-//! verified), scenario truth and counts, and determinism against the committed set.
+//! verified), counts, and determinism against the committed set; scenario truth in
+//! `scenarios`.
 #![allow(clippy::unwrap_used)]
+
+mod scenarios;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use scenarios::small;
 use std::sync::Arc;
 
 use evtx::{EvtxParser, ParserSettings};
 use evtxsql_samples::catalog::{Catalog, Kind};
 use evtxsql_samples::scenario::{
-    self, BUILD_24H2, Emit, GenerateOptions, Host, analyze, file_events, scenario_events,
-    scenario_names,
+    BUILD_24H2, Emit, GenerateOptions, Host, file_events, scenario_names,
 };
 use evtxsql_samples::writer::{
     Event, EvtxWriter, FileTime, Guid, Sid, Value, ValueType, write_evtx,
@@ -315,104 +319,6 @@ fn values_that_do_not_fit_are_errors_not_panics() {
     assert!(w.write(&e).is_err(), "too few values");
     let (stats, _) = w.finish().unwrap();
     assert_eq!(stats.records, 1);
-}
-
-fn small(seed: u64) -> GenerateOptions {
-    GenerateOptions {
-        scenario: "all".into(),
-        hosts: 6,
-        days: 2,
-        events: 1500,
-        seed,
-        out: PathBuf::new(),
-        start: None,
-    }
-}
-
-#[test]
-fn truth_does_not_change_when_noise_is_added() {
-    let cat = Catalog::new();
-    for name in scenario_names() {
-        let (truth, files) = scenario_events(&cat, name, &small(3)).unwrap();
-        let all: Vec<Event> = files.into_iter().flatten().collect();
-        assert_eq!(all.len(), 1500.max(all.len()));
-        assert_eq!(analyze(&all), truth, "{name}");
-    }
-}
-
-fn kinds(findings: &[scenario::Finding]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for f in findings {
-        *m.entry(f.kind.clone()).or_default() += 1;
-    }
-    m
-}
-
-#[test]
-fn each_scenario_plants_what_it_is_named_for() {
-    let cat = Catalog::new();
-    for seed in [1, 7, 99] {
-        let opts = small(seed);
-        let get = |name: &str| scenario::plan_scenario(&cat, name, &opts).unwrap().2;
-        let k = |name: &str| kinds(&get(name));
-        assert!(get("clean-fleet").is_empty());
-        let nas = k("nas-guest-only");
-        assert!(
-            nas["client_rejected_guest"] >= 2
-                && nas["guest_dependency"] == 1
-                && !nas.contains_key("client_allowed_guest")
-        );
-        let admin = get("admin-enables-guest");
-        let enabled: Vec<_> = admin
-            .iter()
-            .filter(|f| f.kind == "insecure_guest_enabled")
-            .collect();
-        assert_eq!(enabled.len(), 3);
-        // PowerShell: 4104, 4657, Sysmon 13, 31018; group policy (the last one): no 4104.
-        assert_eq!(
-            enabled.iter().map(|f| f.count).collect::<Vec<_>>(),
-            vec![4, 4, 3],
-            "{enabled:?}"
-        );
-        assert!(enabled.iter().any(|f| f.user.as_deref() == Some("itadmin")));
-        assert_eq!(kinds(&admin)["client_allowed_guest"], 3);
-        let fb = k("fallback-to-guest");
-        assert_eq!(fb["fallback_to_guest"], 3);
-        let spoof = get("spoofed-server");
-        let s: Vec<_> = spoof
-            .iter()
-            .filter(|f| f.kind == "spoofed_server")
-            .collect();
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].server.as_deref(), Some("10.66.6.6"));
-        assert_eq!(s[0].hosts.len(), 4);
-        assert!(
-            spoof
-                .iter()
-                .any(|f| f.kind == "guest_dependency" && f.server.as_deref() == Some("nas01"))
-        );
-        let sign = k("signing-breaks-guest");
-        assert_eq!(sign["guest_blocked_by_signing"], 3);
-        let server = get("windows-guest-server");
-        let users: Vec<_> = server
-            .iter()
-            .filter(|f| f.kind == "server_guest_session")
-            .filter_map(|f| f.user.clone())
-            .collect();
-        assert!(
-            users.contains(&"Guest".to_string()) && users.contains(&"ANONYMOUS LOGON".to_string())
-        );
-        assert_eq!(
-            users.iter().filter(|u| *u == "ANONYMOUS LOGON").count(),
-            1,
-            "the IPC$-only null session is not a finding"
-        );
-        assert!(
-            server
-                .iter()
-                .any(|f| f.kind == "server_guest_denied" && f.host.as_deref() == Some("FS02"))
-        );
-    }
 }
 
 fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
