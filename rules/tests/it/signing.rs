@@ -9,7 +9,6 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int64Type, UInt32Type, UInt64Type};
 use datafusion::prelude::SessionContext;
 use evtxsql_rules::Finding;
-use evtxsql_rules::finding::format_micros;
 use evtxsql_samples::GenerateOptions;
 use evtxsql_samples::catalog::Catalog;
 use evtxsql_samples::scenario::{analyze, scenario_events};
@@ -66,7 +65,7 @@ async fn check_upgrade_evidence(ctx: &SessionContext, findings: &[Finding]) -> u
         let seq = &boots[host];
         let k = seq
             .iter()
-            .position(|b| b.2 == record && format_micros(b.0) == at)
+            .position(|b| b.2 == record && seconds(b.0) == at)
             .unwrap_or_else(|| panic!("{host}: no boot at {at} with record {record}: {seq:?}"));
         assert!(k > 0, "{host}: the first boot is not an upgrade: {f:?}");
         assert_eq!(seq[k].3, Some(to as i64), "{host} boot {record}: build");
@@ -163,4 +162,13 @@ async fn merged_fleet_follows_the_boot_sequence() {
         .collect();
     eprintln!("merged fleet: {checked} upgrade findings checked; WKS-004: {wks004:#?}");
     assert!(checked >= 3, "{checked}");
+}
+
+/// Microseconds since the epoch in the findings' form, `2025-01-31T08:00:00Z`.
+fn seconds(us: i64) -> String {
+    evtxsql_query::cells::format_time(
+        us.div_euclid(1_000_000),
+        arrow::datatypes::TimeUnit::Second,
+        None,
+    )
 }
