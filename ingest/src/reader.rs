@@ -17,6 +17,8 @@ use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
 use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
 
+use crate::binxml::chunk::RECORD_HEADER_SIZE;
+use crate::binxml::{Decoder, Unsupported};
 use crate::convert::EventsBuilder;
 use crate::error::{IngestError, Result};
 use crate::schema::col;
@@ -75,6 +77,13 @@ pub struct FileReport {
     pub event_ids: BTreeMap<Option<u32>, u64>,
     /// Set when the file could not be opened at all.
     pub fatal: Option<String>,
+    /// Of `records`, those our own BinXML decoder read ([`crate::binxml`]).
+    pub decoded_records: u64,
+    /// Of `records`, those read with the evtx crate's JSON path instead (the decoder left
+    /// them, or it was switched off).
+    pub fallback_records: u64,
+    /// Why the decoder left records to the evtx crate, with how many.
+    pub fallback_reasons: BTreeMap<String, u64>,
 }
 
 impl FileReport {
@@ -100,6 +109,18 @@ impl FileReport {
         for (k, v) in other.event_ids {
             *self.event_ids.entry(k).or_default() += v;
         }
+        self.decoded_records += other.decoded_records;
+        self.fallback_records += other.fallback_records;
+        for (k, v) in other.fallback_reasons {
+            *self.fallback_reasons.entry(k).or_default() += v;
+        }
+    }
+
+    fn row(&mut self, event_id: Option<u32>, time: Option<i64>) {
+        self.records += 1;
+        *self.event_ids.entry(event_id).or_default() += 1;
+        self.first_time = min_opt(self.first_time, time);
+        self.last_time = max_opt(self.last_time, time);
     }
 
     /// `ok`, `damaged` (some records or chunks unreadable) or `failed` (nothing readable).
@@ -155,11 +176,50 @@ enum Msg {
     },
 }
 
+/// Which code turns records into rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordPath {
+    /// Our own BinXML decoder ([`crate::binxml`]), the evtx crate's JSON for the records it
+    /// leaves.
+    Decoder,
+    /// The evtx crate's JSON rendering for every record, parsed again.
+    EvtxJson,
+}
+
+impl RecordPath {
+    /// `EVTXSQL_RECORD_PATH=evtx` chooses [`RecordPath::EvtxJson`], `decoder` the decoder;
+    /// unset, the default.
+    pub fn from_env() -> Self {
+        match std::env::var("EVTXSQL_RECORD_PATH").as_deref() {
+            Ok("evtx") => RecordPath::EvtxJson,
+            Ok("decoder") => RecordPath::Decoder,
+            _ => RecordPath::DEFAULT,
+        }
+    }
+
+    pub const DEFAULT: RecordPath = RecordPath::EvtxJson;
+}
+
+thread_local! {
+    /// One decoder per worker thread: the plans it compiled serve all later chunks.
+    static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(Decoder::new());
+}
+
 /// Read `inputs` in parallel; call `consume` with every batch and every file's report, in file
 /// order. `consume` returns false to stop early. Blocking.
 pub fn read(
     inputs: &[Input],
     opts: &ReadOptions,
+    consume: &mut dyn FnMut(Item) -> bool,
+) -> Result<()> {
+    read_with(inputs, opts, RecordPath::from_env(), consume)
+}
+
+/// [`read`] with the record path chosen.
+pub fn read_with(
+    inputs: &[Input],
+    opts: &ReadOptions,
+    path_kind: RecordPath,
     consume: &mut dyn FnMut(Item) -> bool,
 ) -> Result<()> {
     let threads = opts.effective_threads();
@@ -218,7 +278,7 @@ pub fn read(
                             (tx.clone(), settings.clone(), path.clone(), next());
                         let file_id = input.file_id;
                         pool.spawn(move || {
-                            let msg = convert_group(file, file_id, &path, job, settings);
+                            let msg = convert_group(file, file_id, &path, job, settings, path_kind);
                             let _ = tx.send((seq, msg));
                         });
                     }
@@ -303,19 +363,49 @@ pub fn read(
     Ok(())
 }
 
-/// Parse a group of chunks single-threaded and convert their records into one batch.
+/// Convert a group of chunks single-threaded into one batch: each chunk with our decoder
+/// (`path_kind` permitting), and the records it leaves (or the whole chunk) with the evtx crate.
 fn convert_group(
     file: usize,
     file_id: u32,
     path: &Path,
     chunks: Vec<EvtxChunkData>,
     settings: Arc<ParserSettings>,
+    path_kind: RecordPath,
 ) -> Msg {
     let bytes = chunks.len() as u64 * CHUNK_SIZE;
     let mut report = FileReport::default();
     let mut builder = EventsBuilder::with_capacity(chunks.len() * 200);
     for mut data in chunks {
         let number = data.number.unwrap_or_default();
+        let outcome = match path_kind {
+            RecordPath::Decoder => DECODER.with_borrow_mut(|d| {
+                d.decode_chunk(&data.data, |view| {
+                    let (event_id, time) = builder.push_view(file_id, view);
+                    report.row(event_id, time);
+                    report.decoded_records += 1;
+                })
+            }),
+            RecordPath::EvtxJson => Err(Unsupported("evtx path chosen")),
+        };
+        let outcome = match outcome {
+            Ok(o) if !o.needs_evtx() => continue,
+            Ok(o) => {
+                for (_, why) in &o.fallback {
+                    *report.fallback_reasons.entry(why.0.to_owned()).or_default() += 1;
+                }
+                Some(o)
+            }
+            Err(why) => {
+                if path_kind == RecordPath::Decoder {
+                    *report
+                        .fallback_reasons
+                        .entry(format!("whole chunk: {why}"))
+                        .or_default() += 1;
+                }
+                None
+            }
+        };
         let mut chunk = match data.parse(settings.clone()) {
             Ok(c) => c,
             Err(e) => {
@@ -339,6 +429,13 @@ fn convert_group(
                     continue;
                 }
             };
+            if let Some(o) = &outcome {
+                let offset = (record.binxml_offset as usize).saturating_sub(RECORD_HEADER_SIZE);
+                if !o.is_fallback(offset) {
+                    // Our decoder has read it.
+                    continue;
+                }
+            }
             let record_id = record.event_record_id;
             let fallback = Some(record.timestamp.as_microsecond());
             let rendered = match record.into_json_bytes() {
@@ -354,10 +451,8 @@ fn convert_group(
             };
             match builder.push_json(file_id, record_id, fallback, &rendered.data) {
                 Ok((event_id, time)) => {
-                    report.records += 1;
-                    *report.event_ids.entry(event_id).or_default() += 1;
-                    report.first_time = min_opt(report.first_time, time);
-                    report.last_time = max_opt(report.last_time, time);
+                    report.row(event_id, time);
+                    report.fallback_records += 1;
                 }
                 Err(e) => report.note(format!(
                     "{}: chunk {number}: record {record_id}: {}",

@@ -290,3 +290,6 @@ fn generated_samples_match_generator_counts() {
         "the committed sample set has every scenario"
     );
 }
+
+#[path = "support/differential.rs"]
+mod differential;

@@ -1,0 +1,214 @@
+//! Our own BinXML decoder (MS-EVEN6): EVTX chunks → rows of the events table, without the
+//! evtx crate's JSON rendering and without parsing JSON again.
+//!
+//! - [`chunk`]: the chunk header, its string table and the walk over record headers;
+//! - [`strings`]: UTF-16 text and JSON string escaping;
+//! - [`tokens`]: the BinXML token stream of a template definition;
+//! - [`templates`]: template trees and their caches (per chunk by offset, shared by content);
+//! - [`values`]: substitution values: reading and rendering every type Windows writes;
+//! - [`plan`]: a template compiled into a column plan, and the per-record executor.
+//!
+//! A record this decoder does not take (damaged, or of a shape it does not render exactly as
+//! the evtx crate does) is an [`Unsupported`]: the caller reads that record with the evtx
+//! crate instead. Every length read from the file is checked against the chunk before use,
+//! nesting is capped, and the output of one record is bounded.
+
+pub mod chunk;
+pub mod plan;
+pub mod strings;
+pub mod templates;
+pub mod tokens;
+pub mod values;
+
+use std::collections::BTreeMap;
+
+use chunk::{Chunk, RecordHeader, UNIX_EPOCH_FILETIME};
+use plan::{Inst, Record, Scratch};
+use templates::{SharedPlans, TemplateCache};
+use values::{Val, read_substitutions};
+
+use crate::convert::RecordView;
+
+/// Why a record (or a chunk) is left to the evtx crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported(pub &'static str);
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// Most nested BinXML instances in one record (real records nest one or two).
+const MAX_NESTING: usize = 8;
+/// Most instances in one record.
+const MAX_INSTANCES: usize = 256;
+
+/// What decoding one chunk left to the evtx crate.
+#[derive(Debug, Default)]
+pub struct ChunkOutcome {
+    /// Records decoded here.
+    pub decoded: u64,
+    /// Offsets (in the chunk) of the records left to the evtx crate, each with its reason.
+    pub fallback: Vec<(usize, Unsupported)>,
+    /// Where the record walk stopped: the evtx crate reads every record from here on.
+    pub cutoff: Option<usize>,
+}
+
+impl ChunkOutcome {
+    /// Whether the evtx crate must read the record at `offset`.
+    pub fn is_fallback(&self, offset: usize) -> bool {
+        self.cutoff.is_some_and(|c| offset >= c) || self.fallback.iter().any(|(o, _)| *o == offset)
+    }
+
+    pub fn needs_evtx(&self) -> bool {
+        self.cutoff.is_some() || !self.fallback.is_empty()
+    }
+}
+
+/// Counts of why records were left to the evtx crate.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub decoded: u64,
+    pub fallback: u64,
+    pub reasons: BTreeMap<&'static str, u64>,
+}
+
+/// A decoder; one per worker thread. Plans compiled in one chunk serve every later chunk.
+#[derive(Default)]
+pub struct Decoder {
+    shared: SharedPlans,
+    scratch: Scratch,
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decode the records of one chunk (`data`, 64 KiB with its header), calling `push` with
+    /// each row. A chunk it cannot read at all is an `Err`: the evtx crate reads it whole.
+    pub fn decode_chunk(
+        &mut self,
+        data: &[u8],
+        mut push: impl FnMut(&RecordView<'_>),
+    ) -> Result<ChunkOutcome, Unsupported> {
+        let chunk = Chunk::new(data)?;
+        let mut cache = TemplateCache::default();
+        let mut out = ChunkOutcome::default();
+        let mut rec = Record::default();
+        let Decoder { shared, scratch } = self;
+        out.cutoff = chunk.walk(|h| {
+            rec.vals.clear();
+            rec.insts.clear();
+            let done = read_record(&chunk, &h, &mut cache, shared, &mut rec).and_then(|()| {
+                let time = ((h.filetime - UNIX_EPOCH_FILETIME) / 10) as i64;
+                plan::render(&rec, scratch, h.record_id, Some(time), &mut push)
+            });
+            match done {
+                Ok(()) => out.decoded += 1,
+                Err(e) => out.fallback.push((h.offset, e)),
+            }
+        });
+        Ok(out)
+    }
+}
+
+/// Read a record's instance (and the instances nested in its values) into `rec`.
+fn read_record<'a>(
+    chunk: &Chunk<'a>,
+    h: &RecordHeader,
+    cache: &mut TemplateCache,
+    shared: &mut SharedPlans,
+    rec: &mut Record<'a>,
+) -> Result<(), Unsupported> {
+    let (start, end) = h.binxml;
+    let at = single_instance(chunk.data, start, end)?;
+    let after = read_instance(chunk, at, end, 0, cache, shared, rec)?;
+    ends_stream(chunk.data, after, end)
+}
+
+/// Where the template instance token of a `[fragment header] TemplateInstance EOF` stream is.
+fn single_instance(data: &[u8], start: usize, end: usize) -> Result<usize, Unsupported> {
+    let b = data
+        .get(start..end)
+        .ok_or(Unsupported("stream out of bounds"))?;
+    match b {
+        [0x0f, _, _, _, 0x0c, _, ..] => Ok(start + 4),
+        [0x0c, ..] => Ok(start),
+        _ => Err(Unsupported("stream is not one template instance")),
+    }
+}
+
+/// After the instance: nothing, or the end-of-stream token.
+fn ends_stream(data: &[u8], at: usize, end: usize) -> Result<(), Unsupported> {
+    if at == end || (at < end && data.get(at) == Some(&0x00)) {
+        Ok(())
+    } else {
+        Err(Unsupported("stream holds more than one template instance"))
+    }
+}
+
+/// Read the template instance whose token is at `at` (within `limit`): its definition's plan,
+/// its values, and the instances nested in them. Returns the offset after it.
+fn read_instance<'a>(
+    chunk: &Chunk<'a>,
+    at: usize,
+    limit: usize,
+    depth: usize,
+    cache: &mut TemplateCache,
+    shared: &mut SharedPlans,
+    rec: &mut Record<'a>,
+) -> Result<usize, Unsupported> {
+    let data = chunk.data;
+    if depth > MAX_NESTING || rec.insts.len() >= MAX_INSTANCES {
+        return Err(Unsupported("BinXML nested too deeply"));
+    }
+    let trunc = Unsupported("truncated template instance");
+    // Token, an unknown byte, the template id, the definition's offset.
+    let mut pos = at + 10;
+    if pos > limit {
+        return Err(trunc);
+    }
+    let def = chunk::u32_at(data, at + 6).ok_or(trunc)?;
+    if def as usize == pos {
+        // The definition follows inline: skip its header and body.
+        let size = chunk::u32_at(data, pos + 20).ok_or(trunc)? as usize;
+        pos = pos
+            .checked_add(templates::DEFINITION_HEADER_SIZE + size)
+            .filter(|&p| p <= limit)
+            .ok_or(trunc)?;
+    }
+    let plan = cache.plan(chunk, def, shared)?;
+    let first = rec.vals.len();
+    let end = read_substitutions(data, pos, limit, &mut rec.vals)?;
+    rec.insts.push(Inst {
+        plan,
+        vals: (first as u32, rec.vals.len() as u32),
+    });
+    for i in first..rec.vals.len() {
+        let Val::BinXml(bytes) = rec.vals[i] else {
+            continue;
+        };
+        // The fragment's place in the chunk (it is a slice of it).
+        let start = bytes.as_ptr() as usize - data.as_ptr() as usize;
+        let stop = start + bytes.len();
+        let inner = single_instance(data, start, stop)?;
+        let nested = rec.insts.len();
+        let after = read_instance(chunk, inner, stop, depth + 1, cache, shared, rec)?;
+        ends_stream(data, after, stop)?;
+        rec.vals[i] = Val::Frag(nested as u32);
+    }
+    Ok(end)
+}
+
+/// Counts `outcome` into `stats`.
+pub fn count(stats: &mut Stats, outcome: &ChunkOutcome) {
+    stats.decoded += outcome.decoded;
+    for (_, r) in &outcome.fallback {
+        stats.fallback += 1;
+        *stats.reasons.entry(r.0).or_default() += 1;
+    }
+}
