@@ -5,6 +5,9 @@
 //! to a rayon pool of our own, where each is parsed single-threaded (the evtx parser's own pool
 //! is never used: nesting it inside ours deadlocks) and converted into one batch. Results are put
 //! back in order, so a consumer sees each file's batches, then its report, file after file.
+//! Each chunk's records are decoded by our own BinXML decoder ([`crate::binxml`]); the records
+//! it leaves (and whole chunks it cannot read) go through the evtx crate's JSON rendering, as
+//! every record does with `EVTXSQL_RECORD_PATH=evtx` ([`RecordPath`]).
 //! At most `2 × threads + 2` groups are in flight, which bounds memory whatever the input size.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -197,7 +200,7 @@ impl RecordPath {
         }
     }
 
-    pub const DEFAULT: RecordPath = RecordPath::EvtxJson;
+    pub const DEFAULT: RecordPath = RecordPath::Decoder;
 }
 
 thread_local! {

@@ -122,9 +122,9 @@ impl<'a> Chunk<'a> {
         let size = u32_at(d, at + 4)? as usize;
         let record_id = u64_at(d, at + 8)?;
         let filetime = u64_at(d, at + 16)?;
-        // Times the evtx crate cannot hold are its to report; so are times before 1970, whose
-        // microseconds it rounds its own way.
-        if !(UNIX_EPOCH_FILETIME..=MAX_FILETIME).contains(&filetime) {
+        // Times the evtx crate cannot hold are its to report; so are times before 1970 that
+        // are not whole microseconds (it rounds those its own way).
+        if filetime > MAX_FILETIME || (filetime < UNIX_EPOCH_FILETIME && filetime % 10 != 0) {
             return None;
         }
         if size < RECORD_HEADER_SIZE + 4 {
@@ -141,6 +141,13 @@ impl<'a> Chunk<'a> {
             filetime,
             binxml: (start, end),
         })
+    }
+}
+
+impl RecordHeader {
+    /// The header's time in microseconds since 1970.
+    pub fn micros(&self) -> i64 {
+        (self.filetime as i64 - UNIX_EPOCH_FILETIME as i64).div_euclid(10)
     }
 }
 

@@ -22,7 +22,7 @@ pub mod values;
 
 use std::collections::BTreeMap;
 
-use chunk::{Chunk, RecordHeader, UNIX_EPOCH_FILETIME};
+use chunk::{Chunk, RecordHeader};
 use plan::{Inst, Record, Scratch};
 use templates::{SharedPlans, TemplateCache};
 use values::{Val, read_substitutions};
@@ -104,8 +104,7 @@ impl Decoder {
             rec.vals.clear();
             rec.insts.clear();
             let done = read_record(&chunk, &h, &mut cache, shared, &mut rec).and_then(|()| {
-                let time = ((h.filetime - UNIX_EPOCH_FILETIME) / 10) as i64;
-                plan::render(&rec, scratch, h.record_id, Some(time), &mut push)
+                plan::render(&rec, scratch, h.record_id, Some(h.micros()), &mut push)
             });
             match done {
                 Ok(()) => out.decoded += 1,

@@ -114,8 +114,12 @@ fn decoder_and_evtx_json_give_the_same_rows() {
             *reasons.entry(k.clone()).or_default() += v;
         }
         println!(
-            "{name}: {} records: decoder {}, evtx fallback {}, failed {}",
-            ra.records, ra.decoded_records, ra.fallback_records, ra.failed_records
+            "{name}: {} records: decoder {}, evtx fallback {}, failed {} {:?}",
+            ra.records,
+            ra.decoded_records,
+            ra.fallback_records,
+            ra.failed_records,
+            ra.fallback_reasons
         );
         if (ra.records, ra.failed_records) != (rb.records, rb.failed_records) {
             failures.push(format!(
