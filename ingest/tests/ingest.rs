@@ -293,3 +293,6 @@ fn generated_samples_match_generator_counts() {
 
 #[path = "support/differential.rs"]
 mod differential;
+
+#[path = "support/mutation.rs"]
+mod mutation;

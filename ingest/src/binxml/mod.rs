@@ -43,6 +43,8 @@ impl std::error::Error for Unsupported {}
 
 /// Most nested BinXML instances in one record (real records nest one or two).
 const MAX_NESTING: usize = 8;
+/// Most `data` bytes the records of one chunk may produce (the evtx crate's own budget).
+const MAX_CHUNK_OUTPUT: usize = 64 << 20;
 /// Most instances in one record.
 const MAX_INSTANCES: usize = 256;
 
@@ -100,12 +102,18 @@ impl Decoder {
         let mut out = ChunkOutcome::default();
         let mut rec = Record::default();
         let Decoder { shared, scratch } = self;
+        let mut spent = 0usize;
         out.cutoff = chunk.walk(|h| {
             rec.vals.clear();
             rec.insts.clear();
-            let done = read_record(&chunk, &h, &mut cache, shared, &mut rec).and_then(|()| {
-                plan::render(&rec, scratch, h.record_id, Some(h.micros()), &mut push)
-            });
+            let done = if spent > MAX_CHUNK_OUTPUT {
+                Err(Unsupported("chunk renders too large"))
+            } else {
+                read_record(&chunk, &h, &mut cache, shared, &mut rec).and_then(|()| {
+                    plan::render(&rec, scratch, h.record_id, Some(h.micros()), &mut push)
+                })
+            };
+            spent += scratch.data.len();
             match done {
                 Ok(()) => out.decoded += 1,
                 Err(e) => out.fallback.push((h.offset, e)),
