@@ -263,6 +263,8 @@ pub struct Member {
 #[derive(Default)]
 pub struct Scratch {
     pub data: String,
+    kids: Vec<Vec<ER>>,
+    counts: Vec<Vec<(u32, u32)>>,
     sys: String,
     members: Vec<Member>,
     num: String,
@@ -361,6 +363,9 @@ struct R<'s, 'a> {
     /// Depth whose members are noted (the payload object's), if any.
     note_depth: Option<u32>,
     members: &'s mut Vec<Member>,
+    /// Buffers for the element lists and name counts of the objects being written.
+    kids: &'s mut Vec<Vec<ER>>,
+    counts: &'s mut Vec<Vec<(u32, u32)>>,
 }
 
 impl<'s, 'a> R<'s, 'a> {
@@ -623,8 +628,7 @@ impl<'s, 'a> R<'s, 'a> {
         }
         self.out.push_str("\"#attributes\":{");
         let mut first = true;
-        let attrs: Vec<(&'s str, usize)> = self.attrs(er).collect();
-        for (name, i) in attrs {
+        for (name, i) in self.attrs(er) {
             if !self.attr_nodes(er, i).any(|n| n.is_content()) {
                 continue;
             }
@@ -649,13 +653,12 @@ impl<'s, 'a> R<'s, 'a> {
             return None;
         }
         if let (Some(RN::Text(s)), None) = (it.next(), it.next()) {
+            if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+                return Some(Cow::Borrowed(s));
+            }
             let mut escaped = String::new();
             strings::push_json_str(&mut escaped, s);
-            return Some(if escaped.len() == s.len() {
-                Cow::Borrowed(s)
-            } else {
-                Cow::Owned(escaped)
-            });
+            return Some(Cow::Owned(escaped));
         }
         let mut s = String::new();
         Self::text(&mut s, self.attr_nodes(er, i), false, true).ok()?;
@@ -708,13 +711,47 @@ impl<'s, 'a> R<'s, 'a> {
             return Err(Unsupported("elements nested too deeply"));
         }
         self.depth += 1;
-        let kids: Vec<ER> = self
-            .children(er)
-            .filter_map(|n| match n {
-                RN::Elem(c) => Some(c),
-                _ => None,
-            })
-            .collect();
+        let mut kids = self.kids.pop().unwrap_or_default();
+        kids.clear();
+        kids.extend(self.children(er).filter_map(|n| match n {
+            RN::Elem(c) => Some(c),
+            _ => None,
+        }));
+        let mut names = self.counts.pop().unwrap_or_default();
+        names.clear();
+        let mut data_names = self.counts.pop().unwrap_or_default();
+        data_names.clear();
+        let done = self.members_of(
+            er,
+            &kids,
+            &mut names,
+            &mut data_names,
+            in_container,
+            omit_attrs,
+            has_text,
+        );
+        self.kids.push(kids);
+        self.counts.push(names);
+        self.counts.push(data_names);
+        done?;
+        self.out.push('}');
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// The members of `er`'s object (after its `{`): attributes, text, child elements.
+    /// `names` and `data_names` count the names seen, as (index in `kids` of the first, count).
+    #[allow(clippy::too_many_arguments)]
+    fn members_of(
+        &mut self,
+        er: ER,
+        kids: &[ER],
+        names: &mut Vec<(u32, u32)>,
+        data_names: &mut Vec<(u32, u32)>,
+        in_container: bool,
+        omit_attrs: bool,
+        has_text: bool,
+    ) -> Result<(), Unsupported> {
         let is_data = |r: &Self, c: ER| r.elem(c).name == "Data";
         let flatten = in_container
             && kids
@@ -740,8 +777,6 @@ impl<'s, 'a> R<'s, 'a> {
             0
         };
         let mut positional_done = false;
-        let mut names: Vec<(&'s str, u32)> = Vec::new();
-        let mut data_names: Vec<(Cow<'s, str>, u32)> = Vec::new();
         let mut i = 0;
         while i < kids.len() {
             let c = kids[i];
@@ -765,7 +800,21 @@ impl<'s, 'a> R<'s, 'a> {
                             break;
                         }
                     }
-                    let suffix = next_suffix(&mut data_names, dn.clone());
+                    let suffix = {
+                        let found = data_names.iter_mut().find(|(first, _)| {
+                            self.data_name(kids[*first as usize]).as_deref() == Some(&*dn)
+                        });
+                        match found {
+                            Some(e) => {
+                                e.1 += 1;
+                                e.1 - 1
+                            }
+                            None => {
+                                data_names.push(((i - 1) as u32, 1));
+                                0
+                            }
+                        }
+                    };
                     let at = self.key(&dn, suffix);
                     if run == 1 {
                         self.data_value(c)?;
@@ -797,7 +846,7 @@ impl<'s, 'a> R<'s, 'a> {
                 } else {
                     self.out.push('[');
                     let mut first = true;
-                    for &n in &kids {
+                    for &n in kids {
                         if !is_data(self, n) {
                             continue;
                         }
@@ -813,7 +862,21 @@ impl<'s, 'a> R<'s, 'a> {
                 self.noted(at);
                 continue;
             }
-            let suffix = next_suffix_str(&mut names, name);
+            let suffix = {
+                let found = names
+                    .iter_mut()
+                    .find(|(first, _)| self.elem(kids[*first as usize]).name == name);
+                match found {
+                    Some(e) => {
+                        e.1 += 1;
+                        e.1 - 1
+                    }
+                    None => {
+                        names.push(((i - 1) as u32, 1));
+                        0
+                    }
+                }
+            };
             if wrote_any {
                 self.out.push(',');
             }
@@ -824,22 +887,11 @@ impl<'s, 'a> R<'s, 'a> {
             self.noted(at);
             self.check()?;
         }
-        self.out.push('}');
-        self.depth -= 1;
         Ok(())
     }
 }
 
 fn next_suffix_str<'s>(seen: &mut Vec<(&'s str, u32)>, name: &'s str) -> u32 {
-    if let Some(e) = seen.iter_mut().find(|(n, _)| *n == name) {
-        e.1 += 1;
-        return e.1 - 1;
-    }
-    seen.push((name, 1));
-    0
-}
-
-fn next_suffix<'s>(seen: &mut Vec<(Cow<'s, str>, u32)>, name: Cow<'s, str>) -> u32 {
     if let Some(e) = seen.iter_mut().find(|(n, _)| *n == name) {
         e.1 += 1;
         return e.1 - 1;
@@ -899,6 +951,8 @@ pub fn render<T>(
         sys,
         members,
         num,
+        kids,
+        counts,
     } = scratch;
     data.clear();
     sys.clear();
@@ -909,6 +963,8 @@ pub fn render<T>(
         depth: 0,
         note_depth: None,
         members,
+        kids,
+        counts,
     };
     let root = ER {
         inst: 0,
