@@ -3,7 +3,7 @@
 //! one JSON line per run: records, how many the decoder took, wall and CPU seconds, records/s
 //! and CPU µs per record.
 //!
-//! cargo bench -p evtxsql-ingest --bench record_paths -- <INPUT_DIR> [RUNS] [THREADS]
+//! cargo bench -p evtxsql-ingest --bench record_paths -- <INPUT_DIR> [RUNS] [THREADS] [evtx_json|decoder]
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,6 +31,7 @@ fn main() {
     };
     let runs: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(3);
     let threads: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let only = args.get(3).cloned();
     let files = evtxsql_ingest::discover(std::slice::from_ref(&dir)).files();
     let inputs: Vec<Input> = files
         .iter()
@@ -51,6 +52,9 @@ fn main() {
             ("evtx_json", RecordPath::EvtxJson),
             ("decoder", RecordPath::Decoder),
         ] {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             let (mut records, mut decoded, mut failed) = (0u64, 0u64, 0u64);
             let (t0, c0) = (Instant::now(), cpu_secs());
             let res = reader::read_with(&inputs, &opts, path, &mut |item| {

@@ -60,6 +60,36 @@ pub struct Plan {
     /// Whether it can be a record's top-level template (an `Event` with a `System`).
     event: Result<(), Unsupported>,
     sources: [Option<Src>; FIELDS],
+    /// Per element: its `Data` children have literal names, all different, so no name of
+    /// them repeats (no `_N` suffixes, no runs to gather into arrays).
+    distinct_data: Vec<bool>,
+}
+
+/// A `Data` element's literal, non-empty name that needs no escaping.
+fn literal_name(e: &Elem) -> Option<&str> {
+    let a = e.attrs.iter().find(|a| a.name == "Name")?;
+    match a.value.as_slice() {
+        [Node::Text(s)] if !s.is_empty() && json_safe_name(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn distinct_data(tpl: &Template, e: &Elem) -> bool {
+    let mut seen: Vec<&str> = Vec::new();
+    for n in &e.children {
+        let Node::Elem(id) = n else {
+            return false;
+        };
+        let c = &tpl.elems[*id as usize];
+        if c.name != "Data" {
+            continue;
+        }
+        match literal_name(c) {
+            Some(name) if !seen.contains(&name) => seen.push(name),
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn json_safe_name(s: &str) -> bool {
@@ -71,11 +101,13 @@ impl Plan {
         let generic = check_generic(&tpl);
         let mut sources = [None; FIELDS];
         let event = generic.and_then(|()| compile_event(&tpl, &mut sources));
+        let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
         Plan {
             tpl,
             generic,
             event,
             sources,
+            distinct_data,
         }
     }
 
@@ -647,6 +679,9 @@ impl<'s, 'a> R<'s, 'a> {
 
     /// A `Data` element's `Name`: its text, if it has content.
     fn data_name(&self, er: ER) -> Option<Cow<'s, str>> {
+        if let Some(name) = literal_name(self.elem(er)) {
+            return Some(Cow::Borrowed(name));
+        }
         let (_, i) = self.attrs(er).find(|(n, _)| *n == "Name")?;
         let mut it = self.attr_nodes(er, i);
         if !it.clone().any(|n| n.is_content()) {
@@ -753,6 +788,7 @@ impl<'s, 'a> R<'s, 'a> {
         has_text: bool,
     ) -> Result<(), Unsupported> {
         let is_data = |r: &Self, c: ER| r.elem(c).name == "Data";
+        let distinct = self.res.rec.insts[er.inst as usize].plan.distinct_data[er.elem as usize];
         let flatten = in_container
             && kids
                 .iter()
@@ -793,14 +829,16 @@ impl<'s, 'a> R<'s, 'a> {
                     wrote_any = true;
                     // A run of Data elements of one name is one member, an array.
                     let mut run = 1;
-                    while let Some(&n) = kids.get(i + run - 1) {
+                    while let Some(&n) = kids.get(i + run - 1).filter(|_| !distinct) {
                         if is_data(self, n) && self.data_name(n).as_deref() == Some(&*dn) {
                             run += 1;
                         } else {
                             break;
                         }
                     }
-                    let suffix = {
+                    let suffix = if distinct {
+                        0
+                    } else {
                         let found = data_names.iter_mut().find(|(first, _)| {
                             self.data_name(kids[*first as usize]).as_deref() == Some(&*dn)
                         });

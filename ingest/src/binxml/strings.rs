@@ -82,23 +82,39 @@ pub fn push_json_str(out: &mut String, s: &str) {
 
 /// Append UTF-16LE `bytes` as JSON string content.
 pub fn push_json_utf16(out: &mut String, bytes: &[u8]) {
-    let mut i = 0;
-    // ASCII runs that need no escape.
+    let bytes = &bytes[..bytes.len() & !1];
     out.reserve(bytes.len() / 2);
-    while i + 1 < bytes.len() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // A run of ASCII that needs no escape.
         let (lo, hi) = (bytes[i], bytes[i + 1]);
         if hi == 0 && (0x20..0x80).contains(&lo) && lo != b'"' && lo != b'\\' {
             out.push(char::from(lo));
             i += 2;
             continue;
         }
-        break;
-    }
-    if i + 1 >= bytes.len() {
-        return;
-    }
-    for c in chars(&bytes[i..bytes.len() & !1]) {
-        push_json_char(out, c.unwrap_or('\u{FFFD}'));
+        let unit = u16::from_le_bytes([lo, hi]);
+        if !(0xD800..0xE000).contains(&unit) {
+            // One BMP character (or an ASCII one to escape).
+            push_json_char(out, char::from_u32(u32::from(unit)).unwrap_or('\u{FFFD}'));
+            i += 2;
+            continue;
+        }
+        // A surrogate: a pair makes one character, a lone one U+FFFD.
+        let next = bytes
+            .get(i + 2..i + 4)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]));
+        match next {
+            Some(low) if (0xD800..0xDC00).contains(&unit) && (0xDC00..0xE000).contains(&low) => {
+                let c = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
+                i += 4;
+            }
+            _ => {
+                out.push('\u{FFFD}');
+                i += 2;
+            }
+        }
     }
 }
 
