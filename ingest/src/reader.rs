@@ -18,10 +18,10 @@ use std::sync::mpsc;
 use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
-use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
+use evtx::{EvtxChunk, EvtxChunkData, EvtxParser, ParserSettings};
 
-use crate::binxml::chunk::RECORD_HEADER_SIZE;
-use crate::binxml::{Decoder, Unsupported};
+use crate::binxml::chunk::{RECORD_HEADER_SIZE, RecordHeader};
+use crate::binxml::{ChunkSession, Decoder};
 use crate::convert::EventsBuilder;
 use crate::error::{IngestError, Result};
 use crate::schema::col;
@@ -367,7 +367,7 @@ pub fn read_with(
 }
 
 /// Convert a group of chunks single-threaded into one batch: each chunk with our decoder
-/// (`path_kind` permitting), and the records it leaves (or the whole chunk) with the evtx crate.
+/// (`path_kind` permitting), the records it leaves (or the whole chunk) with the evtx crate.
 fn convert_group(
     file: usize,
     file_id: u32,
@@ -381,87 +381,29 @@ fn convert_group(
     let mut builder = EventsBuilder::with_capacity(chunks.len() * 200);
     for mut data in chunks {
         let number = data.number.unwrap_or_default();
-        let outcome = match path_kind {
-            RecordPath::Decoder => DECODER.with_borrow_mut(|d| {
-                d.decode_chunk(&data.data, |view| {
-                    let (event_id, time) = builder.push_view(file_id, view);
-                    report.row(event_id, time);
-                    report.decoded_records += 1;
-                })
-            }),
-            RecordPath::EvtxJson => Err(Unsupported("evtx path chosen")),
+        let mut at = Place {
+            path,
+            number,
+            file_id,
+            builder: &mut builder,
+            report: &mut report,
         };
-        let outcome = match outcome {
-            Ok(o) if !o.needs_evtx() => continue,
-            Ok(o) => {
-                for (_, why) in &o.fallback {
-                    *report.fallback_reasons.entry(why.0.to_owned()).or_default() += 1;
-                }
-                Some(o)
-            }
-            Err(why) => {
-                if path_kind == RecordPath::Decoder {
-                    *report
-                        .fallback_reasons
-                        .entry(format!("whole chunk: {why}"))
-                        .or_default() += 1;
-                }
-                None
-            }
-        };
+        if path_kind == RecordPath::Decoder
+            && DECODER.with_borrow_mut(|d| decode_chunk(d, &data, &settings, &mut at))
+        {
+            continue;
+        }
         let mut chunk = match data.parse(settings.clone()) {
             Ok(c) => c,
             Err(e) => {
-                report.note(format!(
-                    "{}: chunk {number}: {}",
-                    path.display(),
-                    error_chain(&e)
-                ));
+                at.error(&e);
                 continue;
             }
         };
         for record in chunk.iter() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    report.note(format!(
-                        "{}: chunk {number}: {}",
-                        path.display(),
-                        error_chain(&e)
-                    ));
-                    continue;
-                }
-            };
-            if let Some(o) = &outcome {
-                let offset = (record.binxml_offset as usize).saturating_sub(RECORD_HEADER_SIZE);
-                if !o.is_fallback(offset) {
-                    // Our decoder has read it.
-                    continue;
-                }
-            }
-            let record_id = record.event_record_id;
-            let fallback = Some(record.timestamp.as_microsecond());
-            let rendered = match record.into_json_bytes() {
-                Ok(r) => r,
-                Err(e) => {
-                    report.note(format!(
-                        "{}: chunk {number}: record {record_id}: {}",
-                        path.display(),
-                        error_chain(&e)
-                    ));
-                    continue;
-                }
-            };
-            match builder.push_json(file_id, record_id, fallback, &rendered.data) {
-                Ok((event_id, time)) => {
-                    report.row(event_id, time);
-                    report.fallback_records += 1;
-                }
-                Err(e) => report.note(format!(
-                    "{}: chunk {number}: record {record_id}: {}",
-                    path.display(),
-                    e.0
-                )),
+            match record {
+                Ok(r) => at.push_evtx(r),
+                Err(e) => at.error(&e),
             }
         }
     }
@@ -487,6 +429,160 @@ fn convert_group(
         report: Box::new(report),
         bytes,
     }
+}
+
+/// Where rows of a chunk go.
+struct Place<'p> {
+    path: &'p Path,
+    number: u64,
+    file_id: u32,
+    builder: &'p mut EventsBuilder,
+    report: &'p mut FileReport,
+}
+
+impl Place<'_> {
+    fn error(&mut self, e: &dyn std::error::Error) {
+        let message = format!(
+            "{}: chunk {}: {}",
+            self.path.display(),
+            self.number,
+            error_chain(e)
+        );
+        self.report.note(message);
+    }
+
+    /// A record through the evtx crate's JSON rendering.
+    fn push_evtx(&mut self, record: evtx::EvtxRecord<'_>) {
+        let record_id = record.event_record_id;
+        let fallback = Some(record.timestamp.as_microsecond());
+        let rendered = match record.into_json_bytes() {
+            Ok(r) => r,
+            Err(e) => {
+                let message = format!(
+                    "{}: chunk {}: record {record_id}: {}",
+                    self.path.display(),
+                    self.number,
+                    error_chain(&e)
+                );
+                self.report.note(message);
+                return;
+            }
+        };
+        match self
+            .builder
+            .push_json(self.file_id, record_id, fallback, &rendered.data)
+        {
+            Ok((event_id, time)) => {
+                self.report.row(event_id, time);
+                self.report.fallback_records += 1;
+            }
+            Err(e) => {
+                let message = format!(
+                    "{}: chunk {}: record {record_id}: {}",
+                    self.path.display(),
+                    self.number,
+                    e.0
+                );
+                self.report.note(message);
+            }
+        }
+    }
+
+    fn fallback(&mut self, why: &str) {
+        *self
+            .report
+            .fallback_reasons
+            .entry(why.to_owned())
+            .or_default() += 1;
+    }
+}
+
+/// Read a chunk with our decoder, in record order: the records it leaves are read by the
+/// evtx crate's iterator, walked in step. False when the decoder cannot read the chunk at all
+/// (nothing was pushed).
+fn decode_chunk(
+    decoder: &mut Decoder,
+    data: &EvtxChunkData,
+    settings: &Arc<ParserSettings>,
+    at: &mut Place<'_>,
+) -> bool {
+    let mut session = match decoder.session(&data.data) {
+        Ok(s) => s,
+        Err(why) => {
+            at.fallback(&format!("whole chunk: {why}"));
+            return false;
+        }
+    };
+    let mut heads = Vec::new();
+    let cutoff = session.walk(&mut heads);
+    let decode = |session: &mut ChunkSession<'_, '_>, at: &mut Place<'_>, h: &RecordHeader| {
+        let (builder, report, file_id) = (&mut *at.builder, &mut *at.report, at.file_id);
+        let done = session.decode(h, |view| {
+            let (event_id, time) = builder.push_view(file_id, view);
+            report.row(event_id, time);
+            report.decoded_records += 1;
+        });
+        if let Err(why) = done {
+            at.fallback(why.0);
+            return false;
+        }
+        true
+    };
+    let mut i = 0;
+    while i < heads.len() && decode(&mut session, at, &heads[i]) {
+        i += 1;
+    }
+    if i == heads.len() && cutoff.is_none() {
+        return true;
+    }
+    // From the first record the decoder left on, the evtx crate's records in step.
+    let mut chunk = match EvtxChunk::new(&data.data, &data.header, settings.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            at.error(&e);
+            return true;
+        }
+    };
+    let offset =
+        |r: &evtx::EvtxRecord<'_>| (r.binxml_offset as usize).saturating_sub(RECORD_HEADER_SIZE);
+    let mut records = chunk.iter().peekable();
+    let mut first = true;
+    while i < heads.len() {
+        let h = heads[i];
+        i += 1;
+        if !std::mem::take(&mut first) && decode(&mut session, at, &h) {
+            continue;
+        }
+        loop {
+            match records.peek() {
+                None => break,
+                Some(Ok(r)) if offset(r) < h.offset => {
+                    records.next();
+                }
+                Some(Ok(r)) if offset(r) == h.offset => {
+                    if let Some(Ok(r)) = records.next() {
+                        at.push_evtx(r);
+                    }
+                    break;
+                }
+                Some(Ok(_)) => break,
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = records.next() {
+                        at.error(&e);
+                    }
+                }
+            }
+        }
+    }
+    // Past the walk's end, and the errors after the last record it read.
+    for item in records {
+        match item {
+            Ok(r) if cutoff.is_some_and(|c| offset(&r) >= c) => at.push_evtx(r),
+            Ok(_) => {}
+            Err(e) => at.error(&e),
+        }
+    }
+    true
 }
 
 /// The distinct values of a dictionary column.

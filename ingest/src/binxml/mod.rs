@@ -90,36 +90,79 @@ impl Decoder {
         Self::default()
     }
 
-    /// Decode the records of one chunk (`data`, 64 KiB with its header), calling `push` with
-    /// each row. A chunk it cannot read at all is an `Err`: the evtx crate reads it whole.
+    /// Start reading one chunk (`data`, 64 KiB with its header). A chunk it cannot read at
+    /// all is an `Err`: the evtx crate reads it whole.
+    pub fn session<'d, 'a>(
+        &'d mut self,
+        data: &'a [u8],
+    ) -> Result<ChunkSession<'d, 'a>, Unsupported> {
+        Ok(ChunkSession {
+            chunk: Chunk::new(data)?,
+            cache: TemplateCache::default(),
+            rec: Record::default(),
+            decoder: self,
+            spent: 0,
+        })
+    }
+
+    /// Decode the records of one chunk, calling `push` with each row; the outcome says which
+    /// records are left to the evtx crate.
     pub fn decode_chunk(
         &mut self,
         data: &[u8],
         mut push: impl FnMut(&RecordView<'_>),
     ) -> Result<ChunkOutcome, Unsupported> {
-        let chunk = Chunk::new(data)?;
-        let mut cache = TemplateCache::default();
-        let mut out = ChunkOutcome::default();
-        let mut rec = Record::default();
-        let Decoder { shared, scratch } = self;
-        let mut spent = 0usize;
-        out.cutoff = chunk.walk(|h| {
-            rec.vals.clear();
-            rec.insts.clear();
-            let done = if spent > MAX_CHUNK_OUTPUT {
-                Err(Unsupported("chunk renders too large"))
-            } else {
-                read_record(&chunk, &h, &mut cache, shared, &mut rec).and_then(|()| {
-                    plan::render(&rec, scratch, h.record_id, Some(h.micros()), &mut push)
-                })
-            };
-            spent += scratch.data.len();
-            match done {
+        let mut s = self.session(data)?;
+        let mut heads = Vec::new();
+        let mut out = ChunkOutcome {
+            cutoff: s.walk(&mut heads),
+            ..ChunkOutcome::default()
+        };
+        for h in &heads {
+            match s.decode(h, &mut push) {
                 Ok(()) => out.decoded += 1,
                 Err(e) => out.fallback.push((h.offset, e)),
             }
-        });
+        }
         Ok(out)
+    }
+}
+
+/// One chunk being read: its string table, its templates' plans.
+pub struct ChunkSession<'d, 'a> {
+    chunk: Chunk<'a>,
+    cache: TemplateCache,
+    rec: Record<'a>,
+    decoder: &'d mut Decoder,
+    /// `data` bytes written so far.
+    spent: usize,
+}
+
+impl<'a> ChunkSession<'_, 'a> {
+    /// The chunk's record headers, in order, into `heads`; where the walk had to stop (the
+    /// evtx crate reads every record from there on).
+    pub fn walk(&self, heads: &mut Vec<RecordHeader>) -> Option<usize> {
+        heads.clear();
+        self.chunk.walk(|h| heads.push(h))
+    }
+
+    /// Decode one record and hand its row to `push`; nothing is pushed on `Err`.
+    pub fn decode(
+        &mut self,
+        h: &RecordHeader,
+        push: impl FnOnce(&RecordView<'_>),
+    ) -> Result<(), Unsupported> {
+        if self.spent > MAX_CHUNK_OUTPUT {
+            return Err(Unsupported("chunk renders too large"));
+        }
+        let rec = &mut self.rec;
+        rec.vals.clear();
+        rec.insts.clear();
+        let Decoder { shared, scratch } = &mut *self.decoder;
+        read_record(&self.chunk, h, &mut self.cache, shared, rec)?;
+        let done = plan::render(rec, scratch, h.record_id, Some(h.micros()), push);
+        self.spent += scratch.data.len();
+        done
     }
 }
 
