@@ -29,7 +29,7 @@ fn evtx_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// One row: every column but `data` as text, and `data` parsed.
 #[derive(Debug, Clone, PartialEq)]
-struct Row {
+pub struct Row {
     cols: Vec<String>,
     data: serde_json::Value,
 }
@@ -62,7 +62,7 @@ fn rows_of(batch: &RecordBatch, out: &mut Vec<Row>) {
     }
 }
 
-fn read_all(files: &[PathBuf], path: RecordPath) -> Vec<(Vec<Row>, FileReport)> {
+pub fn read_all(files: &[PathBuf], path: RecordPath) -> Vec<(Vec<Row>, FileReport)> {
     let inputs: Vec<Input> = files
         .iter()
         .enumerate()

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use evtxsql_ingest::binxml::Decoder;
-use evtxsql_ingest::reader::{self, Input, Item, ReadOptions};
+use evtxsql_ingest::reader::{self, Input, Item, ReadOptions, RecordPath};
 
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
@@ -100,7 +100,7 @@ fn reading_mutated_files_never_panics_and_reports_every_file() {
     let mut inputs = Vec::new();
     for (i, seed) in seeds().iter().enumerate() {
         let file = std::fs::read(seed).unwrap();
-        for j in 0..12 {
+        for j in 0..30 {
             let mut data = file.clone();
             mutate(&mut rng, &mut data);
             if j % 3 == 0 {
@@ -130,4 +130,25 @@ fn reading_mutated_files_never_panics_and_reports_every_file() {
     .unwrap();
     assert!(done.iter().all(|d| *d), "every file has its report");
     assert!(rows > 0);
+
+    // On damaged bytes too, both record paths give the same rows and counts.
+    let files: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
+    let ours = super::differential::read_all(&files, RecordPath::Decoder);
+    let theirs = super::differential::read_all(&files, RecordPath::EvtxJson);
+    let mut diffs = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let ((a, ra), (b, rb)) = (&ours[i], &theirs[i]);
+        if (ra.records, ra.failed_records) != (rb.records, rb.failed_records) || a != b {
+            diffs.push(format!(
+                "{}: records/failed {}/{} vs {}/{}, rows equal: {}",
+                f.display(),
+                ra.records,
+                ra.failed_records,
+                rb.records,
+                rb.failed_records,
+                a == b
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
