@@ -241,11 +241,59 @@ pub struct Record<'a> {
     pub insts: Vec<Inst>,
 }
 
-/// An element of one of the record's instances.
+/// An element of one of the record's instances; a copy of it when an array substitution
+/// repeats it (`rep` > 0: the copy for item `rep - 1` of substitution `sub`).
 #[derive(Clone, Copy)]
 struct ER {
     inst: u32,
     elem: u32,
+    rep: u32,
+    sub: u16,
+}
+
+impl ER {
+    fn new(inst: u32, elem: u32) -> Self {
+        ER {
+            inst,
+            elem,
+            rep: 0,
+            sub: 0,
+        }
+    }
+}
+
+/// What one template node resolves to: nothing, one node, or the copies of an element.
+#[derive(Clone, Copy)]
+enum Resolved<'s, 'a> {
+    Empty,
+    One(RN<'s, 'a>),
+    Many { er: ER, count: u32 },
+}
+
+impl<'s, 'a> Iterator for Resolved<'s, 'a> {
+    type Item = RN<'s, 'a>;
+    fn next(&mut self) -> Option<RN<'s, 'a>> {
+        match *self {
+            Resolved::Empty => None,
+            Resolved::One(n) => {
+                *self = Resolved::Empty;
+                Some(n)
+            }
+            Resolved::Many { er, count } => {
+                if er.rep > count {
+                    return None;
+                }
+                *self = Resolved::Many {
+                    er: ER {
+                        rep: er.rep + 1,
+                        ..er
+                    },
+                    count,
+                };
+                Some(RN::Elem(er))
+            }
+        }
+    }
 }
 
 /// A node after substitution.
@@ -253,8 +301,8 @@ struct ER {
 enum RN<'s, 'a> {
     Text(&'s str),
     /// A string value: a text node.
-    Str(&'s Val<'a>),
-    Val(&'s Val<'a>),
+    Str(Val<'a>),
+    Val(Val<'a>),
     Elem(ER),
     Char(u16),
     Entity(&'s str),
@@ -306,6 +354,8 @@ pub struct Scratch {
 #[derive(Clone, Copy)]
 struct Res<'s, 'a> {
     rec: &'s Record<'a>,
+    /// Set when the record uses a substitution in a way this path does not render.
+    bad: &'s std::cell::Cell<bool>,
 }
 
 impl<'s, 'a> Res<'s, 'a> {
@@ -326,47 +376,91 @@ impl<'s, 'a> Res<'s, 'a> {
             .is_some_and(|v| matches!(v, Val::Null))
     }
 
-    fn resolve(self, inst: u32, n: &'s Node) -> Option<RN<'s, 'a>> {
-        Some(match n {
-            Node::Text(s) | Node::CData(s) => RN::Text(s),
+    /// Resolve node `n` of element `ctx` (whose copy `ctx.rep` replaces `ctx.sub`).
+    fn resolve(self, ctx: ER, n: &'s Node) -> Resolved<'s, 'a> {
+        let one = Resolved::One;
+        match n {
+            Node::Text(s) | Node::CData(s) => one(RN::Text(s)),
             Node::Sub { id, optional } => {
-                let v = self.val(inst, *id)?;
+                let Some(&v) = self.val(ctx.inst, *id) else {
+                    return Resolved::Empty;
+                };
+                let v = match v {
+                    Val::Array(items) if ctx.rep > 0 && *id == ctx.sub => {
+                        match items.item(ctx.rep - 1) {
+                            // Empty strings leave the copy empty.
+                            Some(v) if v.is_text() && v.is_empty() => return Resolved::Empty,
+                            Some(v) => v,
+                            None => {
+                                self.bad.set(true);
+                                return Resolved::Empty;
+                            }
+                        }
+                    }
+                    v => v,
+                };
                 match v {
                     Val::Frag(i) => {
-                        let tpl = &self.rec.insts[*i as usize].plan.tpl;
-                        RN::Elem(ER {
-                            inst: *i,
-                            elem: tpl.root,
-                        })
+                        let tpl = &self.rec.insts[i as usize].plan.tpl;
+                        one(RN::Elem(ER::new(i, tpl.root)))
                     }
-                    v if *optional && v.is_empty() => return None,
-                    v if v.is_text() => RN::Str(v),
-                    v => RN::Val(v),
+                    v if *optional && v.is_empty() => Resolved::Empty,
+                    v if v.is_text() => one(RN::Str(v)),
+                    v => one(RN::Val(v)),
                 }
             }
             Node::Elem(id) => {
-                let er = ER { inst, elem: *id };
-                if self.left_out(inst, self.elem(er)) {
-                    return None;
+                let er = ER::new(ctx.inst, *id);
+                let e = self.elem(er);
+                if self.left_out(ctx.inst, e) {
+                    return Resolved::Empty;
                 }
-                RN::Elem(er)
+                match self.expansion(ctx.inst, e) {
+                    Some((sub, count)) => Resolved::Many {
+                        er: ER { rep: 1, sub, ..er },
+                        count,
+                    },
+                    None => one(RN::Elem(er)),
+                }
             }
-            Node::CharRef(c) => RN::Char(*c),
-            Node::Entity(name) => RN::Entity(name),
-            Node::Pi => RN::Pi,
-        })
+            Node::CharRef(c) => one(RN::Char(*c)),
+            Node::Entity(name) => one(RN::Entity(name)),
+            Node::Pi => one(RN::Pi),
+        }
+    }
+
+    /// The array substitution that repeats `e` (MS-EVEN6 3.1.4.7.5): the first array of
+    /// several items among its content, then its attributes. An element with more than one
+    /// such use (the evtx crate then repeats it for each, crosswise) is not for this path.
+    fn expansion(self, inst: u32, e: &Elem) -> Option<(u16, u32)> {
+        let mut found: Option<(u16, u32)> = None;
+        let nodes = e
+            .children
+            .iter()
+            .chain(e.attrs.iter().flat_map(|a| a.value.iter()));
+        for n in nodes {
+            let Node::Sub { id, .. } = n else { continue };
+            if let Some(Val::Array(items)) = self.val(inst, *id) {
+                if found.is_some() {
+                    self.bad.set(true);
+                    return found;
+                }
+                found = Some((*id, items.count));
+            }
+        }
+        found
     }
 
     fn nodes(
         self,
-        inst: u32,
+        ctx: ER,
         nodes: &'s [Node],
     ) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
-        nodes.iter().filter_map(move |n| self.resolve(inst, n))
+        nodes.iter().flat_map(move |n| self.resolve(ctx, n))
     }
 
     fn children(self, er: ER) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
-        self.nodes(er.inst, &self.elem(er).children)
+        self.nodes(er, &self.elem(er).children)
     }
 
     /// The attributes that keep a value after substitution: (name, index).
@@ -375,7 +469,7 @@ impl<'s, 'a> Res<'s, 'a> {
         e.attrs
             .iter()
             .enumerate()
-            .filter(move |(_, a)| self.nodes(er.inst, &a.value).next().is_some())
+            .filter(move |(_, a)| self.nodes(er, &a.value).next().is_some())
             .map(|(i, a)| (a.name.as_str(), i))
     }
 
@@ -384,7 +478,7 @@ impl<'s, 'a> Res<'s, 'a> {
         er: ER,
         i: usize,
     ) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
-        self.nodes(er.inst, &self.elem(er).attrs[i].value)
+        self.nodes(er, &self.elem(er).attrs[i].value)
     }
 }
 
@@ -411,10 +505,10 @@ impl<'s, 'a> R<'s, 'a> {
 
     fn nodes(
         &self,
-        inst: u32,
+        ctx: ER,
         nodes: &'s [Node],
     ) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
-        self.res.nodes(inst, nodes)
+        self.res.nodes(ctx, nodes)
     }
 
     fn children(&self, er: ER) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
@@ -499,10 +593,7 @@ impl<'s, 'a> R<'s, 'a> {
     }
 
     /// The single bare value `nodes` consist of, if they do.
-    fn as_number(
-        nodes: impl Iterator<Item = RN<'s, 'a>>,
-        skip_elements: bool,
-    ) -> Option<&'s Val<'a>> {
+    fn as_number(nodes: impl Iterator<Item = RN<'s, 'a>>, skip_elements: bool) -> Option<Val<'a>> {
         let mut single: Option<RN<'s, 'a>> = None;
         for n in nodes {
             match n {
@@ -788,7 +879,8 @@ impl<'s, 'a> R<'s, 'a> {
         has_text: bool,
     ) -> Result<(), Unsupported> {
         let is_data = |r: &Self, c: ER| r.elem(c).name == "Data";
-        let distinct = self.res.rec.insts[er.inst as usize].plan.distinct_data[er.elem as usize];
+        let distinct = self.res.rec.insts[er.inst as usize].plan.distinct_data[er.elem as usize]
+            && !kids.iter().any(|k| k.rep > 0);
         let flatten = in_container
             && kids
                 .iter()
@@ -995,8 +1087,9 @@ pub fn render<T>(
     data.clear();
     sys.clear();
     members.clear();
+    let bad = std::cell::Cell::new(false);
     let mut r = R {
-        res: Res { rec },
+        res: Res { rec, bad: &bad },
         out: data,
         depth: 0,
         note_depth: None,
@@ -1004,20 +1097,14 @@ pub fn render<T>(
         kids,
         counts,
     };
-    let root = ER {
-        inst: 0,
-        elem: plan.tpl.root,
-    };
+    let root = ER::new(0, plan.tpl.root);
 
     // System columns.
     let mut texts: [Option<(usize, usize)>; FIELDS] = [None; FIELDS];
     let mut nums: [Option<u64>; FIELDS] = [None; FIELDS];
     for (f, src) in plan.sources.iter().enumerate() {
         let Some(src) = src else { continue };
-        let er = ER {
-            inst: 0,
-            elem: src.elem,
-        };
+        let er = ER::new(0, src.elem);
         let e = r.elem(er);
         if r.left_out(0, e) {
             continue;
@@ -1025,7 +1112,7 @@ pub fn render<T>(
         let start = sys.len();
         let has = match src.attr {
             Some(i) => {
-                let nodes = r.nodes(0, &e.attrs[i as usize].value);
+                let nodes = r.nodes(er, &e.attrs[i as usize].value);
                 let has = nodes.clone().any(|n| n.is_content());
                 if has {
                     R::text(sys, nodes, false, false)?;
@@ -1136,6 +1223,11 @@ pub fn render<T>(
         }
     }
     r.check()?;
+    if bad.get() {
+        return Err(Unsupported(
+            "array substitution used more than once in an element",
+        ));
+    }
     let members: &[Member] = if fields { r.members } else { &[] };
     let data: &str = r.out;
 

@@ -79,6 +79,55 @@ pub enum Val<'a> {
     EmptyArray,
     /// An array of one item: rendered as that item's text, but never as a bare number.
     One(ty_one::Item<'a>),
+    /// An array of several items: the element holding it is repeated, once per item.
+    Array(Items<'a>),
+}
+
+/// The items of an array of several.
+#[derive(Debug, Clone, Copy)]
+pub struct Items<'a> {
+    /// The items' type (the array type without [`ty::ARRAY`]).
+    pub ty: u8,
+    pub bytes: &'a [u8],
+    pub count: u32,
+}
+
+impl<'a> Items<'a> {
+    /// Item `i` as a scalar value.
+    pub fn item(&self, i: u32) -> Option<Val<'a>> {
+        let b = self.bytes;
+        let i = i as usize;
+        match self.ty {
+            ty::STRING => {
+                let mut start = 0;
+                let mut n = 0;
+                let mut at = 0;
+                while at + 1 < b.len() {
+                    if b[at] == 0 && b[at + 1] == 0 {
+                        if n == i {
+                            return Some(Val::Str(&b[start..at]));
+                        }
+                        n += 1;
+                        start = at + 2;
+                    }
+                    at += 2;
+                }
+                None
+            }
+            ty::SID => {
+                let mut at = 0;
+                for _ in 0..i {
+                    at += 8 + 4 * usize::from(*b.get(at + 1)?);
+                }
+                let n = 8 + 4 * usize::from(*b.get(at + 1)?);
+                scalar(ty::SID, b.get(at..at + n)?).ok()
+            }
+            t => {
+                let size = if t == ty::INT32 { 4 } else { fixed_size(t)? };
+                scalar(t, b.get(i * size..(i + 1) * size)?).ok()
+            }
+        }
+    }
 }
 
 /// The single item of a one-item array.
@@ -237,7 +286,21 @@ fn array(t: u8, b: &[u8]) -> Result<Val<'_>, Unsupported> {
             };
             Ok(Val::One(ty_one::Item { ty, bytes }))
         }
-        _ => Err(Unsupported("array of several items (repeats its element)")),
+        (n, _) => {
+            let ty = if item == ty::BOOL
+                && b.chunks_exact(4)
+                    .any(|c| !matches!(i32::from_le_bytes(le(c)), 0 | 1))
+            {
+                ty::INT32
+            } else {
+                item
+            };
+            Ok(Val::Array(Items {
+                ty,
+                bytes: b,
+                count: u32::try_from(n).map_err(|_| Unsupported("array too long"))?,
+            }))
+        }
     }
 }
 
@@ -375,6 +438,7 @@ impl<'a> Val<'a> {
             Val::BinXml(_) | Val::Frag(_) => {
                 return Err(Unsupported("nested BinXML as text"));
             }
+            Val::Array(_) => return Err(Unsupported("array of several items as text")),
             Val::One(item) => {
                 let v = scalar(item.ty, item.bytes)?;
                 v.write(out, json)?;
@@ -640,7 +704,16 @@ mod tests {
         let one = array(0x81, &[b'a', 0, 0, 0]).unwrap();
         assert_eq!(text(one), "a");
         assert!(!one.is_bare());
-        assert!(array(0x81, &[b'a', 0, 0, 0, b'b', 0, 0, 0]).is_err());
+        let Val::Array(items) = array(0x81, &[b'a', 0, 0, 0, b'b', 0, 0, 0]).unwrap() else {
+            panic!("an array of two")
+        };
+        assert_eq!(items.count, 2);
+        assert_eq!(text(items.item(1).unwrap()), "b");
+        assert!(items.item(2).is_none());
+        let Val::Array(ints) = array(0x8d, &[1, 0, 0, 0, 7, 0, 0, 0]).unwrap() else {
+            panic!("an array of two")
+        };
+        assert!(matches!(ints.item(1), Some(Val::I32(7))));
         assert!(matches!(array(0x88, &[]).unwrap(), Val::EmptyArray));
         assert!(array(0x88, &[1, 2, 3]).is_err());
     }
