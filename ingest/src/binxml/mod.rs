@@ -175,9 +175,19 @@ fn read_record<'a>(
     rec: &mut Record<'a>,
 ) -> Result<(), Unsupported> {
     let (start, end) = h.binxml;
-    let at = single_instance(chunk.data, start, end)?;
-    let after = read_instance(chunk, at, end, 0, cache, shared, rec)?;
-    ends_stream(chunk.data, after, end)
+    match single_instance(chunk.data, start, end) {
+        Ok(at) => {
+            let after = read_instance(chunk, at, end, 0, cache, shared, rec)?;
+            ends_stream(chunk.data, after, end)
+        }
+        Err(_) => {
+            // A record written out as elements, without a template.
+            let tpl = tokens::parse_fragment(chunk, start, end)?;
+            let plan = std::sync::Arc::new(plan::Plan::compile(std::sync::Arc::new(tpl)));
+            rec.insts.push(Inst { plan, vals: (0, 0) });
+            Ok(())
+        }
+    }
 }
 
 /// Where the template instance token of a `[fragment header] TemplateInstance EOF` stream is.
@@ -245,10 +255,26 @@ fn read_instance<'a>(
         // The fragment's place in the chunk (it is a slice of it).
         let start = bytes.as_ptr() as usize - data.as_ptr() as usize;
         let stop = start + bytes.len();
-        let inner = single_instance(data, start, stop)?;
         let nested = rec.insts.len();
-        let after = read_instance(chunk, inner, stop, depth + 1, cache, shared, rec)?;
-        ends_stream(data, after, stop)?;
+        match single_instance(data, start, stop) {
+            Ok(inner) => {
+                let after = read_instance(chunk, inner, stop, depth + 1, cache, shared, rec)?;
+                ends_stream(data, after, stop)?;
+            }
+            Err(_) => {
+                // Elements written out: a tree of its own, with no values.
+                if rec.insts.len() >= MAX_INSTANCES {
+                    return Err(Unsupported("BinXML nested too deeply"));
+                }
+                let tpl = tokens::parse_fragment(chunk, start, stop)?;
+                let plan = std::sync::Arc::new(plan::Plan::compile(std::sync::Arc::new(tpl)));
+                let at = rec.vals.len() as u32;
+                rec.insts.push(Inst {
+                    plan,
+                    vals: (at, at),
+                });
+            }
+        }
         rec.vals[i] = Val::Frag(nested as u32);
     }
     Ok(end)

@@ -84,6 +84,27 @@ pub fn parse_template(
     start: usize,
     end: usize,
 ) -> Result<Template, Unsupported> {
+    parse(chunk, start, end, false)
+}
+
+/// Parse a BinXML fragment that holds elements rather than a template instance (a BinXML
+/// value, 0x21, written out): one root element, literal text only.
+pub fn parse_fragment(
+    chunk: &Chunk<'_>,
+    start: usize,
+    end: usize,
+) -> Result<Template, Unsupported> {
+    parse(chunk, start, end, true)
+}
+
+/// In a fragment (`fragment`) element starts carry no dependency id, and substitutions and
+/// template instances are not for this path.
+fn parse(
+    chunk: &Chunk<'_>,
+    start: usize,
+    end: usize,
+    fragment: bool,
+) -> Result<Template, Unsupported> {
     let mut cur = Cursor {
         data: chunk.data,
         pos: start,
@@ -145,7 +166,7 @@ pub fn parse_template(
                 if open.is_some() {
                     return Err(Unsupported("element start inside an element start"));
                 }
-                let dep = cur.u16()?;
+                let dep = if fragment { 0xffff } else { cur.u16()? };
                 let _size = cur.u32()?;
                 let name = cur.name(chunk)?;
                 if token & 0x40 != 0 {
@@ -202,6 +223,9 @@ pub fn parse_template(
                 }
                 let s = cur.text()?;
                 push_node(&mut elems, &stack, &mut open, Node::Text(s))?;
+            }
+            0x0d | 0x0e if fragment => {
+                return Err(Unsupported("substitution outside a template definition"));
             }
             0x0d | 0x0e => {
                 let id = cur.u16()?;
