@@ -158,6 +158,7 @@ impl<'a> ChunkSession<'_, 'a> {
         let rec = &mut self.rec;
         rec.vals.clear();
         rec.insts.clear();
+        rec.arrays = false;
         let Decoder { shared, scratch } = &mut *self.decoder;
         read_record(&self.chunk, h, &mut self.cache, shared, rec)?;
         let done = plan::render(rec, scratch, h.record_id, Some(h.micros()), push);
@@ -244,6 +245,7 @@ fn read_instance<'a>(
     let plan = cache.plan(chunk, def, shared)?;
     let first = rec.vals.len();
     let end = read_substitutions(data, pos, limit, &mut rec.vals)?;
+    rec.arrays |= rec.vals[first..].iter().any(|v| matches!(v, Val::Array(_)));
     rec.insts.push(Inst {
         plan,
         vals: (first as u32, rec.vals.len() as u32),

@@ -43,6 +43,11 @@ enum Field {
     UserId,
 }
 const FIELDS: usize = 16;
+/// The fields read as text (the others as numbers).
+const FIELD_IS_TEXT: [bool; FIELDS] = [
+    true, true, false, false, false, false, false, false, false, true, true, false, false, true,
+    true, true,
+];
 
 /// Where a System column's text comes from: an element's content, or one of its attributes.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +68,37 @@ pub struct Plan {
     /// Per element: its `Data` children have literal names, all different, so no name of
     /// them repeats (no `_N` suffixes, no runs to gather into arrays).
     distinct_data: Vec<bool>,
+    /// Per element: when all its children are `<Data Name="literal">%n</Data>` (names all
+    /// different, no dependencies), their keys (escaped) and substitutions, for the payload's
+    /// fast path.
+    fast_data: Vec<Option<Vec<FastData>>>,
+}
+
+/// One `<Data Name="literal">%n</Data>` of a fast payload.
+struct FastData {
+    key: String,
+    id: u16,
+}
+
+fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
+    if !distinct_data(tpl, e) || e.children.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(e.children.len());
+    for n in &e.children {
+        let Node::Elem(id) = n else { return None };
+        let c = &tpl.elems[*id as usize];
+        if c.name != "Data" || c.dependency.is_some() {
+            return None;
+        }
+        let key = literal_name(c)?.to_owned();
+        // Optional or not, an empty value is `""` in a Data element.
+        let [Node::Sub { id, .. }] = c.children.as_slice() else {
+            return None;
+        };
+        out.push(FastData { key, id: *id });
+    }
+    Some(out)
 }
 
 /// A `Data` element's literal, non-empty name that needs no escaping.
@@ -102,12 +138,14 @@ impl Plan {
         let mut sources = [None; FIELDS];
         let event = generic.and_then(|()| compile_event(&tpl, &mut sources));
         let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
+        let fast_data = tpl.elems.iter().map(|e| fast_data(&tpl, e)).collect();
         Plan {
             tpl,
             generic,
             event,
             sources,
             distinct_data,
+            fast_data,
         }
     }
 
@@ -239,6 +277,8 @@ pub struct Inst {
 pub struct Record<'a> {
     pub vals: Vec<Val<'a>>,
     pub insts: Vec<Inst>,
+    /// Whether a value is an array of several items (elements may repeat).
+    pub arrays: bool,
 }
 
 /// An element of one of the record's instances; a copy of it when an array substitution
@@ -415,7 +455,12 @@ impl<'s, 'a> Res<'s, 'a> {
                 if self.left_out(ctx.inst, e) {
                     return Resolved::Empty;
                 }
-                match self.expansion(ctx.inst, e) {
+                let expansion = if self.rec.arrays {
+                    self.expansion(ctx.inst, e)
+                } else {
+                    None
+                };
+                match expansion {
                     Some((sub, count)) => Resolved::Many {
                         er: ER { rep: 1, sub, ..er },
                         count,
@@ -451,15 +496,16 @@ impl<'s, 'a> Res<'s, 'a> {
         found
     }
 
-    fn nodes(
-        self,
-        ctx: ER,
-        nodes: &'s [Node],
-    ) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
-        nodes.iter().flat_map(move |n| self.resolve(ctx, n))
+    fn nodes(self, ctx: ER, nodes: &'s [Node]) -> Nodes<'s, 'a> {
+        Nodes {
+            res: self,
+            ctx,
+            it: nodes.iter(),
+            pending: Resolved::Empty,
+        }
     }
 
-    fn children(self, er: ER) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
+    fn children(self, er: ER) -> Nodes<'s, 'a> {
         self.nodes(er, &self.elem(er).children)
     }
 
@@ -473,12 +519,44 @@ impl<'s, 'a> Res<'s, 'a> {
             .map(|(i, a)| (a.name.as_str(), i))
     }
 
-    fn attr_nodes(
-        self,
-        er: ER,
-        i: usize,
-    ) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
+    fn attr_nodes(self, er: ER, i: usize) -> Nodes<'s, 'a> {
         self.nodes(er, &self.elem(er).attrs[i].value)
+    }
+}
+
+/// The nodes of an element's content or of an attribute's value, after substitution.
+#[derive(Clone)]
+struct Nodes<'s, 'a> {
+    res: Res<'s, 'a>,
+    ctx: ER,
+    it: std::slice::Iter<'s, Node>,
+    /// The copies of a repeated element still to come.
+    pending: Resolved<'s, 'a>,
+}
+
+impl<'s, 'a> Iterator for Nodes<'s, 'a> {
+    type Item = RN<'s, 'a>;
+    #[inline]
+    fn next(&mut self) -> Option<RN<'s, 'a>> {
+        if let Resolved::Many { .. } = self.pending
+            && let Some(n) = self.pending.next()
+        {
+            return Some(n);
+        }
+        loop {
+            let n = self.it.next()?;
+            match self.res.resolve(self.ctx, n) {
+                Resolved::Empty => continue,
+                Resolved::One(x) => return Some(x),
+                mut many => {
+                    let first = many.next();
+                    self.pending = many;
+                    if first.is_some() {
+                        return first;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -503,15 +581,11 @@ impl<'s, 'a> R<'s, 'a> {
         self.res.left_out(inst, e)
     }
 
-    fn nodes(
-        &self,
-        ctx: ER,
-        nodes: &'s [Node],
-    ) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
+    fn nodes(&self, ctx: ER, nodes: &'s [Node]) -> Nodes<'s, 'a> {
         self.res.nodes(ctx, nodes)
     }
 
-    fn children(&self, er: ER) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
+    fn children(&self, er: ER) -> Nodes<'s, 'a> {
         self.res.children(er)
     }
 
@@ -519,11 +593,7 @@ impl<'s, 'a> R<'s, 'a> {
         self.res.attrs(er)
     }
 
-    fn attr_nodes(
-        &self,
-        er: ER,
-        i: usize,
-    ) -> impl Iterator<Item = RN<'s, 'a>> + Clone + use<'s, 'a> {
+    fn attr_nodes(&self, er: ER, i: usize) -> Nodes<'s, 'a> {
         self.res.attr_nodes(er, i)
     }
 
@@ -825,6 +895,46 @@ impl<'s, 'a> R<'s, 'a> {
         }
     }
 
+    /// The payload object of a fast-path element (see [`Plan::fast_data`]); false (nothing
+    /// written) when a value needs the general path.
+    fn fast_body(&mut self, er: ER) -> Result<bool, Unsupported> {
+        let rec = self.res.rec;
+        let inst = &rec.insts[er.inst as usize];
+        let Some(fields) = &inst.plan.fast_data[er.elem as usize] else {
+            return Ok(false);
+        };
+        if rec.arrays || er.rep > 0 {
+            return Ok(false);
+        }
+        let vals = &rec.vals[inst.vals.0 as usize..inst.vals.1 as usize];
+        let (start, noted) = (self.out.len(), self.members.len());
+        self.out.push('{');
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let at = self.key(&f.key, 0);
+            match vals.get(usize::from(f.id)) {
+                None => self.out.push_str("\"\""),
+                Some(Val::Frag(_) | Val::Array(_)) => {
+                    self.out.truncate(start);
+                    self.members.truncate(noted);
+                    return Ok(false);
+                }
+                Some(v) if v.is_empty() => self.out.push_str("\"\""),
+                Some(v) if v.is_bare() => v.write(self.out, false)?,
+                Some(v) => {
+                    self.out.push('"');
+                    v.write(self.out, true)?;
+                    self.out.push('"');
+                }
+            }
+            self.noted(at);
+        }
+        self.out.push('}');
+        Ok(true)
+    }
+
     fn body(
         &mut self,
         er: ER,
@@ -1110,6 +1220,41 @@ pub fn render<T>(
             continue;
         }
         let start = sys.len();
+        // One substitution, no arrays: the value itself.
+        let nodes = match src.attr {
+            Some(i) => e.attrs[i as usize].value.as_slice(),
+            None => e.children.as_slice(),
+        };
+        if let ([Node::Sub { id, .. }], false) = (nodes, rec.arrays) {
+            let v = rec.vals[..top.vals.1 as usize].get(usize::from(*id));
+            match v {
+                Some(v) if v.is_bare() => {
+                    nums[f] = v.bare_number();
+                    if FIELD_IS_TEXT[f] {
+                        v.write(sys, false)?;
+                        texts[f] = Some((start, sys.len()));
+                    }
+                    continue;
+                }
+                Some(Val::Hex32(x)) if !FIELD_IS_TEXT[f] => {
+                    nums[f] = Some(u64::from(*x));
+                    continue;
+                }
+                Some(Val::Hex64(x)) if !FIELD_IS_TEXT[f] => {
+                    nums[f] = Some(*x);
+                    continue;
+                }
+                Some(Val::Frag(_) | Val::Array(_)) => {}
+                Some(v) if !v.is_empty() => {
+                    v.write(sys, false)?;
+                    texts[f] = Some((start, sys.len()));
+                    nums[f] = crate::mapping::parse_number(&sys[start..]);
+                    continue;
+                }
+                _ if src.attr.is_some() => continue,
+                _ => {}
+            }
+        }
         let has = match src.attr {
             Some(i) => {
                 let nodes = r.nodes(er, &e.attrs[i as usize].value);
@@ -1174,9 +1319,14 @@ pub fn render<T>(
     match others.as_slice() {
         [] => r.out.push_str("{}"),
         [("EventData", 0, c)] if r.value_is_object(*c) => {
-            let (text, _) = r.layout(*c);
             r.note_depth = Some(1);
-            r.body(*c, true, true, text)?;
+            r.depth = 1;
+            let fast = r.fast_body(*c)?;
+            r.depth = 0;
+            if !fast {
+                let (text, _) = r.layout(*c);
+                r.body(*c, true, true, text)?;
+            }
             fields = true;
         }
         [("UserData", 0, c)] if r.value_is_object(*c) => {
