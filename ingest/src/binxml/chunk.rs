@@ -47,8 +47,9 @@ pub struct Chunk<'a> {
     pub data: &'a [u8],
     last_record_id: u64,
     free_space: usize,
-    /// Names by offset, as the string table's chains give them.
-    names: HashMap<u32, String>,
+    /// Names by offset, as the string table's chains give them: their UTF-16 bytes (checked
+    /// to decode).
+    names: HashMap<u32, (u32, u32)>,
 }
 
 /// Latest FILETIME the evtx crate turns into a timestamp (jiff's range ends in 9999).
@@ -78,9 +79,13 @@ impl<'a> Chunk<'a> {
             while offset > 0 && !chunk.names.contains_key(&offset) {
                 let at = offset as usize;
                 let next = u32_at(data, at).ok_or(Unsupported("string table out of bounds"))?;
-                let name = read_name_at(data, at + 6)
+                let name = name_bytes_at(data, at + 6)
+                    .filter(|b| strings::is_strict(b))
                     .ok_or(Unsupported("unreadable string table entry"))?;
-                chunk.names.insert(offset, name);
+                let start = (at + 8) as u32;
+                chunk
+                    .names
+                    .insert(offset, (start, start + name.len() as u32));
                 offset = next;
             }
         }
@@ -89,10 +94,20 @@ impl<'a> Chunk<'a> {
 
     /// The name a name reference at `offset` points to.
     pub fn name(&self, offset: u32) -> Result<String, Unsupported> {
-        if let Some(n) = self.names.get(&offset) {
-            return Ok(n.clone());
+        strings::decode_strict(self.name_bytes(offset)?).ok_or(Unsupported("unreadable name"))
+    }
+
+    /// Whether the name at `offset` is `name` (no allocation).
+    pub fn name_is(&self, offset: u32, name: &str) -> bool {
+        self.name_bytes(offset)
+            .is_ok_and(|b| strings::is_strict(b) && strings::eq_str(b, name))
+    }
+
+    fn name_bytes(&self, offset: u32) -> Result<&'a [u8], Unsupported> {
+        if let Some(&(start, end)) = self.names.get(&offset) {
+            return Ok(&self.data[start as usize..end as usize]);
         }
-        read_name_at(self.data, offset as usize + 6).ok_or(Unsupported("unreadable name"))
+        name_bytes_at(self.data, offset as usize + 6).ok_or(Unsupported("unreadable name"))
     }
 
     /// Walk the records in order. Returns where the walk had to stop (`Some(offset)`: the evtx
@@ -151,11 +166,11 @@ impl RecordHeader {
     }
 }
 
-/// A name: u16 count, that many UTF-16 units (cut at a NUL), a NUL; strictly decoded.
-fn read_name_at(data: &[u8], at: usize) -> Option<String> {
+/// A name: u16 count, that many UTF-16 units (cut at a NUL), a NUL.
+fn name_bytes_at(data: &[u8], at: usize) -> Option<&[u8]> {
     let n = usize::from(u16_at(data, at)?);
     let chars = data.get(at + 2..at + 2 + 2 * n)?;
     // The NUL after it must be there too.
     u16_at(data, at + 2 + 2 * n)?;
-    strings::decode_strict(strings::until_nul(chars))
+    Some(strings::until_nul(chars))
 }

@@ -46,6 +46,19 @@ pub fn decode_strict(bytes: &[u8]) -> Option<String> {
     Some(s)
 }
 
+/// Whether UTF-16LE `bytes` decode (no unpaired surrogate).
+pub fn is_strict(bytes: &[u8]) -> bool {
+    chars(bytes).all(|c| c.is_some())
+}
+
+/// Whether UTF-16LE `bytes` are the text `s`.
+pub fn eq_str(bytes: &[u8], s: &str) -> bool {
+    let mut units = bytes
+        .chunks_exact(2)
+        .map(|u| u16::from_le_bytes([u[0], u[1]]));
+    s.encode_utf16().all(|c| units.next() == Some(c)) && units.next().is_none()
+}
+
 /// Append `c` as JSON string content.
 #[inline]
 pub fn push_json_char(out: &mut String, c: char) {

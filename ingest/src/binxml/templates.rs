@@ -59,27 +59,73 @@ pub struct TemplateCache {
     by_offset: HashMap<u32, Result<Arc<Plan>, Unsupported>>,
 }
 
-/// Plans shared across chunks: one per distinct template tree.
+/// Plans shared across chunks, by the definition's bytes: a definition with the same bytes, and
+/// the same names where its name references point outside it, is the same template.
 #[derive(Default)]
 pub struct SharedPlans {
-    plans: HashMap<Arc<Template>, Arc<Plan>>,
+    plans: HashMap<u64, Vec<Shared>>,
+    count: usize,
 }
 
-/// Most distinct plans kept; past it the map is cleared (a bound for hostile inputs).
+struct Shared {
+    body: Box<[u8]>,
+    /// Name references outside the body, with their names.
+    refs: Vec<(u32, String)>,
+    plan: Arc<Plan>,
+}
+
+/// Most plans kept; past it the map is cleared (a bound for hostile inputs).
 const MAX_SHARED_PLANS: usize = 4096;
 
+/// A quick hash of a definition's bytes.
+fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h: u64 = b.len() as u64 ^ 0x9E37_79B9_7F4A_7C15;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(a))
+            .wrapping_mul(0x0100_0000_01B3)
+            .rotate_left(29);
+    }
+    for &x in words.remainder() {
+        h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01B3);
+    }
+    h
+}
+
 impl SharedPlans {
-    fn get_or_compile(&mut self, tpl: Template) -> Arc<Plan> {
-        if let Some(p) = self.plans.get(&tpl) {
-            return p.clone();
+    fn get_or_compile(
+        &mut self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        end: usize,
+    ) -> Result<Arc<Plan>, Unsupported> {
+        let body = &chunk.data[start..end];
+        let key = hash_bytes(body);
+        if let Some(list) = self.plans.get(&key)
+            && let Some(s) = list.iter().find(|s| {
+                *s.body == *body && s.refs.iter().all(|(off, name)| chunk.name_is(*off, name))
+            })
+        {
+            return Ok(s.plan.clone());
         }
-        if self.plans.len() >= MAX_SHARED_PLANS {
+        let (tpl, mut refs) = parse_template(chunk, start, end)?;
+        if self.count >= MAX_SHARED_PLANS {
             self.plans.clear();
+            self.count = 0;
         }
-        let tpl = Arc::new(tpl);
-        let plan = Arc::new(Plan::compile(tpl.clone()));
-        self.plans.insert(tpl, plan.clone());
-        plan
+        refs.retain(|(off, _)| !(start..end).contains(&(*off as usize)));
+        refs.sort_unstable();
+        refs.dedup();
+        let plan = Arc::new(Plan::compile(Arc::new(tpl)));
+        self.plans.entry(key).or_default().push(Shared {
+            body: body.into(),
+            refs,
+            plan: plan.clone(),
+        });
+        self.count += 1;
+        Ok(plan)
     }
 }
 
@@ -95,8 +141,7 @@ impl TemplateCache {
             return p.clone();
         }
         let p = definition_at(chunk, offset)
-            .and_then(|(start, end)| parse_template(chunk, start, end))
-            .map(|tpl| shared.get_or_compile(tpl));
+            .and_then(|(start, end)| shared.get_or_compile(chunk, start, end));
         self.by_offset.insert(offset, p.clone());
         p
     }

@@ -22,6 +22,8 @@ const MAX_ELEMENTS: usize = 4096;
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    /// The name references read, with their names.
+    refs: Vec<(u32, String)>,
 }
 
 impl<'a> Cursor<'a> {
@@ -63,7 +65,9 @@ impl<'a> Cursor<'a> {
             let n = usize::from(u16_le(self.data, self.pos + 6).ok_or(TRUNCATED)?);
             self.pos += 6 + 2 + 2 * n + 2;
         }
-        chunk.name(offset)
+        let name = chunk.name(offset)?;
+        self.refs.push((offset, name.clone()));
+        Ok(name)
     }
 }
 
@@ -79,11 +83,13 @@ struct Open {
 }
 
 /// Parse the definition body `chunk.data[start..end]` (fragment header, one element, EOF).
+/// Also returns the name references it read (chunk offset, name): the same bytes elsewhere
+/// are the same template where those names are the same.
 pub fn parse_template(
     chunk: &Chunk<'_>,
     start: usize,
     end: usize,
-) -> Result<Template, Unsupported> {
+) -> Result<(Template, Vec<(u32, String)>), Unsupported> {
     parse(chunk, start, end, false)
 }
 
@@ -94,7 +100,7 @@ pub fn parse_fragment(
     start: usize,
     end: usize,
 ) -> Result<Template, Unsupported> {
-    parse(chunk, start, end, true)
+    parse(chunk, start, end, true).map(|(t, _)| t)
 }
 
 /// In a fragment (`fragment`) element starts carry no dependency id, and substitutions and
@@ -104,10 +110,11 @@ fn parse(
     start: usize,
     end: usize,
     fragment: bool,
-) -> Result<Template, Unsupported> {
+) -> Result<(Template, Vec<(u32, String)>), Unsupported> {
     let mut cur = Cursor {
         data: chunk.data,
         pos: start,
+        refs: Vec::new(),
     };
     let mut elems: Vec<Elem> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();
@@ -270,7 +277,7 @@ fn parse(
         return Err(Unsupported("unbalanced template"));
     }
     let root = root.ok_or(Unsupported("template without a root element"))?;
-    Ok(Template { elems, root })
+    Ok((Template { elems, root }, cur.refs))
 }
 
 fn finish(o: Open) -> Elem {
