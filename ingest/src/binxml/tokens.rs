@@ -276,6 +276,11 @@ fn parse(
     if open.is_some() || !stack.is_empty() {
         return Err(Unsupported("unbalanced template"));
     }
+    // A last token that runs past the end would make the tree depend on bytes outside it
+    // (and plans are shared by the definition's bytes).
+    if cur.pos > end {
+        return Err(Unsupported("template tokens run past the definition"));
+    }
     let root = root.ok_or(Unsupported("template without a root element"))?;
     Ok((Template { elems, root }, cur.refs))
 }
