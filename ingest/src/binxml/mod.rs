@@ -6,7 +6,10 @@
 //! - [`tokens`]: the BinXML token stream of a template definition;
 //! - [`templates`]: template trees and their caches (per chunk by offset, shared by content);
 //! - [`values`]: substitution values: reading and rendering every type Windows writes;
-//! - [`plan`]: a template compiled into a column plan, and the per-record executor.
+//! - [`plan`]: a template compiled into a column plan;
+//! - [`substitution`]: template nodes resolved against an instance's values;
+//! - [`render`]: an element written as the evtx crate writes it in JSON;
+//! - [`record`]: one record through its plan: System columns, `data`, promoted fields.
 //!
 //! A record this decoder does not take (damaged, or of a shape it does not render exactly as
 //! the evtx crate does) is an [`Unsupported`]: the caller reads that record with the evtx
@@ -15,7 +18,10 @@
 
 pub mod chunk;
 pub mod plan;
+pub mod record;
+pub mod render;
 pub mod strings;
+pub mod substitution;
 pub mod templates;
 pub mod tokens;
 pub mod values;
@@ -23,7 +29,8 @@ pub mod values;
 use std::collections::BTreeMap;
 
 use chunk::{Chunk, RecordHeader};
-use plan::{Inst, Record, Scratch};
+use plan::{Inst, Record};
+use render::Scratch;
 use templates::{SharedPlans, TemplateCache};
 use values::{Val, read_substitutions};
 
@@ -161,7 +168,7 @@ impl<'a> ChunkSession<'_, 'a> {
         rec.arrays = false;
         let Decoder { shared, scratch } = &mut *self.decoder;
         read_record(&self.chunk, h, &mut self.cache, shared, rec)?;
-        let done = plan::render(rec, scratch, h.record_id, Some(h.micros()), push);
+        let done = record::render(rec, scratch, h.record_id, Some(h.micros()), push);
         self.spent += scratch.data.len();
         done
     }
