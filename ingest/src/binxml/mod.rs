@@ -297,3 +297,6 @@ pub fn count(stats: &mut Stats, outcome: &ChunkOutcome) {
         *stats.reasons.entry(r.0).or_default() += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;
