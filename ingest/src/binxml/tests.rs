@@ -361,8 +361,8 @@ fn rows(batch: &RecordBatch) -> Vec<String> {
     out
 }
 
-#[test]
-fn every_token_and_value_type_as_the_evtx_crate_renders_them() {
+/// The hand-made chunk: a record with a nested EventData instance, one with UserData.
+fn sample_chunk() -> Vec<u8> {
     let nested = |w: &mut W, record: u64| {
         w.u8(0x0f).u8(1).u8(1).u8(0);
         let mut values = system_values(record, true);
@@ -444,7 +444,67 @@ fn every_token_and_value_type_as_the_evtx_crate_renders_them() {
         );
         w.u8(0x00);
     };
-    let data = chunk(&[&nested, &user_data]);
+    chunk(&[&nested, &user_data])
+}
+
+/// The rows of `data` through our decoder and through the evtx crate's JSON (None when a
+/// path cannot read the chunk).
+fn both(data: &[u8]) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    let mut ours = EventsBuilder::with_capacity(4);
+    let outcome = Decoder::new().decode_chunk(data, |view| {
+        ours.push_view(1, view);
+    });
+    let ours = outcome.ok().map(|_| rows(&ours.finish().unwrap()));
+    let theirs = (|| {
+        let mut theirs = EventsBuilder::with_capacity(4);
+        let mut chunk = evtx::EvtxChunkData::new(data.to_vec(), false).ok()?;
+        let settings = Arc::new(evtx::ParserSettings::new().num_threads(1).indent(false));
+        let mut parsed = chunk.parse(settings).ok()?;
+        for r in parsed.iter().flatten() {
+            let (id, t) = (r.event_record_id, r.timestamp.as_microsecond());
+            if let Ok(json) = r.into_json_bytes() {
+                let _ = theirs.push_json(1, id, Some(t), &json.data);
+            }
+        }
+        Some(rows(&theirs.finish().ok()?))
+    })();
+    (ours, theirs)
+}
+
+/// The hand-made chunk with bytes flipped: every row the decoder gives, the evtx crate gives
+/// the same; and nothing panics.
+#[test]
+fn mutated_records_decode_as_the_evtx_crate_or_not_at_all() {
+    let clean = sample_chunk();
+    let used = u32::from_le_bytes([clean[48], clean[49], clean[50], clean[51]]) as usize;
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut decoded = 0;
+    for _ in 0..3000 {
+        let mut data = clean.clone();
+        for _ in 0..1 + next() % 6 {
+            let at = 512 + (next() as usize) % (used - 512);
+            data[at] ^= 1 << (next() % 8);
+        }
+        let (ours, theirs) = both(&data);
+        let Some(ours) = ours else { continue };
+        let theirs = theirs.unwrap_or_default();
+        for row in &ours {
+            assert!(theirs.contains(row), "decoder row not from evtx: {row}");
+        }
+        decoded += ours.len();
+    }
+    assert!(decoded > 500, "{decoded}");
+}
+
+#[test]
+fn every_token_and_value_type_as_the_evtx_crate_renders_them() {
+    let data = sample_chunk();
 
     // Our decoder.
     let mut ours = EventsBuilder::with_capacity(4);
