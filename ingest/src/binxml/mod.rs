@@ -26,8 +26,6 @@ pub mod templates;
 pub mod tokens;
 pub mod values;
 
-use std::collections::BTreeMap;
-
 use chunk::{Chunk, RecordHeader};
 use plan::{Inst, Record};
 use render::Scratch;
@@ -64,25 +62,6 @@ pub struct ChunkOutcome {
     pub fallback: Vec<(usize, Unsupported)>,
     /// Where the record walk stopped: the evtx crate reads every record from here on.
     pub cutoff: Option<usize>,
-}
-
-impl ChunkOutcome {
-    /// Whether the evtx crate must read the record at `offset`.
-    pub fn is_fallback(&self, offset: usize) -> bool {
-        self.cutoff.is_some_and(|c| offset >= c) || self.fallback.iter().any(|(o, _)| *o == offset)
-    }
-
-    pub fn needs_evtx(&self) -> bool {
-        self.cutoff.is_some() || !self.fallback.is_empty()
-    }
-}
-
-/// Counts of why records were left to the evtx crate.
-#[derive(Debug, Default, Clone)]
-pub struct Stats {
-    pub decoded: u64,
-    pub fallback: u64,
-    pub reasons: BTreeMap<&'static str, u64>,
 }
 
 /// A decoder; one per worker thread. Plans compiled in one chunk serve every later chunk.
@@ -287,15 +266,6 @@ fn read_instance<'a>(
         rec.vals[i] = Val::Frag(nested as u32);
     }
     Ok(end)
-}
-
-/// Counts `outcome` into `stats`.
-pub fn count(stats: &mut Stats, outcome: &ChunkOutcome) {
-    stats.decoded += outcome.decoded;
-    for (_, r) in &outcome.fallback {
-        stats.fallback += 1;
-        *stats.reasons.entry(r.0).or_default() += 1;
-    }
 }
 
 #[cfg(test)]
