@@ -577,7 +577,10 @@ fn decode_chunk(
     // Past the walk's end, and the errors after the last record it read.
     for item in records {
         match item {
-            Ok(r) if cutoff.is_some_and(|c| offset(&r) >= c) => at.push_evtx(r),
+            Ok(r) if cutoff.is_some_and(|c| offset(&r) >= c) => {
+                at.fallback("past a record header the walk stops at");
+                at.push_evtx(r);
+            }
             Ok(_) => {}
             Err(e) => at.error(&e),
         }
