@@ -20,7 +20,42 @@ use crate::schema::events_schema;
 
 pub use crate::error::ConvertError;
 
+/// One record as typed System values and its payload, for [`EventsBuilder::push_view`].
+pub struct RecordView<'a> {
+    pub record_id: u64,
+    /// TimeCreated, or the record header's time when it has none (µs since the epoch).
+    pub time: Option<i64>,
+    pub event_id: Option<u64>,
+    pub qualifiers: Option<u64>,
+    pub provider: Option<&'a str>,
+    pub provider_guid: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub computer: Option<&'a str>,
+    pub level: Option<u64>,
+    pub opcode: Option<u64>,
+    pub version: Option<u64>,
+    pub task: Option<u64>,
+    pub keywords: Option<u64>,
+    pub process_id: Option<u64>,
+    pub thread_id: Option<u64>,
+    pub user_sid: Option<&'a str>,
+    pub activity_id: Option<&'a str>,
+    /// The `data` column: a JSON object.
+    pub data: &'a str,
+    /// The payload's fields by name, for the promoted columns.
+    pub fields: &'a dyn PayloadFields,
+}
+
+/// The payload's top-level fields by name.
+pub trait PayloadFields {
+    /// Append the text of field `name` (a string unescaped, a number as written) to `out`;
+    /// false when there is no such field or it is not a scalar.
+    fn field_text(&self, name: &str, out: &mut String) -> bool;
+}
+
 type Promotions = Arc<Vec<(&'static str, Promoted, Transform)>>;
+/// Mapping rows by provider name (None: no rows), for one event id.
+type ProviderPromotions = Vec<(Box<str>, Option<Promotions>)>;
 
 enum PromotedBuilder {
     Text(StringBuilder),
@@ -107,6 +142,8 @@ pub struct EventsBuilder {
     row: Vec<Option<Value<'static>>>,
     /// Scratch: the rebuilt `data` JSON when the payload needs reshaping.
     data_buf: String,
+    /// Resolved mapping rows for [`EventsBuilder::push_view`], by event id then provider.
+    view_promotions: HashMap<Option<u32>, ProviderPromotions>,
     len: usize,
 }
 
@@ -139,6 +176,7 @@ impl EventsBuilder {
             promotions: HashMap::new(),
             row: Promoted::ALL.iter().map(|_| None).collect(),
             data_buf: String::new(),
+            view_promotions: HashMap::new(),
             len: 0,
         }
     }
@@ -165,6 +203,75 @@ impl EventsBuilder {
         let Doc(event) = serde_json::from_str::<Doc<'_>>(text)
             .map_err(|e| ConvertError::NotAnEvent(e.to_string()))?;
         Ok(self.push_event(file_id, record_id, fallback_time, &event))
+    }
+
+    /// Append one record given as typed System values and its `data` JSON (the path of our
+    /// own BinXML decoder, [`crate::binxml`]). Returns the row's event id and time. The values
+    /// are narrowed as [`EventsBuilder::push_json`] narrows the rendered ones.
+    pub fn push_view(&mut self, file_id: u32, view: &RecordView<'_>) -> (Option<u32>, Option<i64>) {
+        let event_id = view.event_id.and_then(|v| u32::try_from(v).ok());
+        self.file_id.append_value(file_id);
+        self.record_id.append_value(view.record_id);
+        self.time_created.append_option(view.time);
+        self.event_id.append_option(event_id);
+        self.qualifiers
+            .append_option(view.qualifiers.and_then(|q| u16::try_from(q).ok()));
+        append_dict(&mut self.provider, view.provider);
+        append_dict(&mut self.provider_guid, view.provider_guid);
+        append_dict(&mut self.channel, view.channel);
+        append_dict(&mut self.computer, view.computer);
+        self.level
+            .append_option(view.level.and_then(|v| u8::try_from(v).ok()));
+        self.opcode
+            .append_option(view.opcode.and_then(|v| u8::try_from(v).ok()));
+        self.version
+            .append_option(view.version.and_then(|v| u8::try_from(v).ok()));
+        self.task
+            .append_option(view.task.and_then(|v| u16::try_from(v).ok()));
+        self.keywords.append_option(view.keywords);
+        self.process_id
+            .append_option(view.process_id.and_then(|v| u32::try_from(v).ok()));
+        self.thread_id
+            .append_option(view.thread_id.and_then(|v| u32::try_from(v).ok()));
+        append_text(&mut self.user_sid, view.user_sid);
+        append_text(&mut self.activity_id, view.activity_id);
+        self.data.append_value(view.data);
+
+        let promotions = match view.provider {
+            Some(p) => self.view_promotions_for(p, event_id),
+            None => None,
+        };
+        for slot in self.row.iter_mut() {
+            *slot = None;
+        }
+        if let Some(promotions) = promotions {
+            let mut text = std::mem::take(&mut self.data_buf);
+            for (field, column, transform) in promotions.iter() {
+                text.clear();
+                if view.fields.field_text(field, &mut text) {
+                    apply(&mut self.row, *column, *transform, &text);
+                }
+            }
+            self.data_buf = text;
+        }
+        for (builder, slot) in self.promoted.iter_mut().zip(self.row.iter()) {
+            builder.append(slot.as_ref());
+        }
+        self.len += 1;
+        (event_id, view.time)
+    }
+
+    /// The mapping rows of (provider, event id), None when there are none; no allocation once
+    /// the pair has been seen.
+    fn view_promotions_for(&mut self, provider: &str, event_id: Option<u32>) -> Option<Promotions> {
+        let seen = self.view_promotions.entry(event_id).or_default();
+        if let Some((_, p)) = seen.iter().find(|(name, _)| &**name == provider) {
+            return p.clone();
+        }
+        let p = mapping::promotions_for(provider, event_id);
+        let p = (!p.is_empty()).then(|| Arc::new(p));
+        seen.push((provider.into(), p.clone()));
+        p
     }
 
     fn push_event(

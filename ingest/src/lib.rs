@@ -7,6 +7,7 @@
 //! - [`schema`], [`mapping`]: the tables' columns and the one mapping of payload fields to
 //!   promoted columns.
 
+pub mod binxml;
 pub mod convert;
 pub mod discover;
 pub mod error;

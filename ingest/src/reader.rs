@@ -5,6 +5,9 @@
 //! to a rayon pool of our own, where each is parsed single-threaded (the evtx parser's own pool
 //! is never used: nesting it inside ours deadlocks) and converted into one batch. Results are put
 //! back in order, so a consumer sees each file's batches, then its report, file after file.
+//! Each chunk's records are decoded by our own BinXML decoder ([`crate::binxml`]); the records
+//! it leaves (and whole chunks it cannot read) go through the evtx crate's JSON rendering, as
+//! every record does with `EVTXSQL_RECORD_PATH=evtx` ([`RecordPath`]).
 //! At most `2 × threads + 2` groups are in flight, which bounds memory whatever the input size.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,8 +18,10 @@ use std::sync::mpsc;
 use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
-use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
+use evtx::{EvtxChunk, EvtxChunkData, EvtxParser, ParserSettings};
 
+use crate::binxml::chunk::{RECORD_HEADER_SIZE, RecordHeader};
+use crate::binxml::{ChunkSession, Decoder};
 use crate::convert::EventsBuilder;
 use crate::error::{IngestError, ProblemKind, RecordProblem, Result};
 use crate::schema::col;
@@ -75,6 +80,13 @@ pub struct FileReport {
     pub event_ids: BTreeMap<Option<u32>, u64>,
     /// Set when the file could not be opened at all.
     pub fatal: Option<String>,
+    /// Of `records`, those our own BinXML decoder read ([`crate::binxml`]).
+    pub decoded_records: u64,
+    /// Of `records`, those read with the evtx crate's JSON path instead (the decoder left
+    /// them, or it was switched off).
+    pub fallback_records: u64,
+    /// Why the decoder left records to the evtx crate, with how many.
+    pub fallback_reasons: BTreeMap<String, u64>,
 }
 
 impl FileReport {
@@ -100,6 +112,18 @@ impl FileReport {
         for (k, v) in other.event_ids {
             *self.event_ids.entry(k).or_default() += v;
         }
+        self.decoded_records += other.decoded_records;
+        self.fallback_records += other.fallback_records;
+        for (k, v) in other.fallback_reasons {
+            *self.fallback_reasons.entry(k).or_default() += v;
+        }
+    }
+
+    fn row(&mut self, event_id: Option<u32>, time: Option<i64>) {
+        self.records += 1;
+        *self.event_ids.entry(event_id).or_default() += 1;
+        self.first_time = min_opt(self.first_time, time);
+        self.last_time = max_opt(self.last_time, time);
     }
 
     /// `ok`, `damaged` (some records or chunks unreadable) or `failed` (nothing readable).
@@ -155,11 +179,50 @@ enum Msg {
     },
 }
 
+/// Which code turns records into rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordPath {
+    /// Our own BinXML decoder ([`crate::binxml`]), the evtx crate's JSON for the records it
+    /// leaves.
+    Decoder,
+    /// The evtx crate's JSON rendering for every record, parsed again.
+    EvtxJson,
+}
+
+impl RecordPath {
+    /// `EVTXSQL_RECORD_PATH=evtx` chooses [`RecordPath::EvtxJson`], `decoder` the decoder;
+    /// unset, the default.
+    pub fn from_env() -> Self {
+        match std::env::var("EVTXSQL_RECORD_PATH").as_deref() {
+            Ok("evtx") => RecordPath::EvtxJson,
+            Ok("decoder") => RecordPath::Decoder,
+            _ => RecordPath::DEFAULT,
+        }
+    }
+
+    pub const DEFAULT: RecordPath = RecordPath::Decoder;
+}
+
+thread_local! {
+    /// One decoder per worker thread: the plans it compiled serve all later chunks.
+    static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(Decoder::new());
+}
+
 /// Read `inputs` in parallel; call `consume` with every batch and every file's report, in file
 /// order. `consume` returns false to stop early. Blocking.
 pub fn read(
     inputs: &[Input],
     opts: &ReadOptions,
+    consume: &mut dyn FnMut(Item) -> bool,
+) -> Result<()> {
+    read_with(inputs, opts, RecordPath::from_env(), consume)
+}
+
+/// [`read`] with the record path chosen.
+pub fn read_with(
+    inputs: &[Input],
+    opts: &ReadOptions,
+    path_kind: RecordPath,
     consume: &mut dyn FnMut(Item) -> bool,
 ) -> Result<()> {
     let threads = opts.effective_threads();
@@ -218,7 +281,7 @@ pub fn read(
                             (tx.clone(), settings.clone(), path.clone(), next());
                         let file_id = input.file_id;
                         pool.spawn(move || {
-                            let msg = convert_group(file, file_id, &path, job, settings);
+                            let msg = convert_group(file, file_id, &path, job, settings, path_kind);
                             let _ = tx.send((seq, msg));
                         });
                     }
@@ -304,58 +367,44 @@ pub fn read(
     Ok(())
 }
 
-/// Parse a group of chunks single-threaded and convert their records into one batch.
+/// Convert a group of chunks single-threaded into one batch: each chunk with our decoder
+/// (`path_kind` permitting), the records it leaves (or the whole chunk) with the evtx crate.
 fn convert_group(
     file: usize,
     file_id: u32,
     path: &Path,
     chunks: Vec<EvtxChunkData>,
     settings: Arc<ParserSettings>,
+    path_kind: RecordPath,
 ) -> Msg {
     let bytes = chunks.len() as u64 * CHUNK_SIZE;
     let mut report = FileReport::default();
     let mut builder = EventsBuilder::with_capacity(chunks.len() * 200);
     for mut data in chunks {
         let number = data.number.unwrap_or_default();
+        let mut at = Place {
+            path,
+            number,
+            file_id,
+            builder: &mut builder,
+            report: &mut report,
+        };
+        if path_kind == RecordPath::Decoder
+            && DECODER.with_borrow_mut(|d| decode_chunk(d, &data, &settings, &mut at))
+        {
+            continue;
+        }
         let mut chunk = match data.parse(settings.clone()) {
             Ok(c) => c,
             Err(e) => {
-                report.note(problem(
-                    path,
-                    Some(number),
-                    None,
-                    ProblemKind::Chunk(error_chain(&e)),
-                ));
+                at.chunk_error(&e);
                 continue;
             }
         };
         for record in chunk.iter() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    let kind = ProblemKind::Record(error_chain(&e));
-                    report.note(problem(path, Some(number), None, kind));
-                    continue;
-                }
-            };
-            let record_id = record.event_record_id;
-            let fallback = Some(record.timestamp.as_microsecond());
-            let rendered = match record.into_json_bytes() {
-                Ok(r) => r,
-                Err(e) => {
-                    let kind = ProblemKind::Render(error_chain(&e));
-                    report.note(problem(path, Some(number), Some(record_id), kind));
-                    continue;
-                }
-            };
-            match builder.push_json(file_id, record_id, fallback, &rendered.data) {
-                Ok((event_id, time)) => {
-                    report.records += 1;
-                    *report.event_ids.entry(event_id).or_default() += 1;
-                    report.first_time = min_opt(report.first_time, time);
-                    report.last_time = max_opt(report.last_time, time);
-                }
-                Err(e) => report.note(problem(path, Some(number), Some(record_id), e.into())),
+            match record {
+                Ok(r) => at.push_evtx(r),
+                Err(e) => at.error(&e),
             }
         }
     }
@@ -381,6 +430,152 @@ fn convert_group(
         report: Box::new(report),
         bytes,
     }
+}
+
+/// Where rows of a chunk go.
+struct Place<'p> {
+    path: &'p Path,
+    number: u64,
+    file_id: u32,
+    builder: &'p mut EventsBuilder,
+    report: &'p mut FileReport,
+}
+
+impl Place<'_> {
+    fn error(&mut self, e: &dyn std::error::Error) {
+        self.note(None, ProblemKind::Record(error_chain(e)));
+    }
+
+    fn chunk_error(&mut self, e: &dyn std::error::Error) {
+        self.note(None, ProblemKind::Chunk(error_chain(e)));
+    }
+
+    fn note(&mut self, record: Option<u64>, kind: ProblemKind) {
+        let p = problem(self.path, Some(self.number), record, kind);
+        self.report.note(p);
+    }
+
+    /// A record through the evtx crate's JSON rendering.
+    fn push_evtx(&mut self, record: evtx::EvtxRecord<'_>) {
+        let record_id = record.event_record_id;
+        let fallback = Some(record.timestamp.as_microsecond());
+        let rendered = match record.into_json_bytes() {
+            Ok(r) => r,
+            Err(e) => {
+                self.note(Some(record_id), ProblemKind::Render(error_chain(&e)));
+                return;
+            }
+        };
+        match self
+            .builder
+            .push_json(self.file_id, record_id, fallback, &rendered.data)
+        {
+            Ok((event_id, time)) => {
+                self.report.row(event_id, time);
+                self.report.fallback_records += 1;
+            }
+            Err(e) => self.note(Some(record_id), e.into()),
+        }
+    }
+
+    fn fallback(&mut self, why: &str) {
+        *self
+            .report
+            .fallback_reasons
+            .entry(why.to_owned())
+            .or_default() += 1;
+    }
+}
+
+/// Read a chunk with our decoder, in record order: the records it leaves are read by the
+/// evtx crate's iterator, walked in step. False when the decoder cannot read the chunk at all
+/// (nothing was pushed).
+fn decode_chunk(
+    decoder: &mut Decoder,
+    data: &EvtxChunkData,
+    settings: &Arc<ParserSettings>,
+    at: &mut Place<'_>,
+) -> bool {
+    let mut session = match decoder.session(&data.data) {
+        Ok(s) => s,
+        Err(why) => {
+            at.fallback(&format!("whole chunk: {why}"));
+            return false;
+        }
+    };
+    let mut heads = Vec::new();
+    let cutoff = session.walk(&mut heads);
+    let decode = |session: &mut ChunkSession<'_, '_>, at: &mut Place<'_>, h: &RecordHeader| {
+        let (builder, report, file_id) = (&mut *at.builder, &mut *at.report, at.file_id);
+        let done = session.decode(h, |view| {
+            let (event_id, time) = builder.push_view(file_id, view);
+            report.row(event_id, time);
+            report.decoded_records += 1;
+        });
+        if let Err(why) = done {
+            at.fallback(why.0);
+            return false;
+        }
+        true
+    };
+    let mut i = 0;
+    while i < heads.len() && decode(&mut session, at, &heads[i]) {
+        i += 1;
+    }
+    if i == heads.len() && cutoff.is_none() {
+        return true;
+    }
+    // From the first record the decoder left on, the evtx crate's records in step.
+    let mut chunk = match EvtxChunk::new(&data.data, &data.header, settings.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            at.chunk_error(&e);
+            return true;
+        }
+    };
+    let offset =
+        |r: &evtx::EvtxRecord<'_>| (r.binxml_offset as usize).saturating_sub(RECORD_HEADER_SIZE);
+    let mut records = chunk.iter().peekable();
+    let mut first = true;
+    while i < heads.len() {
+        let h = heads[i];
+        i += 1;
+        if !std::mem::take(&mut first) && decode(&mut session, at, &h) {
+            continue;
+        }
+        loop {
+            match records.peek() {
+                None => break,
+                Some(Ok(r)) if offset(r) < h.offset => {
+                    records.next();
+                }
+                Some(Ok(r)) if offset(r) == h.offset => {
+                    if let Some(Ok(r)) = records.next() {
+                        at.push_evtx(r);
+                    }
+                    break;
+                }
+                Some(Ok(_)) => break,
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = records.next() {
+                        at.error(&e);
+                    }
+                }
+            }
+        }
+    }
+    // Past the walk's end, and the errors after the last record it read.
+    for item in records {
+        match item {
+            Ok(r) if cutoff.is_some_and(|c| offset(&r) >= c) => {
+                at.fallback("past a record header the walk stops at");
+                at.push_evtx(r);
+            }
+            Ok(_) => {}
+            Err(e) => at.error(&e),
+        }
+    }
+    true
 }
 
 /// The distinct values of a dictionary column.

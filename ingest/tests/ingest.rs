@@ -280,3 +280,9 @@ fn generated_samples_match_generator_counts() {
         "the committed sample set has every scenario"
     );
 }
+
+#[path = "support/differential.rs"]
+mod differential;
+
+#[path = "support/mutation.rs"]
+mod mutation;

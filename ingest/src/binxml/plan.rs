@@ -1,0 +1,271 @@
+//! A template compiled into a column plan.
+//!
+//! [`Plan::compile`] checks a template once: which System element and attribute feeds which
+//! System column, which `Data` names feed `data` keys (and so the promoted columns), and
+//! whether the template's shape is one this path renders exactly as the evtx crate does. The
+//! per-record executor is [`super::render`].
+
+use std::sync::Arc;
+
+use super::Unsupported;
+use super::templates::{Elem, Node, Template};
+use super::values::Val;
+
+/// The System columns a plan knows where to find.
+#[derive(Clone, Copy)]
+pub(super) enum Field {
+    ProviderName,
+    ProviderGuid,
+    EventId,
+    Qualifiers,
+    Version,
+    Level,
+    Task,
+    Opcode,
+    Keywords,
+    SystemTime,
+    ActivityId,
+    ProcessId,
+    ThreadId,
+    Channel,
+    Computer,
+    UserId,
+}
+pub(super) const FIELDS: usize = 16;
+/// The fields read as text (the others as numbers).
+pub(super) const FIELD_IS_TEXT: [bool; FIELDS] = [
+    true, true, false, false, false, false, false, false, false, true, true, false, false, true,
+    true, true,
+];
+
+/// Where a System column's text comes from: an element's content, or one of its attributes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Src {
+    pub(super) elem: u32,
+    pub(super) attr: Option<u32>,
+}
+
+/// A compiled template.
+pub struct Plan {
+    pub tpl: Arc<Template>,
+    /// Whether the tree can be rendered at all (names that need no escaping, no duplicate
+    /// attribute names).
+    generic: Result<(), Unsupported>,
+    /// Whether it can be a record's top-level template (an `Event` with a `System`).
+    pub(super) event: Result<(), Unsupported>,
+    pub(super) sources: [Option<Src>; FIELDS],
+    /// Per element: its `Data` children have literal names, all different, so no name of
+    /// them repeats (no `_N` suffixes, no runs to gather into arrays).
+    pub(super) distinct_data: Vec<bool>,
+    /// Per element: when all its children are `<Data Name="literal">%n</Data>` (names all
+    /// different, no dependencies), their keys (escaped) and substitutions, for the payload's
+    /// fast path.
+    pub(super) fast_data: Vec<Option<Vec<FastData>>>,
+}
+
+/// One `<Data Name="literal">%n</Data>` of a fast payload.
+pub(super) struct FastData {
+    pub(super) key: String,
+    pub(super) id: u16,
+}
+
+fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
+    if !distinct_data(tpl, e) || e.children.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(e.children.len());
+    for n in &e.children {
+        let Node::Elem(id) = n else { return None };
+        let c = &tpl.elems[*id as usize];
+        if c.name != "Data" || c.dependency.is_some() {
+            return None;
+        }
+        let key = literal_name(c)?.to_owned();
+        // Optional or not, an empty value is `""` in a Data element.
+        let [Node::Sub { id, .. }] = c.children.as_slice() else {
+            return None;
+        };
+        out.push(FastData { key, id: *id });
+    }
+    Some(out)
+}
+
+/// A `Data` element's literal, non-empty name that needs no escaping.
+pub(super) fn literal_name(e: &Elem) -> Option<&str> {
+    let a = e.attrs.iter().find(|a| a.name == "Name")?;
+    match a.value.as_slice() {
+        [Node::Text(s)] if !s.is_empty() && json_safe_name(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn distinct_data(tpl: &Template, e: &Elem) -> bool {
+    let mut seen: Vec<&str> = Vec::new();
+    for n in &e.children {
+        let Node::Elem(id) = n else {
+            return false;
+        };
+        let c = &tpl.elems[*id as usize];
+        if c.name != "Data" {
+            continue;
+        }
+        match literal_name(c) {
+            Some(name) if !seen.contains(&name) => seen.push(name),
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn json_safe_name(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+impl Plan {
+    pub fn compile(tpl: Arc<Template>) -> Plan {
+        let generic = check_generic(&tpl);
+        let mut sources = [None; FIELDS];
+        let event = generic.and_then(|()| compile_event(&tpl, &mut sources));
+        let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
+        let fast_data = tpl.elems.iter().map(|e| fast_data(&tpl, e)).collect();
+        Plan {
+            tpl,
+            generic,
+            event,
+            sources,
+            distinct_data,
+            fast_data,
+        }
+    }
+
+    pub fn generic(&self) -> Result<(), Unsupported> {
+        self.generic
+    }
+}
+
+fn check_generic(tpl: &Template) -> Result<(), Unsupported> {
+    for e in &tpl.elems {
+        if !json_safe_name(&e.name) {
+            return Err(Unsupported("element name that needs escaping"));
+        }
+        for (i, a) in e.attrs.iter().enumerate() {
+            if !json_safe_name(&a.name) {
+                return Err(Unsupported("attribute name that needs escaping"));
+            }
+            if e.attrs[..i].iter().any(|b| b.name == a.name) {
+                return Err(Unsupported("repeated attribute name"));
+            }
+        }
+        for n in &e.children {
+            if let Node::Entity(name) = n
+                && !json_safe_name(name)
+            {
+                return Err(Unsupported("entity name that needs escaping"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<(), Unsupported> {
+    let root = &tpl.elems[tpl.root as usize];
+    if root.name != "Event" {
+        return Err(Unsupported("root element is not Event"));
+    }
+    let mut system = None;
+    for n in &root.children {
+        let id = match n {
+            Node::Elem(id) => id,
+            // A nested instance (EventData or UserData in a BinXML value), checked per record.
+            Node::Sub { .. } => continue,
+            _ => return Err(Unsupported("Event has content other than elements")),
+        };
+        if tpl.elems[*id as usize].name == "System" {
+            if system.is_some() {
+                return Err(Unsupported("two System elements"));
+            }
+            system = Some(*id);
+        }
+    }
+    let Some(system) = system else {
+        return Err(Unsupported("no System element"));
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for n in &tpl.elems[system as usize].children {
+        let Node::Elem(id) = n else {
+            return Err(Unsupported("System has content other than elements"));
+        };
+        let e = &tpl.elems[*id as usize];
+        if seen.contains(&e.name.as_str()) {
+            return Err(Unsupported("repeated System child"));
+        }
+        seen.push(&e.name);
+        let attr = |name: &str| -> Option<Src> {
+            e.attrs.iter().position(|a| a.name == name).map(|i| Src {
+                elem: *id,
+                attr: Some(i as u32),
+            })
+        };
+        let content = Src {
+            elem: *id,
+            attr: None,
+        };
+        let leaf = !e.children.iter().any(|n| matches!(n, Node::Elem(_)));
+        // Elements read as attribute objects must have no content: text would make them a
+        // string, which the JSON reader refuses.
+        let attrs_only = e.children.is_empty();
+        let mut set = |f: Field, s: Option<Src>| sources[f as usize] = s;
+        match e.name.as_str() {
+            "Provider" | "TimeCreated" | "Correlation" | "Execution" | "Security"
+                if !attrs_only =>
+            {
+                return Err(Unsupported("System attribute element with content"));
+            }
+            "EventID" | "Version" | "Level" | "Task" | "Opcode" | "Keywords" | "Channel"
+            | "Computer"
+                if !leaf =>
+            {
+                return Err(Unsupported("System element with child elements"));
+            }
+            "Provider" => {
+                set(Field::ProviderName, attr("Name"));
+                set(Field::ProviderGuid, attr("Guid"));
+            }
+            "TimeCreated" => set(Field::SystemTime, attr("SystemTime")),
+            "Correlation" => set(Field::ActivityId, attr("ActivityID")),
+            "Execution" => {
+                set(Field::ProcessId, attr("ProcessID"));
+                set(Field::ThreadId, attr("ThreadID"));
+            }
+            "Security" => set(Field::UserId, attr("UserID")),
+            "EventID" => {
+                set(Field::EventId, Some(content));
+                set(Field::Qualifiers, attr("Qualifiers"));
+            }
+            "Version" => set(Field::Version, Some(content)),
+            "Level" => set(Field::Level, Some(content)),
+            "Task" => set(Field::Task, Some(content)),
+            "Opcode" => set(Field::Opcode, Some(content)),
+            "Keywords" => set(Field::Keywords, Some(content)),
+            "Channel" => set(Field::Channel, Some(content)),
+            "Computer" => set(Field::Computer, Some(content)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One template instance of a record: its plan and its values (a range of [`Record::vals`]).
+pub struct Inst {
+    pub plan: Arc<Plan>,
+    pub vals: (u32, u32),
+}
+
+/// A record's instances (the first is the record's own) and their values.
+#[derive(Default)]
+pub struct Record<'a> {
+    pub vals: Vec<Val<'a>>,
+    pub insts: Vec<Inst>,
+    /// Whether a value is an array of several items (elements may repeat).
+    pub arrays: bool,
+}

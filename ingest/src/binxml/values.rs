@@ -1,0 +1,720 @@
+//! Substitution values (MS-EVEN6 2.2.4, "value types"): reading them out of a template
+//! instance's substitution array and writing their text as the evtx crate renders it.
+//!
+//! Every length comes from the record and is checked against it; a value whose descriptor does
+//! not match its type's size, or a type the fast path does not render the evtx crate's way
+//! (ANSI string arrays, arrays that expand into repeated elements, handles), is a
+//! [`Unsupported`] and the record takes the evtx crate's path.
+
+use super::Unsupported;
+use super::strings;
+
+/// Value type bytes.
+pub mod ty {
+    pub const NULL: u8 = 0x00;
+    pub const STRING: u8 = 0x01;
+    pub const ANSI_STRING: u8 = 0x02;
+    pub const INT8: u8 = 0x03;
+    pub const UINT8: u8 = 0x04;
+    pub const INT16: u8 = 0x05;
+    pub const UINT16: u8 = 0x06;
+    pub const INT32: u8 = 0x07;
+    pub const UINT32: u8 = 0x08;
+    pub const INT64: u8 = 0x09;
+    pub const UINT64: u8 = 0x0a;
+    pub const REAL32: u8 = 0x0b;
+    pub const REAL64: u8 = 0x0c;
+    pub const BOOL: u8 = 0x0d;
+    pub const BINARY: u8 = 0x0e;
+    pub const GUID: u8 = 0x0f;
+    pub const SIZE_T: u8 = 0x10;
+    pub const FILETIME: u8 = 0x11;
+    pub const SYSTIME: u8 = 0x12;
+    pub const SID: u8 = 0x13;
+    pub const HEX_INT32: u8 = 0x14;
+    pub const HEX_INT64: u8 = 0x15;
+    pub const EVT_HANDLE: u8 = 0x20;
+    pub const BIN_XML: u8 = 0x21;
+    pub const EVT_XML: u8 = 0x23;
+    /// Set on the type of an array of that type.
+    pub const ARRAY: u8 = 0x80;
+}
+
+/// Whether the evtx crate knows the type byte at all (an unknown one makes the record fail).
+pub fn is_known_type(t: u8) -> bool {
+    matches!(t, 0x00..=0x15 | 0x20 | 0x21 | 0x23 | 0x81..=0x95)
+}
+
+/// One substitution value, borrowed from the chunk.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    Null,
+    /// UTF-16LE, cut at the first NUL.
+    Str(&'a [u8]),
+    /// Windows-1252 bytes (NULs are dropped when written).
+    Ansi(&'a [u8]),
+    I8(i8),
+    U8(u8),
+    I16(i16),
+    U16(u16),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    Binary(&'a [u8]),
+    Guid(&'a [u8]),
+    FileTime(u64),
+    SysTime(&'a [u8]),
+    Sid(&'a [u8]),
+    Hex32(u32),
+    Hex64(u64),
+    /// Nested BinXML (0x21), not empty: the raw fragment.
+    BinXml(&'a [u8]),
+    /// The nested instance a [`Val::BinXml`] was decoded into (index into the record's list).
+    Frag(u32),
+    /// An array of no items.
+    EmptyArray,
+    /// An array of one item: rendered as that item's text, but never as a bare number.
+    One(ty_one::Item<'a>),
+    /// An array of several items: the element holding it is repeated, once per item.
+    Array(Items<'a>),
+}
+
+/// The items of an array of several.
+#[derive(Debug, Clone, Copy)]
+pub struct Items<'a> {
+    /// The items' type (the array type without [`ty::ARRAY`]).
+    pub ty: u8,
+    pub bytes: &'a [u8],
+    pub count: u32,
+}
+
+impl<'a> Items<'a> {
+    /// Item `i` as a scalar value.
+    pub fn item(&self, i: u32) -> Option<Val<'a>> {
+        let b = self.bytes;
+        let i = i as usize;
+        match self.ty {
+            ty::STRING => {
+                let mut start = 0;
+                let mut n = 0;
+                let mut at = 0;
+                while at + 1 < b.len() {
+                    if b[at] == 0 && b[at + 1] == 0 {
+                        if n == i {
+                            return Some(Val::Str(&b[start..at]));
+                        }
+                        n += 1;
+                        start = at + 2;
+                    }
+                    at += 2;
+                }
+                None
+            }
+            ty::SID => {
+                let mut at = 0;
+                for _ in 0..i {
+                    at += 8 + 4 * usize::from(*b.get(at + 1)?);
+                }
+                let n = 8 + 4 * usize::from(*b.get(at + 1)?);
+                scalar(ty::SID, b.get(at..at + n)?).ok()
+            }
+            t => {
+                let size = if t == ty::INT32 { 4 } else { fixed_size(t)? };
+                scalar(t, b.get(i * size..(i + 1) * size)?).ok()
+            }
+        }
+    }
+}
+
+/// The single item of a one-item array.
+pub mod ty_one {
+    #[derive(Debug, Clone, Copy)]
+    pub struct Item<'a> {
+        /// The item's type (the array type without [`super::ty::ARRAY`]).
+        pub ty: u8,
+        pub bytes: &'a [u8],
+    }
+}
+
+fn le<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[..N]);
+    a
+}
+
+/// The fixed size of a scalar type, if it has one.
+fn fixed_size(t: u8) -> Option<usize> {
+    Some(match t {
+        ty::INT8 | ty::UINT8 => 1,
+        ty::INT16 | ty::UINT16 => 2,
+        ty::INT32 | ty::UINT32 | ty::REAL32 | ty::BOOL | ty::HEX_INT32 => 4,
+        ty::INT64 | ty::UINT64 | ty::REAL64 | ty::FILETIME | ty::HEX_INT64 => 8,
+        ty::GUID | ty::SYSTIME => 16,
+        _ => return None,
+    })
+}
+
+/// A scalar of type `t` from exactly its bytes.
+fn scalar(t: u8, b: &[u8]) -> Result<Val<'_>, Unsupported> {
+    if let Some(n) = fixed_size(t)
+        && b.len() != n
+    {
+        return Err(Unsupported("value size does not match its type"));
+    }
+    Ok(match t {
+        ty::NULL => Val::Null,
+        ty::STRING => {
+            if !b.len().is_multiple_of(2) {
+                return Err(Unsupported("odd-sized UTF-16 string"));
+            }
+            Val::Str(strings::until_nul(b))
+        }
+        ty::ANSI_STRING => Val::Ansi(b),
+        ty::INT8 => Val::I8(b[0] as i8),
+        ty::UINT8 => Val::U8(b[0]),
+        ty::INT16 => Val::I16(i16::from_le_bytes(le(b))),
+        ty::UINT16 => Val::U16(u16::from_le_bytes(le(b))),
+        ty::INT32 => Val::I32(i32::from_le_bytes(le(b))),
+        ty::UINT32 => Val::U32(u32::from_le_bytes(le(b))),
+        ty::INT64 => Val::I64(i64::from_le_bytes(le(b))),
+        ty::UINT64 => Val::U64(u64::from_le_bytes(le(b))),
+        ty::REAL32 => Val::F32(f32::from_le_bytes(le(b))),
+        ty::REAL64 => Val::F64(f64::from_le_bytes(le(b))),
+        // Windows writes bitmasks into some bool slots: values other than 0/1 stay integers.
+        ty::BOOL => match i32::from_le_bytes(le(b)) {
+            0 => Val::Bool(false),
+            1 => Val::Bool(true),
+            raw => Val::I32(raw),
+        },
+        ty::BINARY => Val::Binary(b),
+        ty::GUID => Val::Guid(b),
+        ty::SIZE_T => match b.len() {
+            4 => Val::Hex32(u32::from_le_bytes(le(b))),
+            8 => Val::Hex64(u64::from_le_bytes(le(b))),
+            _ => return Err(Unsupported("size_t of a size other than 4 or 8")),
+        },
+        ty::FILETIME => Val::FileTime(u64::from_le_bytes(le(b))),
+        ty::SYSTIME => Val::SysTime(b),
+        ty::SID => {
+            if b.len() < 8 || b.len() != 8 + 4 * usize::from(b[1]) {
+                return Err(Unsupported(
+                    "SID size does not match its sub-authority count",
+                ));
+            }
+            Val::Sid(b)
+        }
+        ty::HEX_INT32 => Val::Hex32(u32::from_le_bytes(le(b))),
+        ty::HEX_INT64 => Val::Hex64(u64::from_le_bytes(le(b))),
+        ty::BIN_XML if b.is_empty() => Val::Null,
+        ty::BIN_XML => Val::BinXml(b),
+        _ => return Err(Unsupported("value type without a fast-path rendering")),
+    })
+}
+
+/// An array value of type `t | 0x80` from its bytes.
+fn array(t: u8, b: &[u8]) -> Result<Val<'_>, Unsupported> {
+    let item = t & !ty::ARRAY;
+    let mut one: Option<&[u8]> = None;
+    let mut count = 0usize;
+    match item {
+        ty::STRING => {
+            if !b.len().is_multiple_of(2) {
+                return Err(Unsupported("odd-sized string array"));
+            }
+            // NUL-terminated strings back to back, the last one inside the value.
+            let mut start = 0;
+            let mut i = 0;
+            while i + 1 < b.len() {
+                if b[i] == 0 && b[i + 1] == 0 {
+                    count += 1;
+                    if count == 1 {
+                        one = Some(&b[start..i]);
+                    }
+                    start = i + 2;
+                }
+                i += 2;
+            }
+            if start != b.len() {
+                return Err(Unsupported("string array without its last NUL"));
+            }
+        }
+        ty::SID => {
+            let mut at = 0;
+            while at < b.len() {
+                let n = b
+                    .get(at + 1)
+                    .map(|&c| 8 + 4 * usize::from(c))
+                    .ok_or(Unsupported("truncated SID array"))?;
+                if at + n > b.len() {
+                    return Err(Unsupported("truncated SID array"));
+                }
+                count += 1;
+                if count == 1 {
+                    one = Some(&b[at..at + n]);
+                }
+                at += n;
+            }
+        }
+        ty::BOOL => {
+            if !b.len().is_multiple_of(4) {
+                return Err(Unsupported("misaligned array"));
+            }
+            count = b.len() / 4;
+            one = b.get(..4);
+        }
+        _ => {
+            let size = fixed_size(item).ok_or(Unsupported("array type without a rendering"))?;
+            if !b.len().is_multiple_of(size) {
+                return Err(Unsupported("misaligned array"));
+            }
+            count = b.len() / size;
+            one = b.get(..size);
+        }
+    }
+    match (count, one) {
+        (0, _) => Ok(Val::EmptyArray),
+        (1, Some(bytes)) => {
+            // A bool array with a value other than 0/1 is an int32 array.
+            let ty = if item == ty::BOOL && !matches!(i32::from_le_bytes(le(bytes)), 0 | 1) {
+                ty::INT32
+            } else {
+                item
+            };
+            Ok(Val::One(ty_one::Item { ty, bytes }))
+        }
+        (n, _) => {
+            let ty = if item == ty::BOOL
+                && b.chunks_exact(4)
+                    .any(|c| !matches!(i32::from_le_bytes(le(c)), 0 | 1))
+            {
+                ty::INT32
+            } else {
+                item
+            };
+            Ok(Val::Array(Items {
+                ty,
+                bytes: b,
+                count: u32::try_from(n).map_err(|_| Unsupported("array too long"))?,
+            }))
+        }
+    }
+}
+
+/// Read a substitution array at `at` in `data` (the chunk), within `limit`: the count, the
+/// descriptors, then the values. Values go to `out`; returns the offset after the last value.
+pub fn read_substitutions<'a>(
+    data: &'a [u8],
+    at: usize,
+    limit: usize,
+    out: &mut Vec<Val<'a>>,
+) -> Result<usize, Unsupported> {
+    let limit = limit.min(data.len());
+    let count = read_u32(data, at, limit)? as usize;
+    let desc_start = at + 4;
+    let desc_end = count
+        .checked_mul(4)
+        .and_then(|n| desc_start.checked_add(n))
+        .filter(|&end| end <= limit)
+        .ok_or(Unsupported("substitution descriptors past the record"))?;
+    let mut pos = desc_end;
+    for d in data[desc_start..desc_end].chunks_exact(4) {
+        if !is_known_type(d[2]) {
+            return Err(Unsupported("unknown value type"));
+        }
+    }
+    for d in data[desc_start..desc_end].chunks_exact(4) {
+        let size = usize::from(u16::from_le_bytes([d[0], d[1]]));
+        let t = d[2];
+        let end = pos
+            .checked_add(size)
+            .filter(|&e| e <= limit)
+            .ok_or(Unsupported("substitution value past the record"))?;
+        let bytes = &data[pos..end];
+        let v = if t & ty::ARRAY != 0 {
+            array(t, bytes)?
+        } else {
+            scalar(t, bytes)?
+        };
+        out.push(v);
+        pos = end;
+    }
+    Ok(pos)
+}
+
+fn read_u32(data: &[u8], at: usize, limit: usize) -> Result<u32, Unsupported> {
+    match data.get(at..at + 4) {
+        Some(b) if at + 4 <= limit => Ok(u32::from_le_bytes(le(b))),
+        _ => Err(Unsupported("truncated")),
+    }
+}
+
+impl<'a> Val<'a> {
+    /// Rendered as a bare JSON number or boolean.
+    pub fn is_bare(&self) -> bool {
+        matches!(
+            self,
+            Val::I8(_)
+                | Val::U8(_)
+                | Val::I16(_)
+                | Val::U16(_)
+                | Val::I32(_)
+                | Val::U32(_)
+                | Val::I64(_)
+                | Val::U64(_)
+                | Val::Bool(_)
+        )
+    }
+
+    /// Left out where an optional substitution stands (and no content anywhere).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Val::Null | Val::EmptyArray => true,
+            Val::Str(s) | Val::Binary(s) => s.is_empty(),
+            Val::Ansi(s) => s.iter().all(|&b| b == 0),
+            _ => false,
+        }
+    }
+
+    /// Strings become text nodes; everything else is a value node.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Val::Str(_) | Val::Ansi(_))
+    }
+
+    /// Write the value's text; `json` escapes it for a JSON string.
+    pub fn write(&self, out: &mut String, json: bool) -> Result<(), Unsupported> {
+        use std::fmt::Write;
+        match *self {
+            Val::Null | Val::EmptyArray => {}
+            Val::Str(s) => {
+                if json {
+                    strings::push_json_utf16(out, s)
+                } else {
+                    strings::push_lossy(out, s)
+                }
+            }
+            Val::Ansi(s) => {
+                for &b in s.iter().filter(|&&b| b != 0) {
+                    let c = windows_1252(b);
+                    if json {
+                        strings::push_json_char(out, c);
+                    } else {
+                        out.push(c);
+                    }
+                }
+            }
+            Val::I8(v) => write_int(out, i64::from(v)),
+            Val::U8(v) => write_uint(out, u64::from(v)),
+            Val::I16(v) => write_int(out, i64::from(v)),
+            Val::U16(v) => write_uint(out, u64::from(v)),
+            Val::I32(v) => write_int(out, i64::from(v)),
+            Val::U32(v) => write_uint(out, u64::from(v)),
+            Val::I64(v) => write_int(out, v),
+            Val::U64(v) => write_uint(out, v),
+            Val::F32(v) => out.push_str(zmij::Buffer::new().format(v)),
+            Val::F64(v) => out.push_str(zmij::Buffer::new().format(v)),
+            Val::Bool(v) => out.push_str(if v { "true" } else { "false" }),
+            Val::Binary(b) => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.reserve(b.len() * 2);
+                for &x in b {
+                    out.push(char::from(HEX[usize::from(x >> 4)]));
+                    out.push(char::from(HEX[usize::from(x & 15)]));
+                }
+            }
+            Val::Guid(g) => write_guid(out, g),
+            Val::FileTime(ft) => write_fields(out, filetime_fields(ft)),
+            Val::SysTime(b) => write_fields(out, systime_fields(b)),
+            Val::Sid(b) => write_sid(out, b),
+            Val::Hex32(v) => {
+                let _ = write!(out, "0x{v:x}");
+            }
+            Val::Hex64(v) => {
+                let _ = write!(out, "0x{v:x}");
+            }
+            Val::BinXml(_) | Val::Frag(_) => {
+                return Err(Unsupported("nested BinXML as text"));
+            }
+            Val::Array(_) => return Err(Unsupported("array of several items as text")),
+            Val::One(item) => {
+                let v = scalar(item.ty, item.bytes)?;
+                v.write(out, json)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The number a bare value is, as the JSON reader takes it (negative and boolean: none).
+    pub fn bare_number(&self) -> Option<u64> {
+        match *self {
+            Val::I8(v) => u64::try_from(v).ok(),
+            Val::U8(v) => Some(u64::from(v)),
+            Val::I16(v) => u64::try_from(v).ok(),
+            Val::U16(v) => Some(u64::from(v)),
+            Val::I32(v) => u64::try_from(v).ok(),
+            Val::U32(v) => Some(u64::from(v)),
+            Val::I64(v) => u64::try_from(v).ok(),
+            Val::U64(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+fn write_uint(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
+}
+
+fn write_int(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    write_uint(out, v.unsigned_abs());
+}
+
+/// `{d1-d2-d3-d4[0..2]-d4[2..8]}`, lower case, data1-3 little-endian.
+fn write_guid(out: &mut String, g: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+    out.push('{');
+    for (i, &idx) in ORDER.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let b = g.get(idx).copied().unwrap_or(0);
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out.push('}');
+}
+
+/// `S-R-A-S1-...`: revision, 48-bit big-endian authority, little-endian sub-authorities.
+fn write_sid(out: &mut String, b: &[u8]) {
+    let &[rev, n, a0, a1, a2, a3, a4, a5, ref subs @ ..] = b else {
+        out.push_str("S-?");
+        return;
+    };
+    out.push_str("S-");
+    write_uint(out, u64::from(rev));
+    out.push('-');
+    write_uint(out, u64::from_be_bytes([0, 0, a0, a1, a2, a3, a4, a5]));
+    for s in subs.chunks_exact(4).take(usize::from(n)) {
+        out.push('-');
+        write_uint(out, u64::from(u32::from_le_bytes(le(s))));
+    }
+}
+
+/// A date and time as rendered, with the 100 ns ticks of the second.
+#[derive(Default, Clone, Copy)]
+struct Fields {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    ticks: u32,
+}
+
+const TICKS_PER_SEC: u64 = 10_000_000;
+const TICKS_PER_DAY: u64 = 86_400 * TICKS_PER_SEC;
+
+/// A FILETIME as Windows renders it: years past 9999 keep their last four digits; a value past
+/// `i64::MAX` renders as zeros.
+fn filetime_fields(ft: u64) -> Fields {
+    if ft > i64::MAX as u64 {
+        return Fields::default();
+    }
+    let (days, ticks) = (ft / TICKS_PER_DAY, ft % TICKS_PER_DAY);
+    // Civil date from days since 1601-01-01 (Howard Hinnant's algorithm, from 0000-03-01).
+    let z = days + 584_694;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    let secs = ticks / TICKS_PER_SEC;
+    Fields {
+        year: (year % 10_000) as u32,
+        month: month as u32,
+        day: day as u32,
+        hour: (secs / 3_600) as u32,
+        minute: (secs / 60 % 60) as u32,
+        second: (secs % 60) as u32,
+        ticks: (ticks % TICKS_PER_SEC) as u32,
+    }
+}
+
+/// A SYSTEMTIME as Windows renders it; one that is not a valid time renders as 1601-01-01.
+fn systime_fields(b: &[u8]) -> Fields {
+    let f = |i: usize| u32::from(u16::from_le_bytes([b[2 * i], b[2 * i + 1]]));
+    let (year, month, day) = (f(0), f(1), f(3));
+    let (hour, minute, second, ms) = (f(4), f(5), f(6), f(7));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let dim = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let valid = (1601..=30827).contains(&year)
+        && (1..=12).contains(&month)
+        && (1..=dim).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60
+        && ms < 1000;
+    if !valid {
+        return Fields {
+            year: 1601,
+            month: 1,
+            day: 1,
+            ..Fields::default()
+        };
+    }
+    Fields {
+        year: year % 10_000,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        ticks: ms * 10_000,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.fffffffZ`.
+fn write_fields(out: &mut String, f: Fields) {
+    let mut buf = *b"0000-00-00T00:00:00.0000000Z";
+    let mut pack = |range: std::ops::Range<usize>, mut v: u32| {
+        for b in buf[range].iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    pack(0..4, f.year);
+    pack(5..7, f.month);
+    pack(8..10, f.day);
+    pack(11..13, f.hour);
+    pack(14..16, f.minute);
+    pack(17..19, f.second);
+    pack(20..27, f.ticks);
+    for &b in &buf {
+        out.push(char::from(b));
+    }
+}
+
+/// Windows-1252 (WHATWG: the five undefined bytes map to the C1 controls).
+fn windows_1252(b: u8) -> char {
+    const C1: [char; 32] = [
+        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}',
+        '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}',
+        '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}',
+        '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}',
+        '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
+    ];
+    match b {
+        0x80..=0x9F => C1[usize::from(b - 0x80)],
+        _ => char::from(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn text(v: Val<'_>) -> String {
+        let mut s = String::new();
+        v.write(&mut s, true).unwrap();
+        s
+    }
+
+    #[test]
+    fn renders_like_the_evtx_crate() {
+        let guid = [
+            0x17, 0xe6, 0x8c, 0xd4, 0xa2, 0x33, 0xc3, 0x4b, 0xa5, 0xc7, 0x11, 0xaa, 0x4f, 0x29,
+            0x61, 0x9e,
+        ];
+        assert_eq!(
+            text(Val::Guid(&guid)),
+            "{d48ce617-33a2-4bc3-a5c7-11aa4f29619e}"
+        );
+        let sid = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0];
+        assert_eq!(text(Val::Sid(&sid)), "S-1-5-18");
+        assert_eq!(
+            text(Val::Hex64(0x8080_0000_0000_0000)),
+            "0x8080000000000000"
+        );
+        assert_eq!(text(Val::Hex32(0)), "0x0");
+        assert_eq!(text(Val::I8(-5)), "-5");
+        assert_eq!(text(Val::Binary(&[0x0a, 0xff])), "0AFF");
+        assert_eq!(
+            text(Val::FileTime(133_760_745_556_879_013)),
+            "2024-11-14T16:15:55.6879013Z"
+        );
+        assert_eq!(
+            text(Val::FileTime(u64::MAX)),
+            "0000-00-00T00:00:00.0000000Z"
+        );
+        let st: Vec<u8> = [2019u16, 3, 5, 1, 12, 34, 56, 789]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(text(Val::SysTime(&st)), "2019-03-01T12:34:56.7890000Z");
+        assert_eq!(text(Val::SysTime(&[0; 16])), "1601-01-01T00:00:00.0000000Z");
+        assert_eq!(text(Val::Ansi(b"a\0\x80\"")), "a€\\\"");
+        assert_eq!(text(Val::F64(0.5)), "0.5");
+    }
+
+    #[test]
+    fn substitution_arrays_are_bounded() {
+        // Two values: a UInt8 and a UTF-16 string "hi".
+        let mut data = 2u32.to_le_bytes().to_vec();
+        data.extend_from_slice(&[1, 0, ty::UINT8, 0, 4, 0, ty::STRING, 0, 7]);
+        data.extend_from_slice(&[b'h', 0, b'i', 0]);
+        let mut out = Vec::new();
+        let end = read_substitutions(&data, 0, data.len(), &mut out).unwrap();
+        assert_eq!(end, data.len());
+        assert!(matches!(out[0], Val::U8(7)));
+        assert_eq!(text(out[1]), "hi");
+        // A count that claims more than the record holds.
+        let huge = u32::MAX.to_le_bytes();
+        assert!(read_substitutions(&huge, 0, 4, &mut Vec::new()).is_err());
+        // A value past the limit.
+        out.clear();
+        assert!(read_substitutions(&data, 0, data.len() - 1, &mut out).is_err());
+        // Arrays: one item renders as the item, several are not for the fast path.
+        let one = array(0x81, &[b'a', 0, 0, 0]).unwrap();
+        assert_eq!(text(one), "a");
+        assert!(!one.is_bare());
+        let Val::Array(items) = array(0x81, &[b'a', 0, 0, 0, b'b', 0, 0, 0]).unwrap() else {
+            panic!("an array of two")
+        };
+        assert_eq!(items.count, 2);
+        assert_eq!(text(items.item(1).unwrap()), "b");
+        assert!(items.item(2).is_none());
+        let Val::Array(ints) = array(0x8d, &[1, 0, 0, 0, 7, 0, 0, 0]).unwrap() else {
+            panic!("an array of two")
+        };
+        assert!(matches!(ints.item(1), Some(Val::I32(7))));
+        assert!(matches!(array(0x88, &[]).unwrap(), Val::EmptyArray));
+        assert!(array(0x88, &[1, 2, 3]).is_err());
+    }
+}
