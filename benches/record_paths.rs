@@ -33,15 +33,7 @@ fn main() {
     let threads: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
     let only = args.get(3).cloned();
     let files = evtxsql_ingest::discover(std::slice::from_ref(&dir)).files();
-    let inputs: Vec<Input> = files
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Input {
-            path: p.clone(),
-            file_id: i as u32,
-            size: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-        })
-        .collect();
+    let inputs = Input::numbered(&files);
     let bytes: u64 = inputs.iter().map(|i| i.size).sum();
     let opts = ReadOptions {
         threads,

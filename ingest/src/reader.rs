@@ -162,6 +162,22 @@ pub struct Input {
     pub size: u64,
 }
 
+impl Input {
+    /// `paths` as inputs numbered from 0 in order, each with its size (0 when it cannot be
+    /// read: the reader then reports the file as failed).
+    pub fn numbered(paths: &[PathBuf]) -> Vec<Input> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Input {
+                path: p.clone(),
+                file_id: u32::try_from(i).unwrap_or(u32::MAX),
+                size: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            })
+            .collect()
+    }
+}
+
 enum Msg {
     Job {
         file: usize,

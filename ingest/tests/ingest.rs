@@ -229,15 +229,7 @@ fn generated_samples_match_generator_counts() {
             *want.entry(key).or_default() += c["count"].as_u64().unwrap();
         }
         let files = evtxsql_ingest::discover(std::slice::from_ref(&dir)).files();
-        let inputs: Vec<Input> = files
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Input {
-                path: p.clone(),
-                file_id: i as u32,
-                size: std::fs::metadata(p).unwrap().len(),
-            })
-            .collect();
+        let inputs = Input::numbered(&files);
         let mut got: BTreeMap<(String, u32, String), u64> = BTreeMap::new();
         let mut failed = 0;
         reader::read(&inputs, &ReadOptions::default(), &mut |item| {

@@ -23,6 +23,7 @@ pub mod render;
 pub mod strings;
 pub mod substitution;
 pub mod templates;
+mod text;
 pub mod tokens;
 pub mod values;
 

@@ -71,15 +71,7 @@ fn rows_of(batch: &RecordBatch, out: &mut Vec<Row>) {
 }
 
 pub fn read_all(files: &[PathBuf], path: RecordPath) -> Vec<(Vec<Row>, FileReport)> {
-    let inputs: Vec<Input> = files
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Input {
-            path: p.clone(),
-            file_id: i as u32,
-            size: std::fs::metadata(p).unwrap().len(),
-        })
-        .collect();
+    let inputs = Input::numbered(files);
     let mut out: Vec<(Vec<Row>, FileReport)> = files
         .iter()
         .map(|_| (Vec::new(), FileReport::default()))
