@@ -8,14 +8,19 @@ use evtxsql_query::QueryError;
 
 use crate::error::RulesError;
 use crate::finding::missing_standard_columns;
-use crate::rule::Rule;
+use crate::rule::{Rule, TimelineQuery};
 use crate::runner::{RunOptions, register_relation};
+use crate::timeline;
 
-/// Plan every rule; return one error per bad rule (empty: all good).
-pub async fn check_rules(ctx: &SessionContext, rules: &[Rule]) -> Vec<RulesError> {
+/// Plan every rule and the timeline query; return one error per bad file (empty: all good).
+pub async fn check_rules(
+    ctx: &SessionContext,
+    rules: &[Rule],
+    timeline: Option<&TimelineQuery>,
+) -> Vec<RulesError> {
     let opts = RunOptions {
         shared_scan: false,
-        timeline: false,
+        timeline: timeline.cloned(),
         ..RunOptions::default()
     };
     if let Err(e) = register_relation(ctx, rules, &opts).await {
@@ -27,7 +32,40 @@ pub async fn check_rules(ctx: &SessionContext, rules: &[Rule]) -> Vec<RulesError
             errors.push(e);
         }
     }
+    if let Some(t) = timeline
+        && let Err(e) = check_timeline(ctx, t).await
+    {
+        errors.push(e);
+    }
     errors
+}
+
+async fn check_timeline(ctx: &SessionContext, t: &TimelineQuery) -> Result<(), RulesError> {
+    let as_error = |error: DataFusionError| {
+        let (message, line) = located(&t.sql, t.sql_line, error);
+        RulesError::Sql {
+            origin: t.origin.clone(),
+            line,
+            message,
+        }
+    };
+    let state = ctx.state();
+    let plan = state.create_logical_plan(&t.sql).await.map_err(as_error)?;
+    state.optimize(&plan).map_err(as_error)?;
+    let names: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    match timeline::column_problem(&names) {
+        Some(message) => Err(RulesError::Sql {
+            origin: t.origin.clone(),
+            line: t.sql_line,
+            message,
+        }),
+        None => Ok(()),
+    }
 }
 
 async fn check_rule(ctx: &SessionContext, rule: &Rule) -> Result<(), RulesError> {
@@ -86,6 +124,17 @@ async fn check_rule(ctx: &SessionContext, rule: &Rule) -> Result<(), RulesError>
 /// (a diagnostic span or the parser's `Line: N`, counted from the SQL start); otherwise the first
 /// line naming the unknown identifier; else the SQL start.
 fn sql_error(rule: &Rule, error: DataFusionError) -> RulesError {
+    let (message, line) = located(&rule.sql, rule.sql_line, error);
+    RulesError::Sql {
+        origin: rule.origin.clone(),
+        line,
+        message,
+    }
+}
+
+/// The first line of a planning error's message, and the file line it points at (`sql` starts
+/// at line `sql_line` of its file).
+fn located(sql: &str, sql_line: usize, error: DataFusionError) -> (String, usize) {
     let (message, position) = match QueryError::from_planning(error) {
         QueryError::Sql {
             message, position, ..
@@ -95,22 +144,18 @@ fn sql_error(rule: &Rule, error: DataFusionError) -> RulesError {
     let line = position
         .and_then(|(line, _)| usize::try_from(line).ok())
         .filter(|n| *n >= 1)
-        .map(|n| rule.sql_line + n - 1)
+        .map(|n| sql_line + n - 1)
         .or_else(|| {
             identifiers(&message).into_iter().find_map(|id| {
                 let id = id.to_ascii_lowercase();
-                rule.sql
-                    .lines()
+                sql.lines()
                     .position(|l| l.to_ascii_lowercase().contains(&id))
-                    .map(|p| rule.sql_line + p)
+                    .map(|p| sql_line + p)
             })
         })
-        .unwrap_or(rule.sql_line);
-    RulesError::Sql {
-        origin: rule.origin.clone(),
-        line,
-        message: message.lines().next().unwrap_or(&message).to_string(),
-    }
+        .unwrap_or(sql_line);
+    let first = message.lines().next().unwrap_or(&message).to_string();
+    (first, line)
 }
 
 /// Names an error message complains about: `No field named x`, `'x'`, `"x"`.

@@ -41,7 +41,10 @@ pub enum RulesError {
         source: std::io::Error,
     },
     /// Two packs of one run each bring a timeline query.
-    #[error("two timeline queries in one run: {first} and {second} (a run draws one timeline)")]
+    #[error(
+        "two timeline queries in one run: {first} and {second} (a run draws one timeline; \
+         leave one pack out, e.g. with --pack none)"
+    )]
     DuplicateTimeline { first: String, second: String },
     /// DataFusion failed while preparing the shared relation or the timeline.
     #[error("{stage}: {source}")]
@@ -111,6 +114,8 @@ pub enum HeaderProblem {
     Missing(&'static str),
     #[error("`{0}` given twice")]
     Twice(&'static str),
+    #[error("`{0}` does not apply to a timeline query")]
+    NotForTimeline(&'static str),
     #[error("`{0}` is empty")]
     Empty(&'static str),
     #[error("id `{0}` may only hold letters, digits, `_`, `-`, `.`")]

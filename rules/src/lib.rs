@@ -7,7 +7,7 @@
 //! - [`shared`]: plans which rows and columns the rules read; the partitioned in-memory relation.
 //! - [`check`]: plans rules against an empty store (`rules check`).
 //! - [`finding`]: a finding, converted from a rule's result rows.
-//! - [`timeline`]: daily guest allow/reject counts per host and server.
+//! - [`timeline`]: runs a pack's timeline query (daily allow/reject counts per host and server).
 //! - [`report`]: text, JSON, JSON lines, CSV, Markdown and self-contained HTML.
 //!
 //! Knows rules and reports; the session (tables, views, functions) comes from `evtxsql-query`.
@@ -24,7 +24,8 @@ pub mod timeline;
 
 pub use error::{Result, RulesError};
 pub use finding::Finding;
+pub use pack::RuleSet;
 pub use pack::{BUILTIN_PACKS, DEFAULT_PACK};
 pub use report::{Format, Report, ReportMeta};
-pub use rule::{Rule, RuleKind, Severity};
+pub use rule::{PackFile, Rule, RuleKind, Severity, TimelineQuery};
 pub use runner::{RELATION, RunOptions, RunOutput};

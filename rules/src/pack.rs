@@ -4,9 +4,45 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Result, RulesError};
-use crate::rule::Rule;
+use crate::rule::{PackFile, Rule, TimelineQuery};
 
-/// A built-in pack: its name and its rule files (file name, text), embedded at compile time.
+/// What a run uses: rules, and at most one timeline query (the report's daily charts).
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub timeline: Option<TimelineQuery>,
+}
+
+impl RuleSet {
+    /// Add one parsed pack file; a second timeline is an error naming both files.
+    pub fn add(&mut self, file: PackFile) -> Result<()> {
+        match file {
+            PackFile::Rule(r) => self.rules.push(r),
+            PackFile::Timeline(t) => {
+                if let Some(first) = &self.timeline {
+                    return Err(RulesError::DuplicateTimeline {
+                        first: first.origin.clone(),
+                        second: t.origin,
+                    });
+                }
+                self.timeline = Some(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Add another set (see [`RuleSet::add`]).
+    pub fn extend(&mut self, other: RuleSet) -> Result<()> {
+        self.rules.extend(other.rules);
+        if let Some(t) = other.timeline {
+            self.add(PackFile::Timeline(t))?;
+        }
+        Ok(())
+    }
+}
+
+/// A built-in pack: its name and its files (file name, text), embedded at compile time: rules,
+/// and optionally one timeline query (`-- kind: timeline`).
 pub struct BuiltinPack {
     pub name: &'static str,
     pub description: &'static str,
@@ -35,6 +71,7 @@ pub const BUILTIN_PACKS: &[BuiltinPack] = &[BuiltinPack {
         "guest_blocked_by_signing.sql",
         "guest_dependency.sql",
         "host_posture.sql",
+        "timeline.sql",
     ),
 }];
 
@@ -50,8 +87,8 @@ pub fn builtin_names() -> String {
         .join(", ")
 }
 
-/// Parse the rules of a built-in pack.
-pub fn builtin_pack(name: &str) -> Result<Vec<Rule>> {
+/// Parse the files of a built-in pack.
+pub fn builtin_pack(name: &str) -> Result<RuleSet> {
     let pack = BUILTIN_PACKS
         .iter()
         .find(|p| p.name == name)
@@ -59,25 +96,30 @@ pub fn builtin_pack(name: &str) -> Result<Vec<Rule>> {
             name: name.to_string(),
             known: builtin_names(),
         })?;
-    pack.files
-        .iter()
-        .map(|(file, text)| Rule::parse(text, &format!("builtin:{}/{file}", pack.name), pack.name))
-        .collect()
+    let mut set = RuleSet::default();
+    for (file, text) in pack.files {
+        set.add(PackFile::parse(
+            text,
+            &format!("builtin:{}/{file}", pack.name),
+            pack.name,
+        )?)?;
+    }
+    Ok(set)
 }
 
 /// Parse every `*.sql` file directly in `dir` (sorted by file name). All files are read; the
 /// first error is returned after the others were tried, with every error in `errors`.
-pub fn load_dir(dir: &Path) -> Result<Vec<Rule>> {
-    let (rules, mut errors) = load_dir_all(dir)?;
+pub fn load_dir(dir: &Path) -> Result<RuleSet> {
+    let (set, mut errors) = load_dir_all(dir)?;
     if errors.is_empty() {
-        Ok(rules)
+        Ok(set)
     } else {
         Err(errors.remove(0))
     }
 }
 
-/// Like [`load_dir`], but returns the rules that parsed and every error (for `rules check`).
-pub fn load_dir_all(dir: &Path) -> Result<(Vec<Rule>, Vec<RulesError>)> {
+/// Like [`load_dir`], but returns the files that parsed and every error (for `rules check`).
+pub fn load_dir_all(dir: &Path) -> Result<(RuleSet, Vec<RulesError>)> {
     let pack = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -100,7 +142,7 @@ pub fn load_dir_all(dir: &Path) -> Result<(Vec<Rule>, Vec<RulesError>)> {
         });
     }
     files.sort();
-    let mut rules = Vec::new();
+    let mut set = RuleSet::default();
     let mut errors = Vec::new();
     for path in files {
         let text = match std::fs::read_to_string(&path) {
@@ -110,26 +152,27 @@ pub fn load_dir_all(dir: &Path) -> Result<(Vec<Rule>, Vec<RulesError>)> {
                 continue;
             }
         };
-        match Rule::parse(&text, &path.display().to_string(), &pack) {
-            Ok(r) => rules.push(r),
-            Err(e) => errors.push(e),
+        if let Err(e) =
+            PackFile::parse(&text, &path.display().to_string(), &pack).and_then(|f| set.add(f))
+        {
+            errors.push(e);
         }
     }
-    Ok((rules, errors))
+    Ok((set, errors))
 }
 
 /// Build the rule set of a run: the named built-in packs, then every rule directory. Rule ids
-/// must be unique across all of them.
-pub fn select(packs: &[String], dirs: &[std::path::PathBuf]) -> Result<Vec<Rule>> {
-    let mut rules = Vec::new();
+/// must be unique across all of them, and at most one of them brings a timeline.
+pub fn select(packs: &[String], dirs: &[std::path::PathBuf]) -> Result<RuleSet> {
+    let mut set = RuleSet::default();
     for p in packs {
-        rules.extend(builtin_pack(p)?);
+        set.extend(builtin_pack(p)?)?;
     }
     for d in dirs {
-        rules.extend(load_dir(d)?);
+        set.extend(load_dir(d)?)?;
     }
-    check_unique(&rules)?;
-    Ok(rules)
+    check_unique(&set.rules)?;
+    Ok(set)
 }
 
 /// Error on the first id defined twice.
@@ -153,8 +196,10 @@ mod tests {
 
     #[test]
     fn builtin_pack_parses_and_lists_every_file() {
-        let rules = builtin_pack("smb-guest").expect("smb-guest parses");
-        check_unique(&rules).expect("unique ids");
+        let set = builtin_pack("smb-guest").expect("smb-guest parses");
+        check_unique(&set.rules).expect("unique ids");
+        let timeline = set.timeline.expect("smb-guest brings its timeline");
+        assert_eq!(timeline.origin, "builtin:smb-guest/timeline.sql");
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packs/smb-guest");
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
             .expect("pack dir")
@@ -174,5 +219,29 @@ mod tests {
             "every packs/smb-guest/*.sql must be listed in BUILTIN_PACKS"
         );
         assert!(builtin_pack("nope").is_err());
+    }
+
+    #[test]
+    fn one_timeline_per_run() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("t.sql"),
+            "-- kind: timeline\n-- title: mine\n-- requires: Security: 4625\n\
+             SELECT '2025-01-01' AS day, 'host' AS scope, 'h' AS name, 1 AS allowed, 0 AS rejected",
+        )
+        .expect("write");
+        let own = load_dir(dir.path()).expect("a timeline alone is a pack");
+        assert!(own.rules.is_empty());
+        assert_eq!(
+            own.timeline.as_ref().map(|t| t.title.as_str()),
+            Some("mine")
+        );
+        let e = select(&["smb-guest".to_string()], &[dir.path().to_path_buf()])
+            .expect_err("two timelines");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("builtin:smb-guest/timeline.sql") && msg.contains("t.sql"),
+            "{msg}"
+        );
     }
 }

@@ -131,9 +131,35 @@ pub const STANDARD_COLUMNS: [&str; 7] = [
     "evidence",
 ];
 
-impl Rule {
-    /// Parse a rule file's text. `origin` names it in errors (`file:line: message`).
-    pub fn parse(text: &str, origin: &str, pack: &str) -> Result<Rule> {
+/// A pack file: a rule, or the pack's timeline query (`-- kind: timeline`).
+#[derive(Debug, Clone)]
+pub enum PackFile {
+    Rule(Rule),
+    Timeline(TimelineQuery),
+}
+
+impl PackFile {
+    /// Parse a pack file's text: a timeline query when its header says `-- kind: timeline`,
+    /// otherwise a rule. `origin` names it in errors (`file:line: message`).
+    pub fn parse(text: &str, origin: &str, pack: &str) -> Result<PackFile> {
+        let parsed = Parsed::new(text, origin)?;
+        if parsed.header.kind == Some(FileKind::Timeline) {
+            parsed.timeline(origin, pack).map(PackFile::Timeline)
+        } else {
+            parsed.rule(origin, pack).map(PackFile::Rule)
+        }
+    }
+}
+
+/// A header and the SQL after it.
+struct Parsed {
+    header: Builder,
+    sql: String,
+    sql_line: usize,
+}
+
+impl Parsed {
+    fn new(text: &str, origin: &str) -> Result<Parsed> {
         let mut b = Builder::default();
         let mut sql_start = None;
         for (idx, line) in text.lines().enumerate() {
@@ -167,6 +193,15 @@ impl Rule {
             .trim_end()
             .trim_end_matches(';')
             .to_string();
+        Ok(Parsed {
+            header: b,
+            sql,
+            sql_line: start + 1,
+        })
+    }
+
+    fn rule(self, origin: &str, pack: &str) -> Result<Rule> {
+        let b = self.header;
         let missing = |k: &'static str| header(origin, 1, HeaderProblem::Missing(k));
         let id = b.id.ok_or_else(|| missing("id"))?;
         if !id
@@ -187,12 +222,74 @@ impl Rule {
             references: b.references,
             falsepositives: b.falsepositives,
             requires: b.requires,
-            kind: b.kind.unwrap_or(RuleKind::Detection),
+            kind: match b.kind {
+                Some(FileKind::Inventory) => RuleKind::Inventory,
+                _ => RuleKind::Detection,
+            },
             pack: pack.to_string(),
             origin: origin.to_string(),
-            sql,
-            sql_line: start + 1,
+            sql: self.sql,
+            sql_line: self.sql_line,
         })
+    }
+
+    fn timeline(self, origin: &str, pack: &str) -> Result<TimelineQuery> {
+        let b = self.header;
+        let line = |p| header(origin, 1, p);
+        if b.severity.is_some() {
+            return Err(line(HeaderProblem::NotForTimeline("severity")));
+        }
+        if b.requires.is_empty() {
+            return Err(line(HeaderProblem::Missing("requires")));
+        }
+        Ok(TimelineQuery {
+            title: b
+                .title
+                .ok_or_else(|| line(HeaderProblem::Missing("title")))?,
+            description: b.description.join(" "),
+            requires: b.requires,
+            pack: pack.to_string(),
+            origin: origin.to_string(),
+            sql: self.sql,
+            sql_line: self.sql_line,
+        })
+    }
+}
+
+/// A pack's daily allow/reject timeline (the report's charts and top lists): one SELECT over
+/// `smb_events` returning `day` (`YYYY-MM-DD`), `scope` (`host` or `server`), `name`, `allowed`,
+/// `rejected`. A pack file whose header says `-- kind: timeline`; it takes `title`,
+/// `description` and `requires` (loaded into the shared relation like a rule's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineQuery {
+    pub title: String,
+    pub description: String,
+    pub requires: Vec<Requirement>,
+    pub pack: String,
+    pub origin: String,
+    pub sql: String,
+    pub sql_line: usize,
+}
+
+/// The columns a timeline query returns, in this order.
+pub const TIMELINE_COLUMNS: [&str; 5] = ["day", "scope", "name", "allowed", "rejected"];
+
+impl Rule {
+    /// Parse a rule file's text. `origin` names it in errors (`file:line: message`). A timeline
+    /// file (`-- kind: timeline`) is an error here; [`PackFile::parse`] takes either.
+    pub fn parse(text: &str, origin: &str, pack: &str) -> Result<Rule> {
+        match PackFile::parse(text, origin, pack)? {
+            PackFile::Rule(r) => Ok(r),
+            PackFile::Timeline(_) => Err(header(
+                origin,
+                1,
+                HeaderProblem::Unknown(UnknownName {
+                    what: "kind",
+                    value: "timeline".into(),
+                    expected: "detection, inventory; a timeline is a pack file, not a rule".into(),
+                }),
+            )),
+        }
     }
 
     /// MITRE ATT&CK technique ids among the tags (`attack.t1021.002` → `T1021.002`).
@@ -213,12 +310,20 @@ fn header(origin: &str, line: usize, problem: HeaderProblem) -> RulesError {
     }
 }
 
+/// The `kind:` of a pack file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Detection,
+    Inventory,
+    Timeline,
+}
+
 #[derive(Default)]
 struct Builder {
     id: Option<String>,
     title: Option<String>,
     severity: Option<Severity>,
-    kind: Option<RuleKind>,
+    kind: Option<FileKind>,
     description: Vec<String>,
     tags: Vec<String>,
     references: Vec<String>,
@@ -252,13 +357,14 @@ impl Builder {
             "severity" => self.severity = Some(value.parse()?),
             "kind" => {
                 self.kind = Some(match value.to_ascii_lowercase().as_str() {
-                    "detection" => RuleKind::Detection,
-                    "inventory" => RuleKind::Inventory,
+                    "detection" => FileKind::Detection,
+                    "inventory" => FileKind::Inventory,
+                    "timeline" => FileKind::Timeline,
                     other => {
                         return Err(UnknownName {
                             what: "kind",
                             value: other.to_string(),
-                            expected: "detection, inventory".into(),
+                            expected: "detection, inventory, timeline".into(),
                         }
                         .into());
                     }

@@ -25,7 +25,7 @@ use evtxsql_ingest::schema::col as schema;
 
 use crate::error::{Result, RulesError};
 use crate::finding::{Finding, findings_from_batches, missing_standard_columns};
-use crate::rule::{Requirement, Rule};
+use crate::rule::{Requirement, Rule, TimelineQuery};
 use crate::shared::{self, RelationPlan, RelationRows, SharedRelation};
 use crate::timeline::{self, DailyCount};
 
@@ -41,8 +41,8 @@ pub struct RunOptions {
     pub since: Option<DateTime<Utc>>,
     /// Only events before this time.
     pub until: Option<DateTime<Utc>>,
-    /// Also compute the daily allow/reject timeline for reports.
-    pub timeline: bool,
+    /// The pack's timeline query, to run with the rules (for reports); `None`: no timeline.
+    pub timeline: Option<TimelineQuery>,
 }
 
 impl Default for RunOptions {
@@ -51,7 +51,7 @@ impl Default for RunOptions {
             shared_scan: true,
             since: None,
             until: None,
-            timeline: true,
+            timeline: None,
         }
     }
 }
@@ -74,7 +74,8 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S:
 pub struct RunOutput {
     /// Findings in report order (see [`Finding::sort_key`]).
     pub findings: Vec<Finding>,
-    /// Daily guest allow/reject counts per host and per server.
+    /// Daily allow/reject counts per host and per server, from the run's timeline query
+    /// (empty without one).
     pub timeline: Vec<DailyCount>,
     /// Rows in the shared relation (shared mode only).
     pub relation_rows: Option<usize>,
@@ -95,14 +96,13 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The union of the rules' requirements (plus the timeline's), merged by source name.
-pub fn merged_requirements(rules: &[Rule]) -> Vec<Requirement> {
+/// The union of the rules' requirements (and the timeline query's), merged by source name.
+pub fn merged_requirements(rules: &[Rule], timeline: Option<&TimelineQuery>) -> Vec<Requirement> {
     let mut by_source: BTreeMap<String, std::collections::BTreeSet<u32>> = BTreeMap::new();
-    let extra = timeline::requirements();
     for req in rules
         .iter()
         .flat_map(|r| r.requires.iter())
-        .chain(extra.iter())
+        .chain(timeline.iter().flat_map(|t| t.requires.iter()))
     {
         by_source
             .entry(req.source.to_ascii_lowercase())
@@ -124,7 +124,7 @@ fn sql_time(t: &DateTime<Utc>) -> String {
 
 /// The SQL of the shared relation for a rule set.
 pub fn relation_sql(rules: &[Rule], opts: &RunOptions) -> String {
-    let reqs = merged_requirements(rules);
+    let reqs = merged_requirements(rules, opts.timeline.as_ref());
     let all_ids: std::collections::BTreeSet<u32> = reqs
         .iter()
         .flat_map(|r| r.event_ids.iter().copied())
@@ -185,7 +185,7 @@ pub struct Prepared {
 
 /// Register [`RELATION`] in `ctx`: cached (shared) or a view (naive).
 ///
-/// In shared mode every rule (and, with `opts.timeline`, the timeline) is first planned
+/// In shared mode every rule (and the timeline query in `opts.timeline`) is first planned
 /// against the relation while it is still empty, the store is scanned once for the rows and
 /// columns those plans read (see [`crate::shared`]), and the rows are put into the relation the
 /// plans already point at, so each rule is planned once.
@@ -243,15 +243,15 @@ pub async fn register_relation(
         uses.extend(found);
     }
     let mut timeline_plan = None;
-    if opts.timeline {
-        let (plan, found) = shared::plan_and_scans(ctx, timeline::SQL, RELATION)
+    if let Some(t) = &opts.timeline {
+        let (plan, found) = shared::plan_and_scans(ctx, &t.sql, RELATION)
             .await
-            .map_err(|e| RulesError::df("planning the daily timeline", e))?;
+            .map_err(|e| RulesError::df(format!("planning the timeline query {}", t.origin), e))?;
         timeline_plan = Some(plan);
         uses.extend(found);
     }
     let planning = started.elapsed();
-    let ids: std::collections::BTreeSet<u32> = merged_requirements(rules)
+    let ids: std::collections::BTreeSet<u32> = merged_requirements(rules, opts.timeline.as_ref())
         .iter()
         .flat_map(|r| r.event_ids.iter().copied())
         .collect();
@@ -384,10 +384,9 @@ pub async fn run(ctx: &SessionContext, rules: &[Rule], opts: &RunOptions) -> Res
         findings.extend(f);
     }
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    let timeline = if opts.timeline {
-        timeline::daily_counts(ctx, prepared.timeline.as_ref()).await?
-    } else {
-        Vec::new()
+    let timeline = match &opts.timeline {
+        Some(t) => timeline::daily_counts(ctx, t, prepared.timeline.as_ref()).await?,
+        None => Vec::new(),
     };
     Ok(RunOutput {
         findings,
@@ -448,5 +447,35 @@ mod tests {
         let sql = relation_sql(&[r], &RunOptions::default());
         assert!(sql.contains("= 'o''brien'"), "{sql}");
         assert!(sql.contains("event_id IN (1, 2, 3)"), "{sql}");
+    }
+
+    /// The runner knows nothing of SMB: a pack of Security rules loads Security events only, and
+    /// a timeline's events come with the timeline query that names them.
+    #[test]
+    fn relation_reads_only_what_the_run_names() {
+        let r = Rule::parse(
+            "-- id: failed_logons\n-- title: t\n-- severity: low\n-- requires: Security: 4625\nSELECT 1",
+            "a.sql",
+            "p",
+        )
+        .expect("rule");
+        let sql = relation_sql(std::slice::from_ref(&r), &RunOptions::default());
+        assert!(sql.contains("event_id IN (4625)"), "{sql}");
+        for smb in ["smbclient", "smbserver", "31017", "31022", "3023"] {
+            assert!(!sql.to_ascii_lowercase().contains(smb), "{smb} in {sql}");
+        }
+        let timeline = crate::pack::builtin_pack("smb-guest")
+            .expect("pack")
+            .timeline
+            .expect("timeline");
+        let opts = RunOptions {
+            timeline: Some(timeline),
+            ..RunOptions::default()
+        };
+        let sql = relation_sql(&[r], &opts);
+        assert!(
+            sql.contains("event_id IN (551, 1007, 1009, 3023, 4625, 31017, 31022)"),
+            "{sql}"
+        );
     }
 }

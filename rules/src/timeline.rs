@@ -1,8 +1,9 @@
-//! The daily guest allow/reject counts behind the report's charts, per client host and per server.
+//! The daily allow/reject counts behind a report's charts and top lists, per host and per server.
 //!
-//! Allowed: client 31022 (the client let a guest logon through) and server 3023 (a guest session).
-//! Rejected: client 31017 (the client refused) and server 551 for Guest / 1007 / 1009 (the server
-//! refused anonymous or guest access). Read from the shared relation, so `--since`/`--until` apply.
+//! What counts as allowed or rejected is the pack's business: a pack brings a timeline query
+//! (a file with `-- kind: timeline`, see [`TimelineQuery`]; smb-guest's is
+//! `packs/smb-guest/timeline.sql`) and this module only runs it and reads its rows. It reads the
+//! shared relation like the rules, so `--since`/`--until` apply.
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
@@ -12,8 +13,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Result, RulesError};
-use crate::rule::Requirement;
-use crate::runner::RELATION;
+use crate::rule::{TIMELINE_COLUMNS, TimelineQuery};
 
 /// Counts for one day and one host (short name, as in the findings) or server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,73 +35,50 @@ pub enum Scope {
     Server,
 }
 
-/// The events the timeline reads (added to the shared relation's filter).
-pub fn requirements() -> Vec<Requirement> {
-    vec![
-        Requirement {
-            source: "Microsoft-Windows-SMBClient".into(),
-            event_ids: vec![31017, 31022],
-        },
-        Requirement {
-            source: "Microsoft-Windows-SMBServer".into(),
-            event_ids: vec![551, 1007, 1009, 3023],
-        },
-    ]
+/// Whether a timeline query's result columns are [`TIMELINE_COLUMNS`] (names, in order): the
+/// problem to report, if not.
+pub fn column_problem(names: &[String]) -> Option<String> {
+    let got: Vec<&str> = names.iter().map(String::as_str).collect();
+    (got != TIMELINE_COLUMNS).then(|| {
+        format!(
+            "a timeline query returns the columns {} (in this order), found {}",
+            TIMELINE_COLUMNS.join(", "),
+            got.join(", ")
+        )
+    })
 }
 
-pub(crate) const SQL: &str = "
-WITH ev AS (
-  SELECT CAST(CAST(time_created AS DATE) AS VARCHAR) AS day,
-         lower(CAST(provider AS VARCHAR)) AS prov, event_id,
-         split_part(CAST(computer AS VARCHAR), '.', 1) AS computer, server_name, user_name
-  FROM smb_events WHERE time_created IS NOT NULL
-),
-client AS (
-  SELECT * FROM ev WHERE prov = 'microsoft-windows-smbclient' AND event_id IN (31017, 31022)
-),
-server AS (
-  SELECT * FROM ev WHERE prov = 'microsoft-windows-smbserver'
-    AND (event_id IN (3023, 1007, 1009)
-         OR (event_id = 551 AND (lower(user_name) = 'guest' OR user_name IS NULL)))
-),
-rows AS (
-  SELECT day, 'host' AS scope, computer AS name,
-         CASE WHEN event_id = 31022 THEN 1 ELSE 0 END AS allowed,
-         CASE WHEN event_id = 31017 THEN 1 ELSE 0 END AS rejected
-  FROM client
-  UNION ALL
-  SELECT day, 'server', coalesce(server_name, '(unknown)'),
-         CASE WHEN event_id = 31022 THEN 1 ELSE 0 END,
-         CASE WHEN event_id = 31017 THEN 1 ELSE 0 END
-  FROM client
-  UNION ALL
-  SELECT day, 'server', computer,
-         CASE WHEN event_id = 3023 THEN 1 ELSE 0 END,
-         CASE WHEN event_id = 3023 THEN 0 ELSE 1 END
-  FROM server
-)
-SELECT day, scope, name, CAST(sum(allowed) AS BIGINT) AS allowed,
-       CAST(sum(rejected) AS BIGINT) AS rejected
-FROM rows WHERE name IS NOT NULL
-GROUP BY day, scope, name
-ORDER BY scope, name, day";
-
-/// Compute the timeline from [`RELATION`], with the plan made for it beforehand if given.
+/// Run a pack's timeline query over the registered relation, with the plan made for it
+/// beforehand if given.
 pub async fn daily_counts(
     ctx: &SessionContext,
+    query: &TimelineQuery,
     plan: Option<&LogicalPlan>,
 ) -> Result<Vec<DailyCount>> {
-    debug_assert!(SQL.contains(RELATION));
-    let stage = "computing the daily timeline";
+    let stage = format!("timeline query {}", query.origin);
+    let df_err = |e| RulesError::df(stage.clone(), e);
     let df = match plan {
         Some(p) => DataFrame::new(ctx.state(), p.clone()),
-        None => ctx.sql(SQL).await.map_err(|e| RulesError::df(stage, e))?,
+        None => ctx.sql(&query.sql).await.map_err(df_err)?,
     };
-    let batches = df.collect().await.map_err(|e| RulesError::df(stage, e))?;
+    let names: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    if let Some(problem) = column_problem(&names) {
+        return Err(RulesError::Output {
+            rule: "timeline".into(),
+            origin: query.origin.clone(),
+            message: problem,
+        });
+    }
+    let batches = df.collect().await.map_err(df_err)?;
     let mut out = Vec::new();
     for b in &batches {
         let cast = |i: usize, t: &DataType| {
-            arrow::compute::cast(b.column(i), t).map_err(|e| RulesError::df(stage, e.into()))
+            arrow::compute::cast(b.column(i), t).map_err(|e| df_err(e.into()))
         };
         let day = cast(0, &DataType::Utf8)?;
         let scope = cast(1, &DataType::Utf8)?;
@@ -121,13 +98,23 @@ pub async fn daily_counts(
             if day.is_null(r) || name.is_null(r) {
                 continue;
             }
+            let scope_text = if scope.is_null(r) { "" } else { scope.value(r) };
+            let scope = match scope_text {
+                "host" => Scope::Host,
+                "server" => Scope::Server,
+                other => {
+                    return Err(RulesError::Output {
+                        rule: "timeline".into(),
+                        origin: query.origin.clone(),
+                        message: format!(
+                            "scope `{other}`: a timeline row's scope is host or server"
+                        ),
+                    });
+                }
+            };
             out.push(DailyCount {
                 day: day.value(r).to_string(),
-                scope: if scope.value(r) == "host" {
-                    Scope::Host
-                } else {
-                    Scope::Server
-                },
+                scope,
                 name: name.value(r).to_string(),
                 allowed: u64::try_from(allowed.value(r)).unwrap_or(0),
                 rejected: u64::try_from(rejected.value(r)).unwrap_or(0),

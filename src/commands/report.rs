@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use evtxsql_rules::report::Format;
 use evtxsql_rules::runner::{self, RunOptions};
-use evtxsql_rules::{Report, ReportMeta, Rule, Severity, pack};
+use evtxsql_rules::{Report, ReportMeta, RuleSet, Severity, pack};
 
 use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 
@@ -94,28 +94,29 @@ pub struct ReportOptions {
 }
 
 impl ReportOptions {
-    /// The rules this run uses: the packs (unless `none`) then the `--rules` directories.
-    pub fn load_rules(&self) -> anyhow::Result<Vec<Rule>> {
+    /// The rules this run uses: the packs (unless `none`) then the `--rules` directories, and
+    /// the timeline query one of them may bring.
+    pub fn load_rules(&self) -> anyhow::Result<RuleSet> {
         let packs: Vec<String> = self
             .packs
             .iter()
             .filter(|p| !p.eq_ignore_ascii_case("none"))
             .cloned()
             .collect();
-        let rules = pack::select(&packs, &self.rules)?;
+        let set = pack::select(&packs, &self.rules)?;
         anyhow::ensure!(
-            !rules.is_empty(),
+            !set.rules.is_empty(),
             "no rules to run: give --pack NAME or --rules DIR"
         );
-        Ok(rules)
+        Ok(set)
     }
 
-    fn run_options(&self) -> anyhow::Result<RunOptions> {
+    fn run_options(&self, set: &RuleSet) -> anyhow::Result<RunOptions> {
         Ok(RunOptions {
             shared_scan: !self.no_shared_scan,
             since: self.since.as_deref().map(runner::parse_time).transpose()?,
             until: self.until.as_deref().map(runner::parse_time).transpose()?,
-            timeline: true,
+            timeline: set.timeline.clone(),
         })
     }
 }
@@ -137,7 +138,11 @@ pub fn block_on<T>(
 
 /// Run the rules over `store`, write the report, and return the exit status.
 pub fn report_store(store: &Path, source: &str, opts: &ReportOptions) -> anyhow::Result<u8> {
-    let (rules, run_opts) = match opts.load_rules().and_then(|r| Ok((r, opts.run_options()?))) {
+    let loaded = opts.load_rules().and_then(|set| {
+        let run_opts = opts.run_options(&set)?;
+        Ok((set.rules, run_opts))
+    });
+    let (rules, run_opts) = match loaded {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use evtxsql_rules::{Rule, check, pack};
+use evtxsql_rules::{Rule, RuleSet, TimelineQuery, check, pack};
 
 use super::report::block_on;
 use super::{EXIT_OK, EXIT_USAGE};
@@ -13,7 +13,9 @@ use super::{EXIT_OK, EXIT_USAGE};
 /// A rule is one `.sql` file: a header of `-- key: value` lines (id, title, severity,
 /// description, tags, references, falsepositives, requires) and one SELECT over `smb_events`
 /// returning host, server, user_name, first_seen, last_seen, count, evidence (plus any columns
-/// of your own). See rules/README.md.
+/// of your own). A pack may also hold one timeline query (`-- kind: timeline`) returning day,
+/// scope, name, allowed, rejected: the daily counts behind the report's charts. See
+/// rules/README.md.
 ///
 /// Examples:
 ///
@@ -75,8 +77,8 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
     } else {
         args.packs.clone()
     };
-    let rules = pack::select(&packs, &args.rules)?;
-    for r in &rules {
+    let set = pack::select(&packs, &args.rules)?;
+    for r in &set.rules {
         println!(
             "{:<26} {:<8} {:<9} {}",
             r.id,
@@ -88,18 +90,33 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
             verbose(r);
         }
     }
+    if let Some(t) = &set.timeline {
+        println!(
+            "{:<26} {:<8} {:<9} {}",
+            "(timeline)", "-", "timeline", t.title
+        );
+        if args.verbose {
+            verbose_timeline(t);
+        }
+    }
     Ok(EXIT_OK)
 }
 
-fn verbose(r: &Rule) {
-    println!("  pack: {}   file: {}", r.pack, r.origin);
-    if !r.description.is_empty() {
-        println!("  {}", r.description);
+fn verbose_timeline(t: &TimelineQuery) {
+    println!("  pack: {}   file: {}", t.pack, t.origin);
+    if !t.description.is_empty() {
+        println!("  {}", t.description);
     }
-    if !r.tags.is_empty() {
-        println!("  tags: {}", r.tags.join(", "));
+    print_requires(&t.requires);
+    println!();
+    for line in t.sql.lines() {
+        println!("    {line}");
     }
-    for req in &r.requires {
+    println!();
+}
+
+fn print_requires(requires: &[evtxsql_rules::rule::Requirement]) {
+    for req in requires {
         println!(
             "  requires: {}: {}",
             req.source,
@@ -110,6 +127,17 @@ fn verbose(r: &Rule) {
                 .join(", ")
         );
     }
+}
+
+fn verbose(r: &Rule) {
+    println!("  pack: {}   file: {}", r.pack, r.origin);
+    if !r.description.is_empty() {
+        println!("  {}", r.description);
+    }
+    if !r.tags.is_empty() {
+        println!("  tags: {}", r.tags.join(", "));
+    }
+    print_requires(&r.requires);
     for reference in &r.references {
         println!("  reference: {reference}");
     }
@@ -121,12 +149,14 @@ fn verbose(r: &Rule) {
 }
 
 fn check_dirs(args: CheckArgs) -> anyhow::Result<u8> {
-    let mut rules = Vec::new();
+    // Each pack or directory is checked as a set of its own: two packs that each bring a
+    // timeline are fine to check, only a run must choose one.
+    let mut sets: Vec<RuleSet> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     if args.dirs.is_empty() {
         for p in pack::BUILTIN_PACKS {
             match pack::builtin_pack(p.name) {
-                Ok(r) => rules.extend(r),
+                Ok(set) => sets.push(set),
                 Err(e) => errors.push(e.to_string()),
             }
         }
@@ -134,12 +164,13 @@ fn check_dirs(args: CheckArgs) -> anyhow::Result<u8> {
     for dir in &args.dirs {
         match pack::load_dir_all(dir) {
             Ok((ok, bad)) => {
-                rules.extend(ok);
+                sets.push(ok);
                 errors.extend(bad.into_iter().map(|e| e.to_string()));
             }
             Err(e) => errors.push(e.to_string()),
         }
     }
+    let rules: Vec<Rule> = sets.iter().flat_map(|s| s.rules.iter().cloned()).collect();
     if let Err(e) = pack::check_unique(&rules) {
         errors.push(e.to_string());
     }
@@ -154,15 +185,24 @@ fn check_dirs(args: CheckArgs) -> anyhow::Result<u8> {
             let ctx =
                 evtxsql_query::session_for_store(&store, &evtxsql_query::SessionOptions::default())
                     .await?;
-            anyhow::Ok(check::check_rules(&ctx, &rules).await)
+            let mut errors = Vec::new();
+            for set in &sets {
+                errors.extend(check::check_rules(&ctx, &set.rules, set.timeline.as_ref()).await);
+            }
+            anyhow::Ok(errors)
         },
         None,
     )??;
     errors.extend(plan_errors.into_iter().map(|e| e.to_string()));
+    let timelines = sets.iter().filter(|s| s.timeline.is_some()).count();
     for e in &errors {
         eprintln!("error: {e}");
     }
     let bad = errors.len();
-    println!("{} rule(s) checked, {} error(s)", rules.len(), bad);
+    println!(
+        "{} rule(s) and {timelines} timeline query(ies) checked, {} error(s)",
+        rules.len(),
+        bad
+    );
     Ok(if bad == 0 { EXIT_OK } else { EXIT_USAGE })
 }

@@ -202,6 +202,66 @@ fn report_runs_user_rules_and_rejects_bad_usage() {
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.contains("\"rule\":\"nas01_rejects_per_day\""));
     assert!(out.contains("\"day\":\"2026-03-0"));
+    let rejects: u64 = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    let report_json = || -> serde_json::Value {
+        let text = stdout(
+            evtxsql()
+                .arg("report")
+                .arg(&store)
+                .args(["--pack", "none", "--rules"])
+                .arg(&dir)
+                .args(["--format", "json"]),
+        );
+        serde_json::from_str(&text).unwrap()
+    };
+    // A user's pack has no timeline unless it brings one: the runner adds none of its own.
+    assert_eq!(report_json()["timeline"], serde_json::json!([]));
+    std::fs::write(
+        dir.join("timeline.sql"),
+        "-- kind: timeline\n-- title: nas01 rejects per day\n\
+         -- requires: Microsoft-Windows-SMBClient: 31017\n\
+         SELECT CAST(CAST(time_created AS DATE) AS VARCHAR) AS day, 'server' AS scope,\n\
+           server_name AS name, CAST(0 AS BIGINT) AS allowed, count(*) AS rejected\n\
+         FROM smb_events WHERE event_id = 31017 AND server_name = 'nas01'\n\
+         GROUP BY 1, 3\n",
+    )
+    .unwrap();
+    let timeline = report_json()["timeline"].as_array().unwrap().clone();
+    assert_eq!(timeline.len(), 2, "{timeline:?}");
+    assert!(
+        timeline
+            .iter()
+            .all(|d| d["name"] == "nas01" && d["scope"] == "server")
+    );
+    let counted: u64 = timeline
+        .iter()
+        .map(|d| d["rejected"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, rejects);
+    let listed = stdout(evtxsql().args(["rules", "list", "--rules"]).arg(&dir));
+    assert!(
+        listed.contains("(timeline)") && listed.contains("nas01 rejects per day"),
+        "{listed}"
+    );
+    // With the built-in pack too, two timelines: an error naming both files.
+    evtxsql()
+        .arg("report")
+        .arg(&store)
+        .arg("--rules")
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("two timeline queries")
+                .and(predicate::str::contains("builtin:smb-guest/timeline.sql")),
+        );
     evtxsql()
         .arg("report")
         .arg(&store)
@@ -252,7 +312,9 @@ fn rules_list_and_check() {
         .args(["rules", "check"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("10 rule(s) checked, 0 error(s)"));
+        .stdout(predicate::str::contains(
+            "10 rule(s) and 1 timeline query(ies) checked, 0 error(s)",
+        ));
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(
         tmp.path().join("bad.sql"),

@@ -1,6 +1,6 @@
 //! The shared relation: one scan of the store for a whole rule set.
 //!
-//! Before anything runs, every rule (and the report's timeline) is planned against an empty
+//! Before anything runs, every rule (and the pack's timeline query) is planned against an empty
 //! stand-in for [`RELATION`](crate::runner::RELATION). DataFusion's optimizer pushes each rule's
 //! filters down to its scans of that relation, so the optimized plans say exactly which rows
 //! (the conjunction of the filters at each scan) and which columns (the scan's projection) the

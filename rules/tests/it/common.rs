@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use datafusion::prelude::SessionContext;
 use evtxsql_rules::runner::{self, RunOptions, RunOutput};
-use evtxsql_rules::{Rule, pack};
+use evtxsql_rules::{Rule, TimelineQuery, pack};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -30,12 +30,22 @@ pub async fn session(store: &Path) -> SessionContext {
 }
 
 pub fn smb_guest() -> Vec<Rule> {
-    pack::builtin_pack("smb-guest").expect("pack")
+    pack::builtin_pack("smb-guest").expect("pack").rules
 }
 
+/// The smb-guest pack's timeline query.
+pub fn smb_timeline() -> TimelineQuery {
+    pack::builtin_pack("smb-guest")
+        .expect("pack")
+        .timeline
+        .expect("smb-guest brings a timeline")
+}
+
+/// Run `rules` with the smb-guest timeline (so that shared and naive timelines are compared).
 pub async fn run(ctx: &SessionContext, rules: &[Rule], shared: bool) -> RunOutput {
     let opts = RunOptions {
         shared_scan: shared,
+        timeline: Some(smb_timeline()),
         ..RunOptions::default()
     };
     runner::run(ctx, rules, &opts).await.expect("run")

@@ -137,6 +137,9 @@ async fn check_scenario(dir: &Path) -> BTreeSet<String> {
         shared.timeline, naive.timeline,
         "{name}: timeline shared vs naive"
     );
+    if !want.is_empty() {
+        assert!(!shared.timeline.is_empty(), "{name}: the timeline has rows");
+    }
     eprintln!("{name}: {} findings match truth.json", want.len());
     let rules: BTreeSet<String> = shared.findings.iter().map(|f| f.rule.clone()).collect();
     if name == "clean-fleet" {

@@ -39,7 +39,7 @@ fn finding(rule: &str, sev: Severity, host: &str, server: &str, user: &str, coun
 
 /// A report full of hostile names.
 pub fn hostile_report() -> Report {
-    let rules = pack::builtin_pack("smb-guest").unwrap();
+    let rules = pack::builtin_pack("smb-guest").unwrap().rules;
     let findings = vec![
         finding(
             "client_rejected_guest",
@@ -192,7 +192,7 @@ fn markdown_text_json_are_safe_and_deterministic() {
     shuffled.timeline.reverse();
     let again = Report::from_parts(
         r.meta.clone(),
-        &pack::builtin_pack("smb-guest").unwrap(),
+        &pack::builtin_pack("smb-guest").unwrap().rules,
         shuffled.findings,
         shuffled.timeline,
         Some(1234),

@@ -10,8 +10,8 @@ async fn builtin_rules_plan_and_bad_rules_name_their_line() {
     let store = tmp.path().join("store");
     evtxsql_ingest::Store::create_or_open(&store).unwrap();
     let ctx = session(&store).await;
-    let rules = pack::builtin_pack("smb-guest").unwrap();
-    let errors = check::check_rules(&ctx, &rules).await;
+    let set = pack::builtin_pack("smb-guest").unwrap();
+    let errors = check::check_rules(&ctx, &set.rules, set.timeline.as_ref()).await;
     assert!(errors.is_empty(), "{errors:#?}");
 
     let dir = tmp.path().join("mine");
@@ -56,7 +56,7 @@ async fn builtin_rules_plan_and_bad_rules_name_their_line() {
         "{}",
         bad[0]
     );
-    let errors: Vec<String> = check::check_rules(&ctx, &ok)
+    let errors: Vec<String> = check::check_rules(&ctx, &ok.rules, ok.timeline.as_ref())
         .await
         .iter()
         .map(ToString::to_string)
@@ -73,4 +73,29 @@ async fn builtin_rules_plan_and_bad_rules_name_their_line() {
         errors[1]
     );
     assert!(errors[2].contains("c_syntax.sql:6:"), "{}", errors[2]);
+
+    // A timeline query is checked like a rule: planned, and its columns named.
+    let cases = [
+        (
+            "SELECT '2025-01-01' AS day, 'host' AS scope, computer AS name, 1 AS allowed\nFROM smb_events",
+            "timeline.sql:4: a timeline query returns the columns day, scope, name, allowed, rejected",
+        ),
+        (
+            "SELECT '2025-01-01' AS day, 'host' AS scope,\n  nosuch AS name, 1 AS allowed, 0 AS rejected\nFROM smb_events",
+            "timeline.sql:5:",
+        ),
+    ];
+    for (i, (sql, want)) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("timeline{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("timeline.sql"),
+            format!("-- kind: timeline\n-- title: t\n-- requires: Security: 4624\n{sql}"),
+        )
+        .unwrap();
+        let set = pack::load_dir(&dir).unwrap();
+        let errors = check::check_rules(&ctx, &set.rules, set.timeline.as_ref()).await;
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].to_string().contains(want), "{}", errors[0]);
+    }
 }

@@ -44,6 +44,7 @@ async fn shared_relation_holds_only_what_rules_read_and_findings_match_naive() {
     assert_eq!(shared.findings, naive.findings);
     assert_eq!(shared.timeline, naive.timeline);
     assert!(!shared.findings.is_empty());
+    assert!(!shared.timeline.is_empty(), "the pack's timeline has rows");
     let kept = shared.relation_rows.expect("shared mode counts rows") as i64;
     assert!(kept > 0);
     assert!(
