@@ -1,4 +1,5 @@
-//! `ingest`: inputs → discovery → sha256 → skip known → parallel read → Parquet segments.
+//! `ingest`: inputs → discovery → parallel read (each file read once: hashed, skipped when the
+//! store knows it, parsed) → Parquet segments.
 //!
 //! Each segment is committed (events part renamed into place, then its manifest part) only at a
 //! file boundary, so a store always holds whole files: a crash loses at most the segment being
@@ -20,7 +21,7 @@ use serde::Serialize;
 use crate::discover::{Candidate, discover};
 use crate::error::{IngestError, Result};
 use crate::manifest::{self, FileEntry};
-use crate::reader::{self, Input, Item, ReadOptions};
+use crate::reader::{self, Admit, Input, Item, ReadOptions, Skip};
 use crate::schema::{col, events_schema, files_schema};
 use crate::store::Store;
 
@@ -50,7 +51,8 @@ impl Default for IngestOptions {
 
 /// Callbacks for a progress display. All have empty defaults.
 pub trait Progress: Sync {
-    /// Discovery and hashing are done: this many new files and bytes will be read.
+    /// Discovery is done: this many files and bytes will be read (each file once: hashed,
+    /// then parsed unless the store already holds it).
     fn planned(&self, _files: u64, _bytes: u64) {}
     /// More input has been read.
     fn advanced(&self, _bytes: u64, _records: u64) {}
@@ -122,16 +124,22 @@ pub fn ingest(
         threads: opts.threads,
         chunks_per_batch: opts.chunks_per_batch,
     };
-    let hashes = hash_all(&found.candidates, read_opts.effective_threads())?;
     let mut known = manifest::known(&store)?;
     let now = manifest::now_micros();
 
-    // Plan: skip what the store has, give the rest file ids.
+    // Files discovery already found unreadable are hashed here (they are few) and recorded as
+    // failed; every other file is hashed by the reader in the same read as its parse, and
+    // skipped there when the store (or an earlier input of this run) has its content.
     let mut seen: HashSet<String> = HashSet::new();
     let mut to_read: Vec<Input> = Vec::new();
-    let mut shas: Vec<String> = Vec::new();
     let mut failed_entries: Vec<FileEntry> = Vec::new();
-    for (cand, hash) in found.candidates.iter().zip(hashes) {
+    let bad: Vec<&Candidate> = found
+        .candidates
+        .iter()
+        .filter(|c| c.problem.is_some())
+        .collect();
+    let bad_hashes = hash_all(&bad, read_opts.effective_threads())?;
+    for (cand, hash) in bad.iter().zip(bad_hashes) {
         let sha = match hash {
             Ok(s) => s,
             Err(e) => {
@@ -148,95 +156,138 @@ pub fn ingest(
             summary.files_duplicate += 1;
             continue;
         }
-        let file_id = known.next_file_id;
+        let why = cand.problem.clone().unwrap_or_default();
+        summary.files_failed += 1;
+        problem(&mut summary, format!("{}: {why}", cand.path.display()));
+        failed_entries.push(FileEntry::failed(
+            known.next_file_id,
+            &cand.path,
+            cand.size,
+            sha,
+            why,
+            now,
+        ));
         known.next_file_id += 1;
-        match &cand.problem {
-            Some(why) => {
-                summary.files_failed += 1;
-                problem(&mut summary, format!("{}: {why}", cand.path.display()));
-                failed_entries.push(FileEntry::failed(
-                    file_id,
-                    &cand.path,
-                    cand.size,
-                    sha,
-                    why.clone(),
-                    now,
-                ));
-            }
-            None => {
-                to_read.push(Input {
-                    path: cand.path.clone(),
-                    file_id,
-                    size: cand.size,
-                });
-                shas.push(sha);
-            }
-        }
+    }
+    for cand in found.candidates.iter().filter(|c| c.problem.is_none()) {
+        to_read.push(Input {
+            path: cand.path.clone(),
+            file_id: 0,
+            size: cand.size,
+        });
     }
     let planned_bytes: u64 = to_read.iter().map(|i| i.size).sum();
     progress.planned(to_read.len() as u64, planned_bytes);
+    let mut next_file_id = known.next_file_id;
+    let in_store = std::mem::take(&mut known.by_sha256);
+    let mut admit = move |_file: usize, sha: &str| {
+        if in_store.contains_key(sha) {
+            Admit::Skip(Skip::Known)
+        } else if !seen.insert(sha.to_string()) {
+            Admit::Skip(Skip::Duplicate)
+        } else {
+            next_file_id += 1;
+            Admit::Read {
+                file_id: next_file_id - 1,
+            }
+        }
+    };
+    let mut shas: Vec<String> = vec![String::new(); to_read.len()];
 
     let mut writer = SegmentWriter::new(&store, known.next_segment, opts);
     for e in failed_entries {
         writer.entries.push(e);
     }
     let mut write_error: Option<IngestError> = None;
-    reader::read(&to_read, &read_opts, &mut |item| {
-        let step = match item {
-            Item::Batch { batch, bytes, .. } => {
-                summary.records += batch.num_rows() as u64;
-                progress.advanced(bytes, batch.num_rows() as u64);
-                writer.write(&batch)
-            }
-            Item::FileDone {
-                file,
-                report,
-                bytes,
-            } => {
-                progress.advanced(bytes, 0);
-                summary.bytes_read += to_read[file].size;
-                summary.failed_records += report.failed_records;
-                if let Some(fatal) = &report.fatal {
-                    summary.files_failed += 1;
-                    problem(&mut summary, fatal.clone());
-                } else {
-                    summary.files_ingested += 1;
-                    if report.failed_records > 0 {
-                        summary.files_damaged += 1;
-                    }
-                }
-                for m in &report.messages {
-                    progress.warn(&m.to_string());
-                }
-                let shown = report.messages.len() as u64;
-                if report.failed_records > shown {
-                    progress.warn(&format!(
-                        "{}: ... and {} more unreadable records or chunks",
-                        report.path.display(),
-                        report.failed_records - shown
-                    ));
-                }
-                let entry =
-                    FileEntry::from_report(report, to_read[file].size, shas[file].clone(), now);
-                progress.file_done(&entry);
-                writer.entries.push(entry);
-                if writer.rows >= opts.segment_rows {
-                    writer.commit().map(|committed| {
-                        summary.segments_written += u64::from(committed);
-                    })
-                } else {
+    reader::read_admitted(
+        &to_read,
+        &read_opts,
+        reader::RecordPath::from_env(),
+        Some(&mut admit),
+        &mut |item| {
+            let step = match item {
+                Item::Admitted { file, sha256, .. } => {
+                    shas[file] = sha256;
                     Ok(())
                 }
+                Item::Skipped { file, why, .. } => {
+                    match why {
+                        Skip::Known => summary.files_skipped += 1,
+                        Skip::Duplicate => summary.files_duplicate += 1,
+                    }
+                    progress.advanced(to_read[file].size, 0);
+                    Ok(())
+                }
+                Item::Batch { batch, bytes, .. } => {
+                    summary.records += batch.num_rows() as u64;
+                    progress.advanced(bytes, batch.num_rows() as u64);
+                    writer.write(&batch)
+                }
+                Item::FileDone {
+                    file,
+                    report,
+                    bytes,
+                } => {
+                    progress.advanced(bytes, 0);
+                    summary.bytes_read += to_read[file].size;
+                    summary.failed_records += report.failed_records;
+                    if shas[file].is_empty() {
+                        // Not even hashed (unreadable): no manifest entry, as before the read.
+                        summary.files_failed += 1;
+                        problem(
+                            &mut summary,
+                            report.fatal.clone().unwrap_or_else(|| {
+                                format!("{}: could not be read", report.path.display())
+                            }),
+                        );
+                        return true;
+                    }
+                    if let Some(fatal) = &report.fatal {
+                        summary.files_failed += 1;
+                        problem(&mut summary, fatal.clone());
+                    } else {
+                        summary.files_ingested += 1;
+                        if report.failed_records > 0 {
+                            summary.files_damaged += 1;
+                        }
+                    }
+                    for m in &report.messages {
+                        progress.warn(&m.to_string());
+                    }
+                    let shown = report.messages.len() as u64;
+                    if report.failed_records > shown {
+                        progress.warn(&format!(
+                            "{}: ... and {} more unreadable records or chunks",
+                            report.path.display(),
+                            report.failed_records - shown
+                        ));
+                    }
+                    let entry = FileEntry::from_report(
+                        report,
+                        to_read[file].size,
+                        std::mem::take(&mut shas[file]),
+                        now,
+                    );
+                    progress.file_done(&entry);
+                    writer.entries.push(entry);
+                    if writer.rows >= opts.segment_rows {
+                        writer.commit().map(|committed| {
+                            summary.segments_written += u64::from(committed);
+                        })
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            match step {
+                Ok(()) => true,
+                Err(e) => {
+                    write_error = Some(e);
+                    false
+                }
             }
-        };
-        match step {
-            Ok(()) => true,
-            Err(e) => {
-                write_error = Some(e);
-                false
-            }
-        }
-    })?;
+        },
+    )?;
     if let Some(e) = write_error {
         return Err(e);
     }
@@ -363,7 +414,7 @@ impl<'s> SegmentWriter<'s> {
 }
 
 /// sha256 of every candidate, in parallel, in input order.
-fn hash_all(candidates: &[Candidate], threads: usize) -> Result<Vec<Result<String>>> {
+fn hash_all(candidates: &[&Candidate], threads: usize) -> Result<Vec<Result<String>>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

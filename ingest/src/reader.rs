@@ -9,6 +9,10 @@
 //! it leaves (and whole chunks it cannot read) go through the evtx crate's JSON rendering, as
 //! every record does with `EVTXSQL_RECORD_PATH=evtx` ([`RecordPath`]).
 //! At most `2 × threads + 2` groups are in flight, which bounds memory whatever the input size.
+//!
+//! With an [`Admission`] ([`read_admitted`]), each file is read once: the dispatcher reads it
+//! into memory (files up to [`MAX_BUFFERED_FILE`]), hashes those bytes, asks the admission
+//! whether to read it (a store skips what it holds), and parses the chunks from the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,6 +34,31 @@ use crate::schema::col;
 pub const CHUNK_SIZE: u64 = 65_536;
 /// Messages kept per file (the count of errors is always exact).
 pub const MAX_MESSAGES_PER_FILE: usize = 20;
+/// Files up to this size are read into memory once, hashed and parsed from there; a larger
+/// file is hashed in a pass of its own and then parsed from disk, so memory stays bounded.
+pub const MAX_BUFFERED_FILE: u64 = 256 << 20;
+
+/// Whether to read a file, decided from its sha256 before any of it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Read it; its rows get this `file_id`.
+    Read { file_id: u32 },
+    /// Skip it: the consumer gets [`Item::Skipped`] with this reason and nothing else.
+    Skip(Skip),
+}
+
+/// Why a file is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The store holds a file with this content.
+    Known,
+    /// An earlier input of this run has this content.
+    Duplicate,
+}
+
+/// Called on the dispatcher thread for each readable file, in input order, with its index
+/// and sha256.
+pub type Admission<'a> = dyn FnMut(usize, &str) -> Admit + Send + 'a;
 
 /// How to read.
 #[derive(Debug, Clone)]
@@ -140,6 +169,19 @@ impl FileReport {
 
 /// What the reader hands its consumer, in file order.
 pub enum Item {
+    /// (With an admission.) File `file` was hashed and is read with this `file_id`; comes
+    /// before its batches and its [`Item::FileDone`].
+    Admitted {
+        file: usize,
+        sha256: String,
+        file_id: u32,
+    },
+    /// (With an admission.) File `file` was hashed and not read; nothing else comes for it.
+    Skipped {
+        file: usize,
+        sha256: String,
+        why: Skip,
+    },
     /// Rows of file number `file` (index into the input list); `bytes` of the file were consumed.
     Batch {
         file: usize,
@@ -179,6 +221,16 @@ impl Input {
 }
 
 enum Msg {
+    Admitted {
+        file: usize,
+        sha256: String,
+        file_id: u32,
+    },
+    Skipped {
+        file: usize,
+        sha256: String,
+        why: Skip,
+    },
     Job {
         file: usize,
         batch: Option<RecordBatch>,
@@ -241,6 +293,19 @@ pub fn read_with(
     path_kind: RecordPath,
     consume: &mut dyn FnMut(Item) -> bool,
 ) -> Result<()> {
+    read_admitted(inputs, opts, path_kind, None, consume)
+}
+
+/// [`read_with`], each file hashed in the same read as its parse and read only if `admit`
+/// says so (see the module docs). A file that cannot be read at all gets no hash: only its
+/// [`Item::FileDone`] with `fatal` set.
+pub fn read_admitted(
+    inputs: &[Input],
+    opts: &ReadOptions,
+    path_kind: RecordPath,
+    mut admit: Option<&mut Admission<'_>>,
+    consume: &mut dyn FnMut(Item) -> bool,
+) -> Result<()> {
     let threads = opts.effective_threads();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -268,15 +333,62 @@ pub fn read_with(
             };
             for (file, input) in inputs.iter().enumerate() {
                 let path: Arc<Path> = Arc::from(input.path.as_path());
-                let parser = EvtxParser::from_path(&input.path);
-                let mut parser = match parser {
-                    Ok(p) => p.with_configuration((*settings).clone()),
+                let fatal = |what: &str, e: &dyn std::error::Error| {
+                    Some(format!(
+                        "{}: {what}: {}",
+                        input.path.display(),
+                        error_chain(e)
+                    ))
+                };
+                let mut file_id = input.file_id;
+                let source = match admit.as_deref_mut() {
+                    None => Source::file(&input.path, &settings),
+                    Some(admit) => {
+                        let read = if input.size <= MAX_BUFFERED_FILE {
+                            std::fs::read(&input.path)
+                                .map(|b| (crate::manifest::sha256_bytes(&b), Some(b)))
+                                .map_err(|e| IngestError::io(&input.path, e))
+                        } else {
+                            crate::manifest::sha256_file(&input.path).map(|h| (h, None))
+                        };
+                        let (sha256, bytes) = match read {
+                            Ok(x) => x,
+                            Err(e) => {
+                                let fatal = Some(e.to_string());
+                                if tx.send((next(), Msg::End { file, fatal })).is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
+                        };
+                        let msg = match admit(file, &sha256) {
+                            Admit::Read { file_id: id } => {
+                                file_id = id;
+                                Msg::Admitted {
+                                    file,
+                                    sha256,
+                                    file_id,
+                                }
+                            }
+                            Admit::Skip(why) => Msg::Skipped { file, sha256, why },
+                        };
+                        let skipped = matches!(msg, Msg::Skipped { .. });
+                        if tx.send((next(), msg)).is_err() {
+                            return;
+                        }
+                        if skipped {
+                            continue;
+                        }
+                        match bytes {
+                            Some(b) => Source::buffer(b, &settings),
+                            None => Source::file(&input.path, &settings),
+                        }
+                    }
+                };
+                let mut source = match source {
+                    Ok(p) => p,
                     Err(e) => {
-                        let fatal = Some(format!(
-                            "{}: cannot open as EVTX: {}",
-                            input.path.display(),
-                            error_chain(&e)
-                        ));
+                        let fatal = fatal("cannot open as EVTX", &e);
                         if tx.send((next(), Msg::End { file, fatal })).is_err() {
                             return;
                         }
@@ -284,7 +396,7 @@ pub fn read_with(
                     }
                 };
                 let mut group: Vec<EvtxChunkData> = Vec::with_capacity(per_batch);
-                let mut chunks = parser.chunks();
+                let mut chunks = source.chunks();
                 loop {
                     let item = chunks.next();
                     let flush = item.is_none() || group.len() == per_batch;
@@ -295,7 +407,6 @@ pub fn read_with(
                         let job = std::mem::replace(&mut group, Vec::with_capacity(per_batch));
                         let (tx, settings, path, seq) =
                             (tx.clone(), settings.clone(), path.clone(), next());
-                        let file_id = input.file_id;
                         pool.spawn(move || {
                             let msg = convert_group(file, file_id, &path, job, settings, path_kind);
                             let _ = tx.send((seq, msg));
@@ -340,6 +451,24 @@ pub fn read_with(
             while let Some(msg) = pending.remove(&next_seq) {
                 next_seq += 1;
                 let keep_going = match msg {
+                    Msg::Admitted {
+                        file,
+                        sha256,
+                        file_id,
+                    } => {
+                        if let Some(r) = reports[file].as_mut() {
+                            r.file_id = file_id;
+                        }
+                        consume(Item::Admitted {
+                            file,
+                            sha256,
+                            file_id,
+                        })
+                    }
+                    Msg::Skipped { file, sha256, why } => {
+                        reports[file] = None;
+                        consume(Item::Skipped { file, sha256, why })
+                    }
                     Msg::Job {
                         file,
                         batch,
@@ -381,6 +510,30 @@ pub fn read_with(
         }
     });
     Ok(())
+}
+
+/// A file's bytes: on disk, or read into memory once.
+enum Source {
+    File(EvtxParser<std::fs::File>),
+    Buffer(EvtxParser<std::io::Cursor<Vec<u8>>>),
+}
+
+impl Source {
+    fn file(path: &Path, settings: &ParserSettings) -> evtx::err::Result<Source> {
+        EvtxParser::from_path(path).map(|p| Source::File(p.with_configuration(settings.clone())))
+    }
+
+    fn buffer(bytes: Vec<u8>, settings: &ParserSettings) -> evtx::err::Result<Source> {
+        EvtxParser::from_buffer(bytes)
+            .map(|p| Source::Buffer(p.with_configuration(settings.clone())))
+    }
+
+    fn chunks(&mut self) -> Box<dyn Iterator<Item = evtx::err::Result<EvtxChunkData>> + '_> {
+        match self {
+            Source::File(p) => Box::new(p.chunks()),
+            Source::Buffer(p) => Box::new(p.chunks()),
+        }
+    }
 }
 
 /// Convert a group of chunks single-threaded into one batch: each chunk with our decoder

@@ -39,6 +39,7 @@ fn corpus_conformance_with_evtx_dump() {
             Item::FileDone { file, report, .. } => {
                 reports.insert(file, report);
             }
+            Item::Admitted { .. } | Item::Skipped { .. } => unreachable!("no admission"),
         }
         true
     })
@@ -260,6 +261,7 @@ fn generated_samples_match_generator_counts() {
                     }
                 }
                 Item::FileDone { report, .. } => failed += report.failed_records,
+                Item::Admitted { .. } | Item::Skipped { .. } => unreachable!("no admission"),
             }
             true
         })

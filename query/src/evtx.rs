@@ -172,7 +172,7 @@ impl PartitionStream for EventsPartition {
                     };
                     tx.blocking_send(batch).is_ok()
                 }
-                Item::FileDone { .. } => true,
+                Item::FileDone { .. } | Item::Admitted { .. } | Item::Skipped { .. } => true,
             };
             reader::read(&inputs, &opts, &mut consume)
                 .map_err(|e| DataFusionError::External(Box::new(e)))

@@ -80,6 +80,7 @@ pub fn read_all(files: &[PathBuf], path: RecordPath) -> Vec<(Vec<Row>, FileRepor
         match item {
             Item::Batch { file, batch, .. } => rows_of(&batch, &mut out[file].0),
             Item::FileDone { file, report, .. } => out[file].1 = report,
+            Item::Admitted { .. } | Item::Skipped { .. } => unreachable!("no admission"),
         }
         true
     })
