@@ -36,6 +36,9 @@ pub struct IngestOptions {
     pub row_group_rows: usize,
     /// Chunks converted together into one batch.
     pub chunks_per_batch: usize,
+    /// Keep only these records (`None`, the default: every record). For a store that only
+    /// answers known rules (`scan` without `--store`); a store for SQL later keeps everything.
+    pub filter: Option<std::sync::Arc<crate::filter::RecordFilter>>,
 }
 
 impl Default for IngestOptions {
@@ -45,6 +48,7 @@ impl Default for IngestOptions {
             segment_rows: 4_000_000,
             row_group_rows: 128 * 1024,
             chunks_per_batch: 16,
+            filter: None,
         }
     }
 }
@@ -85,6 +89,10 @@ pub struct IngestSummary {
     pub files_ignored: u64,
     pub records: u64,
     pub failed_records: u64,
+    /// Records read but not kept ([`IngestOptions::filter`]).
+    pub skipped_records: u64,
+    /// Of `records`, those read by our own decoder (the rest by the evtx crate).
+    pub decoded_records: u64,
     pub bytes_read: u64,
     pub segments_written: u64,
     pub store_bytes: u64,
@@ -123,6 +131,7 @@ pub fn ingest(
     let read_opts = ReadOptions {
         threads: opts.threads,
         chunks_per_batch: opts.chunks_per_batch,
+        filter: opts.filter.clone(),
     };
     let mut known = manifest::known(&store)?;
     let now = manifest::now_micros();
@@ -231,6 +240,8 @@ pub fn ingest(
                     progress.advanced(bytes, 0);
                     summary.bytes_read += to_read[file].size;
                     summary.failed_records += report.failed_records;
+                    summary.skipped_records += report.skipped_records;
+                    summary.decoded_records += report.decoded_records;
                     if shas[file].is_empty() {
                         // Not even hashed (unreadable): no manifest entry, as before the read.
                         summary.files_failed += 1;
@@ -263,7 +274,7 @@ pub fn ingest(
                         ));
                     }
                     let entry = FileEntry::from_report(
-                        report,
+                        *report,
                         to_read[file].size,
                         std::mem::take(&mut shas[file]),
                         now,

@@ -11,6 +11,7 @@ pub mod binxml;
 pub mod convert;
 pub mod discover;
 pub mod error;
+pub mod filter;
 pub mod ingest;
 mod json;
 pub mod manifest;
@@ -21,6 +22,7 @@ pub mod store;
 
 pub use discover::{Candidate, Discovery, discover};
 pub use error::{IngestError, Result};
+pub use filter::RecordFilter;
 pub use ingest::{IngestOptions, IngestSummary, NoProgress, Progress, ingest};
 pub use manifest::FileEntry;
 pub use reader::{FileReport, ReadOptions};

@@ -28,6 +28,7 @@ use crate::binxml::chunk::{RECORD_HEADER_SIZE, RecordHeader};
 use crate::binxml::{ChunkSession, Decoder};
 use crate::convert::EventsBuilder;
 use crate::error::{IngestError, ProblemKind, RecordProblem, Result};
+use crate::filter::RecordFilter;
 use crate::schema::col;
 
 /// Size of an EVTX chunk.
@@ -67,6 +68,10 @@ pub struct ReadOptions {
     pub threads: usize,
     /// Chunks converted together into one batch (16 chunks ≈ 1 MiB of EVTX).
     pub chunks_per_batch: usize,
+    /// Keep only these records (`None`: all). Records our decoder reads are skipped before
+    /// their payload is rendered and counted in [`FileReport::skipped_records`]; the few read
+    /// by the evtx crate instead are kept.
+    pub filter: Option<Arc<RecordFilter>>,
 }
 
 impl Default for ReadOptions {
@@ -74,6 +79,7 @@ impl Default for ReadOptions {
         ReadOptions {
             threads: 0,
             chunks_per_batch: 16,
+            filter: None,
         }
     }
 }
@@ -116,6 +122,8 @@ pub struct FileReport {
     pub fallback_records: u64,
     /// Why the decoder left records to the evtx crate, with how many.
     pub fallback_reasons: BTreeMap<String, u64>,
+    /// Records read but not kept: [`ReadOptions::filter`] skipped them (not in `records`).
+    pub skipped_records: u64,
 }
 
 impl FileReport {
@@ -143,6 +151,7 @@ impl FileReport {
         }
         self.decoded_records += other.decoded_records;
         self.fallback_records += other.fallback_records;
+        self.skipped_records += other.skipped_records;
         for (k, v) in other.fallback_reasons {
             *self.fallback_reasons.entry(k).or_default() += v;
         }
@@ -191,7 +200,7 @@ pub enum Item {
     /// The file is done; `bytes` is the rest of its size not yet reported.
     FileDone {
         file: usize,
-        report: FileReport,
+        report: Box<FileReport>,
         bytes: u64,
     },
 }
@@ -407,8 +416,17 @@ pub fn read_admitted(
                         let job = std::mem::replace(&mut group, Vec::with_capacity(per_batch));
                         let (tx, settings, path, seq) =
                             (tx.clone(), settings.clone(), path.clone(), next());
+                        let filter = opts.filter.clone();
                         pool.spawn(move || {
-                            let msg = convert_group(file, file_id, &path, job, settings, path_kind);
+                            let msg = convert_group(
+                                file,
+                                file_id,
+                                &path,
+                                job,
+                                settings,
+                                path_kind,
+                                filter.as_deref(),
+                            );
                             let _ = tx.send((seq, msg));
                         });
                     }
@@ -497,7 +515,7 @@ pub fn read_admitted(
                         let bytes = inputs[file].size.saturating_sub(reported[file]);
                         consume(Item::FileDone {
                             file,
-                            report,
+                            report: Box::new(report),
                             bytes,
                         })
                     }
@@ -545,6 +563,7 @@ fn convert_group(
     chunks: Vec<EvtxChunkData>,
     settings: Arc<ParserSettings>,
     path_kind: RecordPath,
+    filter: Option<&RecordFilter>,
 ) -> Msg {
     let bytes = chunks.len() as u64 * CHUNK_SIZE;
     let mut report = FileReport::default();
@@ -555,6 +574,7 @@ fn convert_group(
             path,
             number,
             file_id,
+            filter,
             builder: &mut builder,
             report: &mut report,
         };
@@ -606,6 +626,7 @@ struct Place<'p> {
     path: &'p Path,
     number: u64,
     file_id: u32,
+    filter: Option<&'p RecordFilter>,
     builder: &'p mut EventsBuilder,
     report: &'p mut FileReport,
 }
@@ -676,14 +697,18 @@ fn decode_chunk(
     let cutoff = session.walk(&mut heads);
     let decode = |session: &mut ChunkSession<'_, '_>, at: &mut Place<'_>, h: &RecordHeader| {
         let (builder, report, file_id) = (&mut *at.builder, &mut *at.report, at.file_id);
-        let done = session.decode(h, |view| {
+        let done = session.decode(h, at.filter, |view| {
             let (event_id, time) = builder.push_view(file_id, view);
             report.row(event_id, time);
             report.decoded_records += 1;
         });
-        if let Err(why) = done {
-            at.fallback(why.0);
-            return false;
+        match done {
+            Ok(true) => {}
+            Ok(false) => at.report.skipped_records += 1,
+            Err(why) => {
+                at.fallback(why.0);
+                return false;
+            }
         }
         true
     };

@@ -273,7 +273,7 @@ fn files_batch(source: &EvtxSource) -> Result<RecordBatch> {
             if let (Some(e), Some(Some(sha))) = (entries.get_mut(i), shas.get(i))
                 && e.status != "failed"
             {
-                *e = FileEntry::from_report(report, e.size, sha.clone(), now);
+                *e = FileEntry::from_report(*report, e.size, sha.clone(), now);
             }
         }
         true

@@ -80,10 +80,12 @@ pub fn ingest_with_progress(
     inputs: &[PathBuf],
     store: &Path,
     threads: Option<usize>,
+    filter: Option<std::sync::Arc<evtxsql_ingest::RecordFilter>>,
     quiet: bool,
 ) -> anyhow::Result<IngestSummary> {
     let opts = IngestOptions {
         threads: threads.unwrap_or(0),
+        filter,
         ..IngestOptions::default()
     };
     ingest_with_options(inputs, store, &opts, quiet)

@@ -344,3 +344,45 @@ fn help_documents_exit_codes() {
         );
     }
 }
+
+#[test]
+fn scan_skips_what_no_rule_reads_and_finds_the_same() {
+    let run = |store: Option<&std::path::Path>| {
+        let mut cmd = evtxsql();
+        cmd.arg("scan")
+            .arg(samples_data())
+            .args(["--quiet", "--timings", "--format", "json"]);
+        if let Some(s) = store {
+            cmd.arg("--store").arg(s);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("ingest: "))
+            .unwrap_or_else(|| panic!("no ingest line in {stderr}"))
+            .to_string();
+        // "..., N skipped (no rule of the run reads them)"
+        let skipped: u64 = line
+            .split_once(" skipped (")
+            .and_then(|(head, _)| head.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no skipped count in {line}"));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (skipped, line, report)
+    };
+    let (skipped, line, lean) = run(None);
+    assert!(skipped > 0, "{line}");
+    assert!(line.contains("10500 records read"), "{line}");
+    let tmp = tempfile::tempdir().unwrap();
+    let (kept_all, line, full) = run(Some(&tmp.path().join("store")));
+    assert_eq!(kept_all, 0, "--store keeps every record: {line}");
+    assert_eq!(lean["findings"], full["findings"]);
+    assert_eq!(lean["timeline"], full["timeline"]);
+    assert_eq!(lean["summary"], full["summary"]);
+}

@@ -34,6 +34,7 @@ use templates::{SharedPlans, TemplateCache};
 use values::{Val, read_substitutions};
 
 use crate::convert::RecordView;
+use crate::filter::RecordFilter;
 
 /// Why a record (or a chunk) is left to the evtx crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,8 +107,8 @@ impl Decoder {
             ..ChunkOutcome::default()
         };
         for h in &heads {
-            match s.decode(h, &mut push) {
-                Ok(()) => out.decoded += 1,
+            match s.decode(h, None, &mut push) {
+                Ok(_) => out.decoded += 1,
                 Err(e) => out.fallback.push((h.offset, e)),
             }
         }
@@ -133,12 +134,14 @@ impl<'a> ChunkSession<'_, 'a> {
         self.chunk.walk(|h| heads.push(h))
     }
 
-    /// Decode one record and hand its row to `push`; nothing is pushed on `Err`.
+    /// Decode one record and hand its row to `push`; nothing is pushed on `Err`, nor when
+    /// `filter` skips the record (then `Ok(false)`).
     pub fn decode(
         &mut self,
         h: &RecordHeader,
+        filter: Option<&RecordFilter>,
         push: impl FnOnce(&RecordView<'_>),
-    ) -> Result<(), Unsupported> {
+    ) -> Result<bool, Unsupported> {
         if self.spent > MAX_CHUNK_OUTPUT {
             return Err(Unsupported("chunk renders too large"));
         }
@@ -148,9 +151,9 @@ impl<'a> ChunkSession<'_, 'a> {
         rec.arrays = false;
         let Decoder { shared, scratch } = &mut *self.decoder;
         read_record(&self.chunk, h, &mut self.cache, shared, rec)?;
-        let done = record::render(rec, scratch, h.record_id, Some(h.micros()), push);
+        let done = record::render(rec, scratch, h.record_id, Some(h.micros()), filter, push);
         self.spent += scratch.data.len();
-        done
+        done.map(|pushed| pushed.is_some())
     }
 }
 

@@ -11,6 +11,7 @@ use super::substitution::{ER, RN, Res};
 use super::templates::Node;
 use super::values::Val;
 use crate::convert::{PayloadFields, RecordView};
+use crate::filter::RecordFilter;
 
 /// The payload's top-level fields, for the promoted columns.
 struct Payload<'s> {
@@ -44,14 +45,16 @@ impl PayloadFields for Payload<'_> {
     }
 }
 
-/// Render record `rec` (its first instance is the record's own) and hand the row to `push`.
+/// Render record `rec` (its first instance is the record's own) and hand the row to `push`;
+/// `Ok(None)` when `filter` skips it (decided from the System part, before the payload).
 pub fn render<T>(
     rec: &Record<'_>,
     scratch: &mut Scratch,
     record_id: u64,
     fallback_time: Option<i64>,
+    filter: Option<&RecordFilter>,
     push: impl FnOnce(&RecordView<'_>) -> T,
-) -> Result<T, Unsupported> {
+) -> Result<Option<T>, Unsupported> {
     let top = rec.insts.first().ok_or(Unsupported("no instance"))?;
     let plan = &top.plan;
     plan.event?;
@@ -169,6 +172,17 @@ pub fn render<T>(
         texts = [None; FIELDS];
         nums = [None; FIELDS];
     }
+    if let Some(filter) = filter {
+        let text = |f: Field| texts[f as usize].map(|(s, e)| &sys[s..e]);
+        let keep = filter.keeps(
+            text(Field::ProviderName),
+            text(Field::Channel),
+            nums[Field::EventId as usize],
+        );
+        if !keep {
+            return Ok(None);
+        }
+    }
 
     // The payload: Event's children other than System.
     let mut names: Vec<(&str, u32)> = Vec::new();
@@ -280,5 +294,5 @@ pub fn render<T>(
         data,
         fields: &Payload { data, members },
     };
-    Ok(push(&view))
+    Ok(Some(push(&view)))
 }

@@ -79,7 +79,7 @@ pub fn read_all(files: &[PathBuf], path: RecordPath) -> Vec<(Vec<Row>, FileRepor
     reader::read_with(&inputs, &ReadOptions::default(), path, &mut |item| {
         match item {
             Item::Batch { file, batch, .. } => rows_of(&batch, &mut out[file].0),
-            Item::FileDone { file, report, .. } => out[file].1 = report,
+            Item::FileDone { file, report, .. } => out[file].1 = *report,
             Item::Admitted { .. } | Item::Skipped { .. } => unreachable!("no admission"),
         }
         true
