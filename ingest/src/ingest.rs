@@ -12,8 +12,10 @@ use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -203,7 +205,12 @@ pub fn ingest(
     };
     let mut shas: Vec<String> = vec![String::new(); to_read.len()];
 
-    let mut writer = SegmentWriter::new(&store, known.next_segment, opts);
+    let mut writer = SegmentWriter::new(
+        &store,
+        known.next_segment,
+        opts,
+        read_opts.effective_threads(),
+    );
     for e in failed_entries {
         writer.entries.push(e);
     }
@@ -326,22 +333,46 @@ pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
 }
 
 /// The segment being written: events rows to a temporary Parquet file, manifest rows in memory.
+///
+/// Rows are gathered until a row group is full; then its columns are encoded (and
+/// zstd-compressed) in parallel on a pool of their own, each column by one task, and the
+/// column chunks appended in schema order. Memory: at most one row group of rows, plus its
+/// encoded chunks.
 struct SegmentWriter<'s> {
     store: &'s Store,
     segment: u32,
     row_group_rows: usize,
-    writer: Option<ArrowWriter<File>>,
+    writer: Option<OpenSegment>,
+    /// Rows not yet in a row group.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    encoders: Option<rayon::ThreadPool>,
     rows: usize,
     entries: Vec<FileEntry>,
 }
 
+/// A segment file being written.
+struct OpenSegment {
+    file: SerializedFileWriter<File>,
+    factory: ArrowRowGroupWriterFactory,
+    row_groups: usize,
+}
+
 impl<'s> SegmentWriter<'s> {
-    fn new(store: &'s Store, segment: u32, opts: &IngestOptions) -> Self {
+    fn new(store: &'s Store, segment: u32, opts: &IngestOptions, threads: usize) -> Self {
+        let encoders = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("evtxsql-encode-{i}"))
+            .build()
+            .ok();
         SegmentWriter {
             store,
             segment,
-            row_group_rows: opts.row_group_rows,
+            row_group_rows: opts.row_group_rows.max(1),
             writer: None,
+            pending: Vec::new(),
+            pending_rows: 0,
+            encoders,
             rows: 0,
             entries: Vec::new(),
         }
@@ -358,22 +389,99 @@ impl<'s> SegmentWriter<'s> {
         if self.writer.is_none() {
             let path = self.tmp_events();
             let file = File::create(&path).map_err(|e| IngestError::io(&path, e))?;
-            let w = ArrowWriter::try_new(
+            let (file, factory) = ArrowWriter::try_new(
                 file,
                 events_schema(),
                 Some(events_writer_properties(self.row_group_rows)),
             )
+            .and_then(ArrowWriter::into_serialized_writer)
             .map_err(|source| IngestError::Parquet { path, source })?;
-            self.writer = Some(w);
+            self.writer = Some(OpenSegment {
+                file,
+                factory,
+                row_groups: 0,
+            });
         }
-        if let Some(w) = self.writer.as_mut() {
-            w.write(batch).map_err(|source| IngestError::Parquet {
-                path: self.tmp_events(),
-                source,
-            })?;
-        }
+        self.pending.push(batch.clone());
+        self.pending_rows += batch.num_rows();
         self.rows += batch.num_rows();
+        while self.pending_rows >= self.row_group_rows {
+            self.flush_row_group()?;
+        }
         Ok(())
+    }
+
+    /// Write up to `row_group_rows` of the pending rows as one row group.
+    fn flush_row_group(&mut self) -> Result<()> {
+        let mut take = Vec::new();
+        let mut rows = 0;
+        while rows < self.row_group_rows && !self.pending.is_empty() {
+            let b = self.pending.remove(0);
+            let room = self.row_group_rows - rows;
+            if b.num_rows() > room {
+                self.pending.insert(0, b.slice(room, b.num_rows() - room));
+                take.push(b.slice(0, room));
+                rows += room;
+            } else {
+                rows += b.num_rows();
+                take.push(b);
+            }
+        }
+        self.pending_rows -= rows;
+        if rows == 0 {
+            return Ok(());
+        }
+        let schema = events_schema();
+        let path = self.tmp_events();
+        let failed = |source| IngestError::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let Some(open) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let writers = open
+            .factory
+            .create_column_writers(open.row_groups)
+            .map_err(failed)?;
+        // columns[j]: leaf column j of every batch, in order.
+        let mut columns: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
+        for b in &take {
+            let mut j = 0;
+            for (field, array) in schema.fields().iter().zip(b.columns()) {
+                for leaf in compute_leaves(field, array).map_err(failed)? {
+                    if let Some(c) = columns.get_mut(j) {
+                        c.push(leaf);
+                    }
+                    j += 1;
+                }
+            }
+        }
+        let encode = || {
+            writers
+                .into_par_iter()
+                .zip(columns.into_par_iter())
+                .map(|(mut w, leaves)| {
+                    for leaf in &leaves {
+                        w.write(leaf)?;
+                    }
+                    w.close()
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let chunks = match &self.encoders {
+            Some(pool) => pool.install(encode),
+            None => encode(),
+        };
+        let appended = chunks.and_then(|chunks| {
+            let mut rg = open.file.next_row_group()?;
+            for chunk in chunks {
+                chunk.append_to_row_group(&mut rg)?;
+            }
+            rg.close().map(|_| ())
+        });
+        open.row_groups += 1;
+        appended.map_err(failed)
     }
 
     /// Commit the segment if it holds anything; returns whether it did.
@@ -381,9 +489,12 @@ impl<'s> SegmentWriter<'s> {
         if self.entries.is_empty() && self.writer.is_none() {
             return Ok(false);
         }
+        while self.pending_rows > 0 {
+            self.flush_row_group()?;
+        }
         if let Some(w) = self.writer.take() {
             let tmp = self.tmp_events();
-            let file = w.into_inner().map_err(|source| IngestError::Parquet {
+            let file = w.file.into_inner().map_err(|source| IngestError::Parquet {
                 path: tmp.clone(),
                 source,
             })?;

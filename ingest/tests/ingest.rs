@@ -280,3 +280,73 @@ mod differential;
 
 #[path = "support/mutation.rs"]
 mod mutation;
+
+/// Every committed events part, read back whole, in segment order.
+fn read_back(store: &Path) -> (Vec<arrow::record_batch::RecordBatch>, Vec<Vec<i64>>) {
+    let store = Store::open(store).unwrap();
+    let mut batches = Vec::new();
+    let mut row_groups = Vec::new();
+    for part in store.committed_event_parts().unwrap() {
+        let file = std::fs::File::open(part).unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        assert_eq!(
+            builder.schema().fields(),
+            evtxsql_ingest::events_schema().fields(),
+            "the Arrow schema is stored with the part"
+        );
+        row_groups.push(
+            builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect(),
+        );
+        for b in builder.build().unwrap() {
+            batches.push(b.unwrap());
+        }
+    }
+    (batches, row_groups)
+}
+
+/// Row groups are cut at exactly `row_group_rows` (the columns of each encoded in parallel),
+/// and the rows are the same whatever the row-group and segment sizes.
+#[test]
+fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, opts: IngestOptions| {
+        let store = tmp.path().join(name);
+        let s = ingest(std::slice::from_ref(&data), &store, &opts, &NoProgress).unwrap();
+        (s, read_back(&store))
+    };
+    let (s1, (default_rows, default_groups)) = run("default", IngestOptions::default());
+    let small = IngestOptions {
+        row_group_rows: 1000,
+        segment_rows: 4000,
+        chunks_per_batch: 3,
+        ..IngestOptions::default()
+    };
+    let (s2, (small_rows, small_groups)) = run("small", small);
+    assert_eq!(s1.records, s2.records);
+    assert!(s2.segments_written > 1, "{s2:?}");
+    assert_eq!(default_groups.len(), 1);
+    for groups in &small_groups {
+        let (last, full) = groups.split_last().unwrap();
+        assert!(full.iter().all(|&n| n == 1000), "{groups:?}");
+        assert!((1..=1000).contains(last), "{groups:?}");
+    }
+    let schema = evtxsql_ingest::events_schema();
+    let a = arrow::compute::concat_batches(&schema, &default_rows).unwrap();
+    let b = arrow::compute::concat_batches(&schema, &small_rows).unwrap();
+    assert_eq!(a.num_rows() as u64, s1.records);
+    for (i, field) in schema.fields().iter().enumerate() {
+        assert_eq!(
+            a.column(i).as_ref(),
+            b.column(i).as_ref(),
+            "column {}",
+            field.name()
+        );
+    }
+}
