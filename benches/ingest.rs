@@ -2,7 +2,8 @@
 //! over a folder of EVTX files into a fresh store; prints one JSON line with records, seconds,
 //! records/s, MiB/s and peak RSS (VmHWM).
 //!
-//! cargo bench -p evtxsql-ingest --bench ingest -- <INPUT_DIR> <STORE_DIR> [THREADS]
+//! cargo bench -p evtxsql-ingest --bench ingest -- <INPUT_DIR> <STORE_DIR> [THREADS] [--replace]
+//! (`--replace`: an existing STORE_DIR is removed first, so that runs can repeat.)
 //! (benches/ingest_vs_evtx_dump.sh runs it beside evtx_dump on the same files.)
 
 use std::path::PathBuf;
@@ -17,16 +18,21 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let replace = all.iter().any(|a| a == "--replace");
+    let args: Vec<&String> = all.iter().filter(|a| !a.starts_with("--")).collect();
     if args.len() < 2 {
-        eprintln!("usage: ingest <INPUT_DIR> <STORE_DIR> [THREADS]");
+        eprintln!("usage: ingest <INPUT_DIR> <STORE_DIR> [THREADS] [--replace]");
         std::process::exit(2);
     }
-    let input = PathBuf::from(&args[0]);
-    let store = PathBuf::from(&args[1]);
+    let input = PathBuf::from(args[0]);
+    let store = PathBuf::from(args[1]);
+    if replace && store.join("evtxsql-store.json").exists() {
+        if let Err(e) = std::fs::remove_dir_all(&store) {
+            eprintln!("removing {}: {e}", store.display());
+            std::process::exit(2);
+        }
+    }
     let threads = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(0);
     if store.exists() {
         eprintln!("{} exists; give a fresh store path", store.display());

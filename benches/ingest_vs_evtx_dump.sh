@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Ingest throughput, side by side on the same files and the same parallelism:
-#   evtxsql ingest (the `ingest` bench program, same code path) vs `evtx_dump -t 1 -o jsonl`, two
-#   processes at a time through xargs -P2.
-# Usage: benches/ingest_vs_evtx_dump.sh [SIZE_MB=1024] [CORPUS=../shared/evtx]
-# Needs evtx_dump on PATH (cargo install evtx --version 0.15.1); builds the bench program in
-# release mode (cargo build --release -p evtxsql-ingest --bench ingest).
+# Ingest throughput, side by side on the same files and the same parallelism, both timed as
+# whole processes with /usr/bin/time, in alternating runs (A B A B ...), medians printed:
+#   A: the `ingest` bench program (the code path of `evtxsql ingest`: read once, hash, decode,
+#      write Parquet) with 2 threads, into a fresh store each run;
+#   B: `evtx_dump -t 1 -o jsonl -f /dev/null` per file, two processes at a time (xargs -P2):
+#      no shell and no pipe on either side.
+# Usage: benches/ingest_vs_evtx_dump.sh [SIZE_MB=1024] [RUNS=5] [CORPUS=../shared/evtx]
+# Needs the Rust evtx_dump (cargo install evtx --version 0.15.1; EVTX_DUMP=path to choose one)
+# and builds the bench program (cargo build --release -p evtxsql-ingest --bench ingest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1024}
-corpus=${2:-../shared/evtx}
+runs=${2:-5}
+corpus=${3:-../shared/evtx}
 work=${BENCH_DIR:-/tmp/evtxsql-bench}
 input="$work/input-${size_mb}mb"
 threads=${THREADS:-2}
+dump=${EVTX_DUMP:-$(command -v evtx_dump || true)}
 mkdir -p "$work"
 [ -d "$input" ] || python3 benches/make_corpus.py "$corpus" "$input" "$size_mb"
-# The bench program's path, from cargo (builds it when it is missing or stale).
 bench=$(cargo build --release -p evtxsql-ingest --bench ingest --message-format=json 2>/dev/null \
   | python3 -c 'import json, sys
 for m in map(json.loads, sys.stdin):
@@ -22,23 +26,28 @@ for m in map(json.loads, sys.stdin):
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in t.get("kind", []):
         print(m["executable"])' | tail -n1)
 [ -x "$bench" ] || { echo "could not build the bench: cargo build --release -p evtxsql-ingest --bench ingest"; exit 2; }
-command -v evtx_dump >/dev/null || { echo "evtx_dump not on PATH (cargo install evtx --version 0.15.1)"; exit 2; }
+"$dump" --version 2>/dev/null | grep -q "EVTX Parser" \
+  || { echo "no Rust evtx_dump (cargo install evtx --version 0.15.1, or EVTX_DUMP=path)"; exit 2; }
 
-files=$(find "$input" -name '*.evtx' | wc -l)
-bytes=$(du -sb "$input" | cut -f1)
-echo "input: $input ($files files, $((bytes / 1048576)) MiB), $threads threads/processes"
+list="$work/files-${size_mb}mb.txt"
+find "$input" -name '*.evtx' | sort > "$list"
+bytes=$(xargs -a "$list" -d '\n' cat | wc -c)
+echo "input: $input ($(wc -l < "$list") files, $((bytes / 1048576)) MiB), $threads threads/processes, $runs runs each"
+xargs -a "$list" -d '\n' cat > /dev/null   # page cache warm for both
 
-# Warm the page cache so both read from memory.
-cat $(find "$input" -name '*.evtx') > /dev/null
-
-t0=$(date +%s.%N)
-dump_records=$(find "$input" -name '*.evtx' -print0 | xargs -0 -P"$threads" -n1 sh -c 'evtx_dump -t 1 -o jsonl "$0" 2>/dev/null | wc -l' | awk '{s+=$1} END {print s}')
-t1=$(date +%s.%N)
-dump_secs=$(echo "$t1 - $t0" | bc -l)
-echo "evtx_dump -o jsonl: $dump_records records in ${dump_secs}s: $(echo "$dump_records / $dump_secs" | bc) records/s"
-
-rm -rf "$work/store"
-/usr/bin/time -v "$bench" "$input" "$work/store" "$threads" > "$work/evtxsql.json" 2> "$work/evtxsql.time"
-cat "$work/evtxsql.json"
-rss=$(grep 'Maximum resident set size' "$work/evtxsql.time" | awk '{print $NF}')
-echo "evtxsql ingest: $(python3 -c "import json;d=json.load(open('$work/evtxsql.json'));print(f\"{d['records']} records in {d['seconds']}s: {d['records_per_sec']:.0f} records/s, {d['mib_per_sec']:.1f} MiB/s\")"), peak RSS $((rss / 1024)) MiB"
+records=$("$bench" "$input" "$work/store" "$threads" --replace | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"])')
+a_wall=(); a_cpu=(); a_rss=(); b_wall=(); b_cpu=()
+for i in $(seq "$runs"); do
+  /usr/bin/time -f '%e %U %S %M' -o "$work/a.time" "$bench" "$input" "$work/store" "$threads" --replace > /dev/null
+  read -r w u s m < "$work/a.time"; a_wall+=("$w"); a_cpu+=("$(echo "$u + $s" | bc)"); a_rss+=("$m")
+  /usr/bin/time -f '%e %U %S %M' -o "$work/b.time" \
+    xargs -a "$list" -d '\n' -P"$threads" -n1 "$dump" -t 1 -o jsonl -f /dev/null --no-confirm-overwrite 2>/dev/null
+  read -r w u s m < "$work/b.time"; b_wall+=("$w"); b_cpu+=("$(echo "$u + $s" | bc)")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+aw=$(median "${a_wall[@]}"); ac=$(median "${a_cpu[@]}"); ar=$(median "${a_rss[@]}")
+bw=$(median "${b_wall[@]}"); bc_=$(median "${b_cpu[@]}")
+printf '%-44s %8s %8s %12s\n' command "wall s" "CPU s" "records/s"
+printf '%-44s %8.2f %8.2f %12.0f\n' "evtxsql ingest (bench program, $threads threads)" "$aw" "$ac" "$(echo "$records / $aw" | bc -l)"
+printf '%-44s %8.2f %8.2f %12.0f\n' "evtx_dump -t 1 -o jsonl, xargs -P$threads" "$bw" "$bc_" "$(echo "$records / $bw" | bc -l)"
+echo "records: $records; ingest/evtx_dump wall ratio $(echo "scale=2; $aw / $bw" | bc -l); ingest peak RSS $((ar / 1024)) MiB"
