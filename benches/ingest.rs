@@ -27,11 +27,12 @@ fn main() {
     }
     let input = PathBuf::from(args[0]);
     let store = PathBuf::from(args[1]);
-    if replace && store.join("evtxsql-store.json").exists() {
-        if let Err(e) = std::fs::remove_dir_all(&store) {
-            eprintln!("removing {}: {e}", store.display());
-            std::process::exit(2);
-        }
+    if replace
+        && store.join("evtxsql-store.json").exists()
+        && let Err(e) = std::fs::remove_dir_all(&store)
+    {
+        eprintln!("removing {}: {e}", store.display());
+        std::process::exit(2);
     }
     let threads = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(0);
     if store.exists() {

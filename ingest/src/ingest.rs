@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
@@ -334,18 +334,15 @@ pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
 
 /// The segment being written: events rows to a temporary Parquet file, manifest rows in memory.
 ///
-/// Rows are gathered until a row group is full; then its columns are encoded (and
-/// zstd-compressed) in parallel on a pool of their own, each column by one task, and the
-/// column chunks appended in schema order. Memory: at most one row group of rows, plus its
-/// encoded chunks.
+/// Each batch is encoded as it comes, its columns in parallel on a pool of their own (one task
+/// per column, each column's writer fed in row order); a row group is closed at exactly
+/// `row_group_rows` rows and its column chunks appended in schema order. Memory: the encoded
+/// pages of one row group, as with a plain `ArrowWriter`.
 struct SegmentWriter<'s> {
     store: &'s Store,
     segment: u32,
     row_group_rows: usize,
     writer: Option<OpenSegment>,
-    /// Rows not yet in a row group.
-    pending: Vec<RecordBatch>,
-    pending_rows: usize,
     encoders: Option<rayon::ThreadPool>,
     rows: usize,
     entries: Vec<FileEntry>,
@@ -356,6 +353,9 @@ struct OpenSegment {
     file: SerializedFileWriter<File>,
     factory: ArrowRowGroupWriterFactory,
     row_groups: usize,
+    /// The column writers of the row group in progress, and its rows so far.
+    columns: Vec<ArrowColumnWriter>,
+    group_rows: usize,
 }
 
 impl<'s> SegmentWriter<'s> {
@@ -370,8 +370,6 @@ impl<'s> SegmentWriter<'s> {
             segment,
             row_group_rows: opts.row_group_rows.max(1),
             writer: None,
-            pending: Vec::new(),
-            pending_rows: 0,
             encoders,
             rows: 0,
             entries: Vec::new(),
@@ -386,8 +384,12 @@ impl<'s> SegmentWriter<'s> {
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let path = self.tmp_events();
+        let failed = |source| IngestError::Parquet {
+            path: path.clone(),
+            source,
+        };
         if self.writer.is_none() {
-            let path = self.tmp_events();
             let file = File::create(&path).map_err(|e| IngestError::io(&path, e))?;
             let (file, factory) = ArrowWriter::try_new(
                 file,
@@ -395,93 +397,33 @@ impl<'s> SegmentWriter<'s> {
                 Some(events_writer_properties(self.row_group_rows)),
             )
             .and_then(ArrowWriter::into_serialized_writer)
-            .map_err(|source| IngestError::Parquet { path, source })?;
+            .map_err(failed)?;
+            let columns = factory.create_column_writers(0).map_err(failed)?;
             self.writer = Some(OpenSegment {
                 file,
                 factory,
                 row_groups: 0,
+                columns,
+                group_rows: 0,
             });
         }
-        self.pending.push(batch.clone());
-        self.pending_rows += batch.num_rows();
-        self.rows += batch.num_rows();
-        while self.pending_rows >= self.row_group_rows {
-            self.flush_row_group()?;
-        }
-        Ok(())
-    }
-
-    /// Write up to `row_group_rows` of the pending rows as one row group.
-    fn flush_row_group(&mut self) -> Result<()> {
-        let mut take = Vec::new();
-        let mut rows = 0;
-        while rows < self.row_group_rows && !self.pending.is_empty() {
-            let b = self.pending.remove(0);
-            let room = self.row_group_rows - rows;
-            if b.num_rows() > room {
-                self.pending.insert(0, b.slice(room, b.num_rows() - room));
-                take.push(b.slice(0, room));
-                rows += room;
-            } else {
-                rows += b.num_rows();
-                take.push(b);
-            }
-        }
-        self.pending_rows -= rows;
-        if rows == 0 {
-            return Ok(());
-        }
-        let schema = events_schema();
-        let path = self.tmp_events();
-        let failed = |source| IngestError::Parquet {
-            path: path.clone(),
-            source,
-        };
         let Some(open) = self.writer.as_mut() else {
             return Ok(());
         };
-        let writers = open
-            .factory
-            .create_column_writers(open.row_groups)
-            .map_err(failed)?;
-        // columns[j]: leaf column j of every batch, in order.
-        let mut columns: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
-        for b in &take {
-            let mut j = 0;
-            for (field, array) in schema.fields().iter().zip(b.columns()) {
-                for leaf in compute_leaves(field, array).map_err(failed)? {
-                    if let Some(c) = columns.get_mut(j) {
-                        c.push(leaf);
-                    }
-                    j += 1;
-                }
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let n = (self.row_group_rows - open.group_rows).min(batch.num_rows() - at);
+            let part = batch.slice(at, n);
+            encode(&mut open.columns, &part, self.encoders.as_ref()).map_err(failed)?;
+            open.group_rows += n;
+            at += n;
+            if open.group_rows == self.row_group_rows {
+                open.close_row_group(self.encoders.as_ref())
+                    .map_err(failed)?;
             }
         }
-        let encode = || {
-            writers
-                .into_par_iter()
-                .zip(columns.into_par_iter())
-                .map(|(mut w, leaves)| {
-                    for leaf in &leaves {
-                        w.write(leaf)?;
-                    }
-                    w.close()
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()
-        };
-        let chunks = match &self.encoders {
-            Some(pool) => pool.install(encode),
-            None => encode(),
-        };
-        let appended = chunks.and_then(|chunks| {
-            let mut rg = open.file.next_row_group()?;
-            for chunk in chunks {
-                chunk.append_to_row_group(&mut rg)?;
-            }
-            rg.close().map(|_| ())
-        });
-        open.row_groups += 1;
-        appended.map_err(failed)
+        self.rows += batch.num_rows();
+        Ok(())
     }
 
     /// Commit the segment if it holds anything; returns whether it did.
@@ -489,15 +431,14 @@ impl<'s> SegmentWriter<'s> {
         if self.entries.is_empty() && self.writer.is_none() {
             return Ok(false);
         }
-        while self.pending_rows > 0 {
-            self.flush_row_group()?;
-        }
         if let Some(w) = self.writer.take() {
             let tmp = self.tmp_events();
-            let file = w.file.into_inner().map_err(|source| IngestError::Parquet {
-                path: tmp.clone(),
-                source,
-            })?;
+            let file = w
+                .finish(self.encoders.as_ref())
+                .map_err(|source| IngestError::Parquet {
+                    path: tmp.clone(),
+                    source,
+                })?;
             file.sync_all().map_err(|e| IngestError::io(&tmp, e))?;
             let dest = self.store.events_part(self.segment);
             fs::rename(&tmp, &dest).map_err(|e| IngestError::io(&dest, e))?;
@@ -532,6 +473,73 @@ impl<'s> SegmentWriter<'s> {
         self.rows = 0;
         self.segment += 1;
         Ok(true)
+    }
+}
+
+impl OpenSegment {
+    /// Close the row group in progress (its columns in parallel) and start the next one.
+    fn close_row_group(
+        &mut self,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> std::result::Result<(), parquet::errors::ParquetError> {
+        let next = self.factory.create_column_writers(self.row_groups + 1)?;
+        let writers = std::mem::replace(&mut self.columns, next);
+        let close = || {
+            writers
+                .into_par_iter()
+                .map(ArrowColumnWriter::close)
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let chunks = match pool {
+            Some(p) => p.install(close),
+            None => close(),
+        }?;
+        let mut rg = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut rg)?;
+        }
+        rg.close()?;
+        self.row_groups += 1;
+        self.group_rows = 0;
+        Ok(())
+    }
+
+    /// Close the last row group (if it has rows) and the file.
+    fn finish(mut self, pool: Option<&rayon::ThreadPool>) -> parquet::errors::Result<File> {
+        if self.group_rows > 0 {
+            self.close_row_group(pool)?;
+        }
+        self.file.into_inner()
+    }
+}
+
+/// Feed one batch to the column writers of a row group, one task per column.
+fn encode(
+    writers: &mut [ArrowColumnWriter],
+    batch: &RecordBatch,
+    pool: Option<&rayon::ThreadPool>,
+) -> std::result::Result<(), parquet::errors::ParquetError> {
+    let schema = events_schema();
+    let mut leaves = Vec::with_capacity(writers.len());
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        leaves.extend(compute_leaves(field, array)?);
+    }
+    if leaves.len() != writers.len() {
+        return Err(parquet::errors::ParquetError::General(format!(
+            "{} leaf columns for {} column writers",
+            leaves.len(),
+            writers.len()
+        )));
+    }
+    let mut work = move || {
+        writers
+            .par_iter_mut()
+            .zip(leaves.par_iter())
+            .try_for_each(|(w, leaf)| w.write(leaf))
+    };
+    match pool {
+        Some(p) => p.install(work),
+        None => work(),
     }
 }
 
