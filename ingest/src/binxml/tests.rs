@@ -546,3 +546,51 @@ fn every_token_and_value_type_as_the_evtx_crate_renders_them() {
     }
     assert!(!da.is_null(0));
 }
+
+// --- Hostile inputs: bounds the fuzz target (`fuzz/`) and review found. ---
+
+/// A record `<Event><System/><EventData>` with `copies` elements `<Data Name="x">%0</Data>`,
+/// whose value 0 is `value` (type, bytes).
+fn repeated_data_record(copies: usize, value: (u8, Vec<u8>)) -> Vec<u8> {
+    let ty = value.0;
+    let writer = move |w: &mut W, _record: u64| {
+        w.u8(0x0f).u8(1).u8(1).u8(0);
+        w.instance(
+            7,
+            |t| {
+                t.open("Event", false, Some(0xffff)).close_start();
+                t.open("System", false, Some(0xffff)).close_start().end();
+                t.open("EventData", false, Some(0xffff)).close_start();
+                for _ in 0..copies {
+                    t.data("x", 0, ty);
+                }
+                t.end().end();
+            },
+            std::slice::from_ref(&value),
+        );
+        w.u8(0x00);
+    };
+    chunk(&[&writer])
+}
+
+/// An array of 11 900 strings repeats each of 250 elements once per string: about 3 million
+/// copies (12 MB of `data`, under the record's cap). Each copy found its string by scanning
+/// the strings before it: quadratic, two minutes for this one record in a debug build (and a chunk
+/// may hold several such records). The copies now walk the array once: a few seconds.
+#[test]
+fn long_arrays_expand_in_linear_time() {
+    let (copies, items) = (250, 11_900);
+    let strings = utf16(&"a\0".repeat(items));
+    let data = repeated_data_record(copies, (0x81, strings));
+    let started = std::time::Instant::now();
+    let mut len = 0;
+    let outcome = Decoder::new()
+        .decode_chunk(&data, |view| len = view.data.len())
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!((outcome.decoded, outcome.fallback.len()), (1, 0));
+    // `{"x":["a","a",...]}`: one run of all the copies.
+    assert_eq!(len, "{\"x\":[]}".len() + copies * items * 4 - 1);
+    // A wide margin for a loaded machine; the quadratic walk takes ten times as long.
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+}
