@@ -594,3 +594,74 @@ fn long_arrays_expand_in_linear_time() {
     // A wide margin for a loaded machine; the quadratic walk takes ten times as long.
     assert!(took < std::time::Duration::from_secs(30), "{took:?}");
 }
+
+/// One name of 16 000 CJK characters (48 000 bytes of UTF-8) named by 2 500 elements of a
+/// template: 64 KiB of chunk became 240 MB of names (each element's, and each reference's),
+/// kept in the plans the decoder shares across chunks, so that a file of such chunks ran the
+/// reader out of memory. A template's text now has a budget; past it, the evtx crate reads.
+#[test]
+fn one_long_name_cannot_blow_up_a_template() {
+    let long = "\u{4e2d}".repeat(16_000);
+    let writer = |w: &mut W, _record: u64| {
+        w.u8(0x0f).u8(1).u8(1).u8(0);
+        w.instance(
+            8,
+            |t| {
+                t.open("Event", false, Some(0xffff)).close_start();
+                // Token, dependency, size, the name reference; the name's offset after it.
+                let name_at = (t.b.len() + 1 + 2 + 4 + 4) as u32;
+                t.open(&long, false, Some(0xffff)).close_empty();
+                for _ in 1..2_500 {
+                    t.u8(0x01).u16(0xffff).u32(0).u32(name_at).close_empty();
+                }
+                t.end();
+            },
+            &[],
+        );
+        w.u8(0x00);
+    };
+    let data = chunk(&[&writer]);
+    let outcome = Decoder::new().decode_chunk(&data, |_| {}).unwrap();
+    assert_eq!(outcome.decoded, 0);
+    let reasons: Vec<&str> = outcome.fallback.iter().map(|(_, why)| why.0).collect();
+    assert_eq!(reasons, ["template text too large"]);
+}
+
+/// Chunks of a file each with a template of its own, 1 000 elements named by a 100-character
+/// name: the plans shared across chunks were bounded by count only (4 096), so that they
+/// could keep gigabytes. They are now bounded by weight as well.
+#[test]
+fn plans_shared_across_chunks_are_bounded_by_weight() {
+    let mut decoder = Decoder::new();
+    let mut most = 0;
+    for i in 0..400 {
+        let name = format!("{i:0>100}");
+        let writer = |w: &mut W, _record: u64| {
+            w.u8(0x0f).u8(1).u8(1).u8(0);
+            w.instance(
+                9,
+                |t| {
+                    t.open("Event", false, Some(0xffff)).close_start();
+                    let name_at = (t.b.len() + 1 + 2 + 4 + 4) as u32;
+                    t.open(&name, false, Some(0xffff)).close_empty();
+                    for _ in 1..1_000 {
+                        t.u8(0x01).u16(0xffff).u32(0).u32(name_at).close_empty();
+                    }
+                    t.end();
+                },
+                &[],
+            );
+            w.u8(0x00);
+        };
+        let outcome = decoder.decode_chunk(&chunk(&[&writer]), |_| {}).unwrap();
+        assert_eq!(outcome.fallback.len(), 1);
+        let (plans, weight) = decoder.shared.kept();
+        assert!(
+            weight <= super::templates::MAX_SHARED_WEIGHT,
+            "{plans} plans, {weight}"
+        );
+        most = most.max(plans);
+    }
+    // Plans are kept until the weight says otherwise.
+    assert!((100..400).contains(&most), "{most}");
+}
