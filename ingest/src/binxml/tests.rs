@@ -665,3 +665,33 @@ fn plans_shared_across_chunks_are_bounded_by_weight() {
     // Plans are kept until the weight says otherwise.
     assert!((100..400).contains(&most), "{most}");
 }
+
+/// Writes the hand-made chunks of these tests into `$EVTXSQL_FUZZ_SEEDS` as seeds of the fuzz
+/// corpus (`fuzz/seed.sh` runs it): they hold every token and value type, and the shapes the
+/// bounds above are for, which the real files do not. Small versions: a seed should run fast.
+#[test]
+#[ignore = "writes files: run by fuzz/seed.sh"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("EVTXSQL_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let strings = utf16(&"a\0bc\0".repeat(20));
+    let sids = [SID; 3].concat();
+    let seeds = [
+        ("every-token-and-type", sample_chunk()),
+        ("string-array", repeated_data_record(8, (0x81, strings))),
+        ("sid-array", repeated_data_record(4, (0x93, sids))),
+        ("int-array", repeated_data_record(4, (0x88, vec![7; 40]))),
+    ];
+    for (name, bytes) in seeds {
+        // Each reaches the renderer.
+        let outcome = Decoder::new().decode_chunk(&bytes, |_| {}).unwrap();
+        assert!(
+            outcome.decoded > 0 && outcome.fallback.is_empty(),
+            "{name}: {outcome:?}"
+        );
+        std::fs::write(dir.join(format!("handmade-{name}")), bytes).unwrap();
+    }
+}
