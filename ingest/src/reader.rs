@@ -321,7 +321,7 @@ pub fn read_admitted(
         .thread_name(|i| format!("evtxsql-read-{i}"))
         .build()
         .map_err(|e| IngestError::Threads(e.to_string()))?;
-    let settings = Arc::new(ParserSettings::new().num_threads(1).indent(false));
+    let settings = parser_settings();
     let per_batch = opts.chunks_per_batch.max(1);
     let max_in_flight = 2 * threads + 2;
 
@@ -418,15 +418,21 @@ pub fn read_admitted(
                             (tx.clone(), settings.clone(), path.clone(), next());
                         let filter = opts.filter.clone();
                         pool.spawn(move || {
-                            let msg = convert_group(
-                                file,
-                                file_id,
-                                &path,
-                                job,
-                                settings,
-                                path_kind,
-                                filter.as_deref(),
-                            );
+                            let msg = DECODER.with_borrow_mut(|decoder| {
+                                let group = Group {
+                                    file,
+                                    file_id,
+                                    path: &path,
+                                    chunks: job,
+                                };
+                                convert_group(
+                                    decoder,
+                                    group,
+                                    settings,
+                                    path_kind,
+                                    filter.as_deref(),
+                                )
+                            });
                             let _ = tx.send((seq, msg));
                         });
                     }
@@ -554,17 +560,86 @@ impl Source {
     }
 }
 
+/// How the evtx crate reads for us: single-threaded (inside our own pool), no indenting.
+fn parser_settings() -> Arc<ParserSettings> {
+    Arc::new(ParserSettings::new().num_threads(1).indent(false))
+}
+
+/// Read a whole EVTX file held in memory on this thread, as [`read`] reads each file: its
+/// chunks in the evtx crate's order, in groups of the default size, each through our decoder
+/// (`path_kind` permitting) with the evtx crate for the records and chunks it leaves. The rows
+/// are built and dropped; the report is returned. For the fuzz target (`fuzz/`), which hands
+/// it hostile bytes: it takes every path a file on disk takes, with a fresh [`Decoder`].
+pub fn read_buffer(bytes: Vec<u8>, path_kind: RecordPath) -> FileReport {
+    let path = Path::new("<buffer>");
+    let mut report = FileReport {
+        path: path.to_path_buf(),
+        ..FileReport::default()
+    };
+    let settings = parser_settings();
+    let mut parser = match EvtxParser::from_buffer(bytes) {
+        Ok(p) => p.with_configuration((*settings).clone()),
+        Err(e) => {
+            report.fatal = Some(format!("cannot open as EVTX: {}", error_chain(&e)));
+            return report;
+        }
+    };
+    let per_batch = ReadOptions::default().chunks_per_batch;
+    let mut decoder = Decoder::new();
+    let mut chunks = parser.chunks().peekable();
+    while chunks.peek().is_some() {
+        let mut group = Vec::with_capacity(per_batch);
+        while group.len() < per_batch {
+            match chunks.next() {
+                None => break,
+                Some(Ok(chunk)) => group.push(chunk),
+                Some(Err(e)) => {
+                    let kind = ProblemKind::Chunk(error_chain(&e));
+                    report.note(problem(path, None, None, kind));
+                }
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let group = Group {
+            file: 0,
+            file_id: 0,
+            path,
+            chunks: group,
+        };
+        if let Msg::Job { report: r, .. } =
+            convert_group(&mut decoder, group, settings.clone(), path_kind, None)
+        {
+            report.merge(*r);
+        }
+    }
+    report
+}
+
+/// Chunks of one file converted together.
+struct Group<'p> {
+    file: usize,
+    file_id: u32,
+    path: &'p Path,
+    chunks: Vec<EvtxChunkData>,
+}
+
 /// Convert a group of chunks single-threaded into one batch: each chunk with our decoder
 /// (`path_kind` permitting), the records it leaves (or the whole chunk) with the evtx crate.
 fn convert_group(
-    file: usize,
-    file_id: u32,
-    path: &Path,
-    chunks: Vec<EvtxChunkData>,
+    decoder: &mut Decoder,
+    group: Group<'_>,
     settings: Arc<ParserSettings>,
     path_kind: RecordPath,
     filter: Option<&RecordFilter>,
 ) -> Msg {
+    let Group {
+        file,
+        file_id,
+        path,
+        chunks,
+    } = group;
     let bytes = chunks.len() as u64 * CHUNK_SIZE;
     let mut report = FileReport::default();
     let mut builder = EventsBuilder::with_capacity(chunks.len() * 200);
@@ -578,9 +653,7 @@ fn convert_group(
             builder: &mut builder,
             report: &mut report,
         };
-        if path_kind == RecordPath::Decoder
-            && DECODER.with_borrow_mut(|d| decode_chunk(d, &data, &settings, &mut at))
-        {
+        if path_kind == RecordPath::Decoder && decode_chunk(decoder, &data, &settings, &mut at) {
             continue;
         }
         let mut chunk = match data.parse(settings.clone()) {

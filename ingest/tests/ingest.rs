@@ -111,6 +111,40 @@ fn corpus_conformance_with_evtx_dump() {
     );
 }
 
+/// The fuzz target's entry point reads a file held in memory as the reader reads it from disk:
+/// the same counts, the same records left to the evtx crate.
+#[test]
+fn read_buffer_reads_as_read_does() {
+    let Some(dir) = corpus() else { return };
+    let paths: Vec<_> = expected(&dir).keys().map(|rel| dir.join(rel)).collect();
+    let inputs = Input::numbered(&paths);
+    let mut from_disk = BTreeMap::new();
+    let path_kind = reader::RecordPath::Decoder;
+    reader::read_with(&inputs, &ReadOptions::default(), path_kind, &mut |item| {
+        if let Item::FileDone { file, report, .. } = item {
+            from_disk.insert(file, report);
+        }
+        true
+    })
+    .unwrap();
+    let counts = |r: &reader::FileReport| {
+        (
+            r.records,
+            r.failed_records,
+            r.decoded_records,
+            r.fallback_records,
+            r.fallback_reasons.clone(),
+            r.event_ids.clone(),
+            r.fatal.is_some(),
+        )
+    };
+    for (i, path) in paths.iter().enumerate() {
+        let bytes = std::fs::read(path).unwrap();
+        let r = reader::read_buffer(bytes, path_kind);
+        assert_eq!(counts(&r), counts(&from_disk[&i]), "{}", path.display());
+    }
+}
+
 fn count_rows(store: &Path) -> usize {
     let store = Store::open(store).unwrap();
     let mut n = 0;

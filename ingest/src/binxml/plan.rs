@@ -5,6 +5,7 @@
 //! whether the template's shape is one this path renders exactly as the evtx crate does. The
 //! per-record executor is [`super::render`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::Unsupported;
@@ -48,6 +49,8 @@ pub(super) struct Src {
 /// A compiled template.
 pub struct Plan {
     pub tpl: Arc<Template>,
+    /// The template's [`Template::weight`] and the plan's own.
+    pub weight: usize,
     /// Whether the tree can be rendered at all (names that need no escaping, no duplicate
     /// attribute names).
     generic: Result<(), Unsupported>,
@@ -100,7 +103,8 @@ pub(super) fn literal_name(e: &Elem) -> Option<&str> {
 }
 
 fn distinct_data(tpl: &Template, e: &Elem) -> bool {
-    let mut seen: Vec<&str> = Vec::new();
+    // A set: an element may have thousands of children.
+    let mut seen: HashSet<&str> = HashSet::new();
     for n in &e.children {
         let Node::Elem(id) = n else {
             return false;
@@ -110,7 +114,7 @@ fn distinct_data(tpl: &Template, e: &Elem) -> bool {
             continue;
         }
         match literal_name(c) {
-            Some(name) if !seen.contains(&name) => seen.push(name),
+            Some(name) if seen.insert(name) => {}
             _ => return false,
         }
     }
@@ -127,9 +131,17 @@ impl Plan {
         let mut sources = [None; FIELDS];
         let event = generic.and_then(|()| compile_event(&tpl, &mut sources));
         let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
-        let fast_data = tpl.elems.iter().map(|e| fast_data(&tpl, e)).collect();
+        let fast_data: Vec<_> = tpl.elems.iter().map(|e| fast_data(&tpl, e)).collect();
+        let fast_weight = fast_data
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|f: &FastData| std::mem::size_of::<FastData>() + f.key.len())
+            .sum::<usize>();
+        let weight = tpl.weight() + fast_weight + tpl.elems.len() * 32;
         Plan {
             tpl,
+            weight,
             generic,
             event,
             sources,
@@ -144,15 +156,17 @@ impl Plan {
 }
 
 fn check_generic(tpl: &Template) -> Result<(), Unsupported> {
+    let mut names: HashSet<&str> = HashSet::new();
     for e in &tpl.elems {
         if !json_safe_name(&e.name) {
             return Err(Unsupported("element name that needs escaping"));
         }
-        for (i, a) in e.attrs.iter().enumerate() {
+        names.clear();
+        for a in &e.attrs {
             if !json_safe_name(&a.name) {
                 return Err(Unsupported("attribute name that needs escaping"));
             }
-            if e.attrs[..i].iter().any(|b| b.name == a.name) {
+            if !names.insert(&a.name) {
                 return Err(Unsupported("repeated attribute name"));
             }
         }
@@ -190,16 +204,15 @@ fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<
     let Some(system) = system else {
         return Err(Unsupported("no System element"));
     };
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for n in &tpl.elems[system as usize].children {
         let Node::Elem(id) = n else {
             return Err(Unsupported("System has content other than elements"));
         };
         let e = &tpl.elems[*id as usize];
-        if seen.contains(&e.name.as_str()) {
+        if !seen.insert(&e.name) {
             return Err(Unsupported("repeated System child"));
         }
-        seen.push(&e.name);
         let attr = |name: &str| -> Option<Src> {
             e.attrs.iter().position(|a| a.name == name).map(|i| Src {
                 elem: *id,

@@ -6,6 +6,7 @@
 //! members noted so that promoted fields are read back without parsing.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::Unsupported;
 use super::plan::literal_name;
@@ -447,20 +448,9 @@ impl<'s, 'a> R<'s, 'a> {
         }));
         let mut names = self.counts.pop().unwrap_or_default();
         names.clear();
-        let mut data_names = self.counts.pop().unwrap_or_default();
-        data_names.clear();
-        let done = self.members_of(
-            er,
-            &kids,
-            &mut names,
-            &mut data_names,
-            in_container,
-            omit_attrs,
-            has_text,
-        );
+        let done = self.members_of(er, &kids, &mut names, in_container, omit_attrs, has_text);
         self.kids.push(kids);
         self.counts.push(names);
-        self.counts.push(data_names);
         done?;
         self.out.push('}');
         self.depth -= 1;
@@ -468,14 +458,12 @@ impl<'s, 'a> R<'s, 'a> {
     }
 
     /// The members of `er`'s object (after its `{`): attributes, text, child elements.
-    /// `names` and `data_names` count the names seen, as (index in `kids` of the first, count).
-    #[allow(clippy::too_many_arguments)]
+    /// `names` counts the element names seen, as (index in `kids` of the first, count).
     pub(super) fn members_of(
         &mut self,
         er: ER,
         kids: &[ER],
         names: &mut Vec<(u32, u32)>,
-        data_names: &mut Vec<(u32, u32)>,
         in_container: bool,
         omit_attrs: bool,
         has_text: bool,
@@ -507,6 +495,9 @@ impl<'s, 'a> R<'s, 'a> {
             0
         };
         let mut positional_done = false;
+        // The `Data` names seen, with their counts. A map: an array substitution in the `Name`
+        // of one element makes as many names as it has items, and a name may need decoding.
+        let mut data_names: HashMap<Cow<'s, str>, u32> = HashMap::new();
         let mut i = 0;
         while i < kids.len() {
             let c = kids[i];
@@ -533,19 +524,9 @@ impl<'s, 'a> R<'s, 'a> {
                     let suffix = if distinct {
                         0
                     } else {
-                        let found = data_names.iter_mut().find(|(first, _)| {
-                            self.data_name(kids[*first as usize]).as_deref() == Some(&*dn)
-                        });
-                        match found {
-                            Some(e) => {
-                                e.1 += 1;
-                                e.1 - 1
-                            }
-                            None => {
-                                data_names.push(((i - 1) as u32, 1));
-                                0
-                            }
-                        }
+                        let seen = data_names.entry(dn.clone()).or_insert(0);
+                        *seen += 1;
+                        *seen - 1
                     };
                     let at = self.key(&dn, suffix);
                     if run == 1 {

@@ -6,16 +6,19 @@
 
 use super::plan::Record;
 use super::templates::{Elem, Node, Template};
-use super::values::Val;
+use super::values::{Items, Val};
 
 /// An element of one of the record's instances; a copy of it when an array substitution
-/// repeats it (`rep` > 0: the copy for item `rep - 1` of substitution `sub`).
+/// repeats it (`rep` > 0: the copy for item `rep - 1` of substitution `sub`, whose bytes start
+/// at `at` in the array's: the copies are walked in order, so that finding an item does not
+/// scan the items before it).
 #[derive(Clone, Copy)]
 pub(super) struct ER {
     pub(super) inst: u32,
     pub(super) elem: u32,
     pub(super) rep: u32,
     pub(super) sub: u16,
+    pub(super) at: usize,
 }
 
 impl ER {
@@ -25,6 +28,7 @@ impl ER {
             elem,
             rep: 0,
             sub: 0,
+            at: 0,
         }
     }
 }
@@ -34,7 +38,11 @@ impl ER {
 pub(super) enum Resolved<'s, 'a> {
     Empty,
     One(RN<'s, 'a>),
-    Many { er: ER, count: u32 },
+    Many {
+        er: ER,
+        count: u32,
+        items: Items<'a>,
+    },
 }
 
 impl<'s, 'a> Iterator for Resolved<'s, 'a> {
@@ -46,16 +54,21 @@ impl<'s, 'a> Iterator for Resolved<'s, 'a> {
                 *self = Resolved::Empty;
                 Some(n)
             }
-            Resolved::Many { er, count } => {
+            Resolved::Many { er, count, items } => {
                 if er.rep > count {
                     return None;
                 }
+                // An item that cannot be read leaves the next copy without one (and the
+                // record is then not for this path: see `resolve`).
+                let at = items.item_at(er.at).map_or(usize::MAX, |(_, next)| next);
                 *self = Resolved::Many {
                     er: ER {
                         rep: er.rep + 1,
+                        at,
                         ..er
                     },
                     count,
+                    items,
                 };
                 Some(RN::Elem(er))
             }
@@ -127,10 +140,10 @@ impl<'s, 'a> Res<'s, 'a> {
                 };
                 let v = match v {
                     Val::Array(items) if ctx.rep > 0 && *id == ctx.sub => {
-                        match items.item(ctx.rep - 1) {
+                        match items.item_at(ctx.at) {
                             // Empty strings leave the copy empty.
-                            Some(v) if v.is_text() && v.is_empty() => return Resolved::Empty,
-                            Some(v) => v,
+                            Some((v, _)) if v.is_text() && v.is_empty() => return Resolved::Empty,
+                            Some((v, _)) => v,
                             None => {
                                 self.bad.set(true);
                                 return Resolved::Empty;
@@ -161,9 +174,15 @@ impl<'s, 'a> Res<'s, 'a> {
                     None
                 };
                 match expansion {
-                    Some((sub, count)) => Resolved::Many {
-                        er: ER { rep: 1, sub, ..er },
-                        count,
+                    Some((sub, items)) => Resolved::Many {
+                        er: ER {
+                            rep: 1,
+                            sub,
+                            at: 0,
+                            ..er
+                        },
+                        count: items.count,
+                        items,
                     },
                     None => one(RN::Elem(er)),
                 }
@@ -177,8 +196,8 @@ impl<'s, 'a> Res<'s, 'a> {
     /// The array substitution that repeats `e` (MS-EVEN6 3.1.4.7.5): the first array of
     /// several items among its content, then its attributes. An element with more than one
     /// such use (the evtx crate then repeats it for each, crosswise) is not for this path.
-    pub(super) fn expansion(self, inst: u32, e: &Elem) -> Option<(u16, u32)> {
-        let mut found: Option<(u16, u32)> = None;
+    pub(super) fn expansion(self, inst: u32, e: &Elem) -> Option<(u16, Items<'a>)> {
+        let mut found: Option<(u16, Items<'a>)> = None;
         let nodes = e
             .children
             .iter()
@@ -190,7 +209,7 @@ impl<'s, 'a> Res<'s, 'a> {
                     self.bad.set(true);
                     return found;
                 }
-                found = Some((*id, items.count));
+                found = Some((*id, *items));
             }
         }
         found

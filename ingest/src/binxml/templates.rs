@@ -48,6 +48,34 @@ pub enum Node {
     Pi,
 }
 
+impl Template {
+    /// About how many bytes the tree takes in memory.
+    pub fn weight(&self) -> usize {
+        use std::mem::{size_of, size_of_val};
+        let nodes = |ns: &[Node]| {
+            ns.iter()
+                .map(|n| match n {
+                    Node::Text(s) | Node::CData(s) | Node::Entity(s) => s.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+                + size_of_val(ns)
+        };
+        self.elems
+            .iter()
+            .map(|e| {
+                size_of::<Elem>()
+                    + e.name.len()
+                    + nodes(&e.children)
+                    + e.attrs
+                        .iter()
+                        .map(|a| size_of::<Attr>() + a.name.len() + nodes(&a.value))
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
 /// Size of a template definition's header: next offset, GUID, data size.
 pub const DEFINITION_HEADER_SIZE: usize = 24;
 
@@ -57,7 +85,13 @@ pub const DEFINITION_HEADER_SIZE: usize = 24;
 #[derive(Default)]
 pub struct TemplateCache {
     by_offset: HashMap<u32, Result<Arc<Plan>, Unsupported>>,
+    /// The weight of the plans in `by_offset`.
+    weight: usize,
 }
+
+/// Most weight ([`Template::weight`]) of the plans one chunk may use: every record may name a
+/// definition of its own.
+const MAX_CHUNK_PLAN_WEIGHT: usize = 64 << 20;
 
 /// Plans shared across chunks, by the definition's bytes: a definition with the same bytes, and
 /// the same names where its name references point outside it, is the same template.
@@ -65,6 +99,8 @@ pub struct TemplateCache {
 pub struct SharedPlans {
     plans: HashMap<u64, Vec<Shared>>,
     count: usize,
+    /// The weight of the plans and bodies kept.
+    weight: usize,
 }
 
 struct Shared {
@@ -74,8 +110,10 @@ struct Shared {
     plan: Arc<Plan>,
 }
 
-/// Most plans kept; past it the map is cleared (a bound for hostile inputs).
+/// Most plans kept, and most weight of them; past either, the map is cleared (a bound for
+/// hostile inputs).
 const MAX_SHARED_PLANS: usize = 4096;
+pub(super) const MAX_SHARED_WEIGHT: usize = 64 << 20;
 
 /// A quick hash of a definition's bytes.
 fn hash_bytes(b: &[u8]) -> u64 {
@@ -95,6 +133,14 @@ fn hash_bytes(b: &[u8]) -> u64 {
 }
 
 impl SharedPlans {
+    /// The plans kept and their weight, counted from them.
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> (usize, usize) {
+        let kept = self.plans.values().flatten();
+        let weight = kept.clone().map(|s| s.plan.weight + s.body.len()).sum();
+        (kept.count(), weight)
+    }
+
     fn get_or_compile(
         &mut self,
         chunk: &Chunk<'_>,
@@ -111,14 +157,18 @@ impl SharedPlans {
             return Ok(s.plan.clone());
         }
         let (tpl, mut refs) = parse_template(chunk, start, end)?;
-        if self.count >= MAX_SHARED_PLANS {
-            self.plans.clear();
-            self.count = 0;
-        }
         refs.retain(|(off, _)| !(start..end).contains(&(*off as usize)));
         refs.sort_unstable();
         refs.dedup();
         let plan = Arc::new(Plan::compile(Arc::new(tpl)));
+        let weight =
+            plan.weight + body.len() + refs.iter().map(|(_, name)| 8 + name.len()).sum::<usize>();
+        if self.count >= MAX_SHARED_PLANS || self.weight + weight > MAX_SHARED_WEIGHT {
+            self.plans.clear();
+            self.count = 0;
+            self.weight = 0;
+        }
+        self.weight += weight;
         self.plans.entry(key).or_default().push(Shared {
             body: body.into(),
             refs,
@@ -141,7 +191,14 @@ impl TemplateCache {
             return p.clone();
         }
         let p = definition_at(chunk, offset)
-            .and_then(|(start, end)| shared.get_or_compile(chunk, start, end));
+            .and_then(|(start, end)| shared.get_or_compile(chunk, start, end))
+            .and_then(|p| {
+                self.weight += p.weight;
+                if self.weight > MAX_CHUNK_PLAN_WEIGHT {
+                    return Err(Unsupported("templates of the chunk too large"));
+                }
+                Ok(p)
+            });
         self.by_offset.insert(offset, p.clone());
         p
     }

@@ -18,12 +18,19 @@ use super::{Unsupported, strings};
 pub const MAX_DEPTH: usize = 64;
 /// Most elements in one template.
 const MAX_ELEMENTS: usize = 4096;
+/// Most bytes of text (names, counted twice as they are also kept as references, and
+/// literal text) one template or fragment may decode. A name is stored once in a chunk and may
+/// be referenced by every element: without a budget, a 64 KiB chunk could make a template of
+/// gigabytes. Real templates decode a few KiB.
+pub const MAX_TEMPLATE_TEXT: usize = 256 << 10;
 
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
     /// The name references read, with their names.
     refs: Vec<(u32, String)>,
+    /// What is left of [`MAX_TEMPLATE_TEXT`].
+    text_left: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -41,6 +48,13 @@ impl<'a> Cursor<'a> {
         self.pos += 4;
         Ok(v)
     }
+    fn spend(&mut self, bytes: usize) -> Result<(), Unsupported> {
+        self.text_left = self
+            .text_left
+            .checked_sub(bytes)
+            .ok_or(Unsupported("template text too large"))?;
+        Ok(())
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8], Unsupported> {
         let end = self.pos.checked_add(n).ok_or(TRUNCATED)?;
         let b = self.data.get(self.pos..end).ok_or(TRUNCATED)?;
@@ -54,6 +68,7 @@ impl<'a> Cursor<'a> {
         let b = self.take(2 * n)?;
         let mut s = String::new();
         strings::push_lossy(&mut s, strings::until_nul(b));
+        self.spend(s.len())?;
         Ok(s)
     }
     /// A name reference: an offset into the chunk, the name stored right there when it is the
@@ -66,6 +81,7 @@ impl<'a> Cursor<'a> {
             self.pos += 6 + 2 + 2 * n + 2;
         }
         let name = chunk.name(offset)?;
+        self.spend(2 * name.len())?;
         self.refs.push((offset, name.clone()));
         Ok(name)
     }
@@ -115,6 +131,7 @@ fn parse(
         data: chunk.data,
         pos: start,
         refs: Vec::new(),
+        text_left: MAX_TEMPLATE_TEXT,
     };
     let mut elems: Vec<Elem> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();

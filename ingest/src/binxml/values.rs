@@ -98,40 +98,22 @@ pub struct Items<'a> {
 }
 
 impl<'a> Items<'a> {
-    /// Item `i` as a scalar value.
-    pub fn item(&self, i: u32) -> Option<Val<'a>> {
+    /// The item whose bytes start at `at` (the first item's at 0) as a scalar value, and where
+    /// the next item starts. Reading the items in order this way reads each byte once (a copy
+    /// of an element per item of a long array must not scan the items before its own).
+    pub fn item_at(&self, at: usize) -> Option<(Val<'a>, usize)> {
         let b = self.bytes;
-        let i = i as usize;
-        match self.ty {
+        let end = match self.ty {
+            // Up to its NUL, which is not part of the item.
             ty::STRING => {
-                let mut start = 0;
-                let mut n = 0;
-                let mut at = 0;
-                while at + 1 < b.len() {
-                    if b[at] == 0 && b[at + 1] == 0 {
-                        if n == i {
-                            return Some(Val::Str(&b[start..at]));
-                        }
-                        n += 1;
-                        start = at + 2;
-                    }
-                    at += 2;
-                }
-                None
+                let len = b.get(at..)?.chunks_exact(2).position(|u| u == [0, 0])?;
+                let item = &b[at..at + 2 * len];
+                return Some((Val::Str(item), at + 2 * len + 2));
             }
-            ty::SID => {
-                let mut at = 0;
-                for _ in 0..i {
-                    at += 8 + 4 * usize::from(*b.get(at + 1)?);
-                }
-                let n = 8 + 4 * usize::from(*b.get(at + 1)?);
-                scalar(ty::SID, b.get(at..at + n)?).ok()
-            }
-            t => {
-                let size = if t == ty::INT32 { 4 } else { fixed_size(t)? };
-                scalar(t, b.get(i * size..(i + 1) * size)?).ok()
-            }
-        }
+            ty::SID => at.checked_add(8 + 4 * usize::from(*b.get(at.checked_add(1)?)?))?,
+            t => at.checked_add(if t == ty::INT32 { 4 } else { fixed_size(t)? })?,
+        };
+        Some((scalar(self.ty, b.get(at..end)?).ok()?, end))
     }
 }
 
@@ -541,12 +523,17 @@ mod tests {
             panic!("an array of two")
         };
         assert_eq!(items.count, 2);
-        assert_eq!(text(items.item(1).unwrap()), "b");
-        assert!(items.item(2).is_none());
+        let (a, next) = items.item_at(0).unwrap();
+        assert_eq!((text(a), next), ("a".to_owned(), 4));
+        let (b, next) = items.item_at(next).unwrap();
+        assert_eq!((text(b), next), ("b".to_owned(), 8));
+        assert!(items.item_at(next).is_none());
+        assert!(items.item_at(usize::MAX).is_none());
         let Val::Array(ints) = array(0x8d, &[1, 0, 0, 0, 7, 0, 0, 0]).unwrap() else {
             panic!("an array of two")
         };
-        assert!(matches!(ints.item(1), Some(Val::I32(7))));
+        assert!(matches!(ints.item_at(4), Some((Val::I32(7), 8))));
+        assert!(ints.item_at(usize::MAX - 1).is_none());
         assert!(matches!(array(0x88, &[]).unwrap(), Val::EmptyArray));
         assert!(array(0x88, &[1, 2, 3]).is_err());
     }
