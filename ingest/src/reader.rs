@@ -230,16 +230,8 @@ impl Input {
 }
 
 enum Msg {
-    Admitted {
-        file: usize,
-        sha256: String,
-        file_id: u32,
-    },
-    Skipped {
-        file: usize,
-        sha256: String,
-        why: Skip,
-    },
+    /// [`Item::Admitted`] or [`Item::Skipped`], passed on as it is.
+    Hashed(Item),
     Job {
         file: usize,
         batch: Option<RecordBatch>,
@@ -370,19 +362,19 @@ pub fn read_admitted(
                                 continue;
                             }
                         };
-                        let msg = match admit(file, &sha256) {
+                        let item = match admit(file, &sha256) {
                             Admit::Read { file_id: id } => {
                                 file_id = id;
-                                Msg::Admitted {
+                                Item::Admitted {
                                     file,
                                     sha256,
                                     file_id,
                                 }
                             }
-                            Admit::Skip(why) => Msg::Skipped { file, sha256, why },
+                            Admit::Skip(why) => Item::Skipped { file, sha256, why },
                         };
-                        let skipped = matches!(msg, Msg::Skipped { .. });
-                        if tx.send((next(), msg)).is_err() {
+                        let skipped = matches!(item, Item::Skipped { .. });
+                        if tx.send((next(), Msg::Hashed(item))).is_err() {
                             return;
                         }
                         if skipped {
@@ -475,23 +467,17 @@ pub fn read_admitted(
             while let Some(msg) = pending.remove(&next_seq) {
                 next_seq += 1;
                 let keep_going = match msg {
-                    Msg::Admitted {
-                        file,
-                        sha256,
-                        file_id,
-                    } => {
-                        if let Some(r) = reports[file].as_mut() {
-                            r.file_id = file_id;
+                    Msg::Hashed(item) => {
+                        match &item {
+                            Item::Admitted { file, file_id, .. } => {
+                                if let Some(r) = reports[*file].as_mut() {
+                                    r.file_id = *file_id;
+                                }
+                            }
+                            Item::Skipped { file, .. } => reports[*file] = None,
+                            Item::Batch { .. } | Item::FileDone { .. } => {}
                         }
-                        consume(Item::Admitted {
-                            file,
-                            sha256,
-                            file_id,
-                        })
-                    }
-                    Msg::Skipped { file, sha256, why } => {
-                        reports[file] = None;
-                        consume(Item::Skipped { file, sha256, why })
+                        consume(item)
                     }
                     Msg::Job {
                         file,

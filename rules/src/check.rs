@@ -7,7 +7,7 @@ use datafusion::prelude::SessionContext;
 use evtxsql_query::QueryError;
 
 use crate::error::RulesError;
-use crate::finding::missing_standard_columns;
+use crate::finding::{column_names, missing_standard_columns};
 use crate::rule::{Rule, TimelineQuery};
 use crate::runner::{RunOptions, register_relation};
 use crate::timeline;
@@ -52,12 +52,7 @@ async fn check_timeline(ctx: &SessionContext, t: &TimelineQuery) -> Result<(), R
     let state = ctx.state();
     let plan = state.create_logical_plan(&t.sql).await.map_err(as_error)?;
     state.optimize(&plan).map_err(as_error)?;
-    let names: Vec<String> = plan
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let names = column_names(plan.schema());
     match timeline::column_problem(&names) {
         Some(message) => Err(RulesError::Sql {
             origin: t.origin.clone(),
@@ -99,12 +94,7 @@ async fn check_rule(ctx: &SessionContext, rule: &Rule) -> Result<(), RulesError>
             ),
         });
     }
-    let names: Vec<String> = plan
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let names = column_names(plan.schema());
     let missing = missing_standard_columns(&names);
     if !missing.is_empty() {
         return Err(RulesError::Sql {

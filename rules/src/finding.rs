@@ -81,6 +81,11 @@ fn text(v: Value) -> Option<String> {
     }
 }
 
+/// The column names of a plan's result, in order.
+pub(crate) fn column_names(schema: &datafusion::common::DFSchema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
 /// Which standard columns a schema lacks (names compared case-insensitively).
 pub fn missing_standard_columns(names: &[String]) -> Vec<&'static str> {
     STANDARD_COLUMNS

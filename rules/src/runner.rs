@@ -24,7 +24,7 @@ use serde::Serialize;
 use evtxsql_ingest::schema::col as schema;
 
 use crate::error::{Result, RulesError};
-use crate::finding::{Finding, findings_from_batches, missing_standard_columns};
+use crate::finding::{Finding, column_names, findings_from_batches, missing_standard_columns};
 use crate::rule::{Requirement, Rule, TimelineQuery};
 use crate::shared::{self, RelationPlan, RelationRows, SharedRelation};
 use crate::timeline::{self, DailyCount};
@@ -313,12 +313,7 @@ async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Resu
         origin: rule.origin.clone(),
         source,
     };
-    let names: Vec<String> = plan
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let names = column_names(plan.schema());
     let missing = missing_standard_columns(&names);
     if !missing.is_empty() {
         return Err(RulesError::Output {

@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Result, RulesError};
+use crate::finding::column_names;
 use crate::rule::{TIMELINE_COLUMNS, TimelineQuery};
 
 /// Counts for one day and one host (short name, as in the findings) or server.
@@ -61,12 +62,7 @@ pub async fn daily_counts(
         Some(p) => DataFrame::new(ctx.state(), p.clone()),
         None => ctx.sql(&query.sql).await.map_err(df_err)?,
     };
-    let names: Vec<String> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let names = column_names(df.schema());
     if let Some(problem) = column_problem(&names) {
         return Err(RulesError::Output {
             rule: "timeline".into(),
