@@ -27,8 +27,9 @@ pub fn push_lossy(out: &mut String, bytes: &[u8]) {
     // ASCII fast path.
     if bytes.chunks_exact(2).all(|u| u[1] == 0 && u[0] < 0x80) {
         out.reserve(bytes.len() / 2);
-        for u in bytes.chunks_exact(2) {
-            out.push(char::from(u[0]));
+        let mut at = 0;
+        while at < bytes.len() & !1 {
+            at = push_ascii_run(out, bytes, at, |_| true);
         }
         return;
     }
@@ -93,6 +94,34 @@ pub fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
+/// Bytes of ASCII gathered before they go into a `String` at once.
+const RUN: usize = 64;
+
+/// Append the run of ASCII code units of UTF-16LE `bytes` from `at` (even) whose low byte
+/// `keep` accepts, up to [`RUN`] of them, in one `push_str`; the offset after them.
+#[inline]
+fn push_ascii_run(out: &mut String, bytes: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
+    let mut run = [0u8; RUN];
+    let mut n = 0;
+    let units = bytes
+        .get(at..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .take(RUN);
+    for u in units {
+        if u[1] != 0 || u[0] >= 0x80 || !keep(u[0]) {
+            break;
+        }
+        run[n] = u[0];
+        n += 1;
+    }
+    // ASCII only, so always UTF-8.
+    if let Ok(s) = std::str::from_utf8(&run[..n]) {
+        out.push_str(s);
+    }
+    at + 2 * n
+}
+
 /// Append UTF-16LE `bytes` as JSON string content.
 pub fn push_json_utf16(out: &mut String, bytes: &[u8]) {
     let bytes = &bytes[..bytes.len() & !1];
@@ -100,12 +129,12 @@ pub fn push_json_utf16(out: &mut String, bytes: &[u8]) {
     let mut i = 0;
     while i < bytes.len() {
         // A run of ASCII that needs no escape.
-        let (lo, hi) = (bytes[i], bytes[i + 1]);
-        if hi == 0 && (0x20..0x80).contains(&lo) && lo != b'"' && lo != b'\\' {
-            out.push(char::from(lo));
-            i += 2;
+        let after = push_ascii_run(out, bytes, i, |lo| lo >= 0x20 && lo != b'"' && lo != b'\\');
+        if after != i {
+            i = after;
             continue;
         }
+        let (lo, hi) = (bytes[i], bytes[i + 1]);
         let unit = u16::from_le_bytes([lo, hi]);
         if !(0xD800..0xE000).contains(&unit) {
             // One BMP character (or an ASCII one to escape).
@@ -169,6 +198,43 @@ mod tests {
 
     fn utf16(s: &str) -> Vec<u8> {
         s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    /// Long text crosses the ASCII runs' block size at every kind of character.
+    #[test]
+    fn long_text_is_escaped_and_decoded_char_by_char() {
+        let pieces = [
+            "plain ascii text ",
+            "\"",
+            "\\",
+            "\n",
+            "é",
+            "😀",
+            "\u{1}",
+            "\u{7f}",
+            "x",
+        ];
+        let mut text = String::new();
+        for i in 0..400 {
+            text.push_str(pieces[(i * 7 + i / 3) % pieces.len()]);
+        }
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, text.chars().count()] {
+            let t: String = text.chars().take(len).collect();
+            let mut want = String::new();
+            for c in t.chars() {
+                push_json_char(&mut want, c);
+            }
+            let mut got = String::new();
+            push_json_utf16(&mut got, &utf16(&t));
+            assert_eq!(got, want, "escaped, {len} chars");
+            got.clear();
+            push_lossy(&mut got, &utf16(&t));
+            assert_eq!(got, t, "decoded, {len} chars");
+        }
+        let ascii = "a".repeat(200);
+        let mut got = String::new();
+        push_lossy(&mut got, &utf16(&ascii));
+        assert_eq!(got, ascii);
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
-use evtx::{EvtxChunk, EvtxChunkData, ParserSettings};
+use evtx::{EvtxChunk, EvtxChunkHeader, ParserSettings};
 
+use super::chunks::ChunkBytes;
 use super::{CHUNK_SIZE, FileReport, Msg, RecordPath, error_chain, problem};
 use crate::binxml::chunk::{RECORD_HEADER_SIZE, RecordHeader};
 use crate::binxml::{ChunkSession, Decoder};
@@ -23,7 +24,7 @@ pub(super) struct Group<'p> {
     pub(super) file: usize,
     pub(super) file_id: u32,
     pub(super) path: &'p Path,
-    pub(super) chunks: Vec<EvtxChunkData>,
+    pub(super) chunks: Vec<ChunkBytes>,
 }
 
 /// Convert a group of chunks single-threaded into one batch: each chunk with our decoder
@@ -44,19 +45,28 @@ pub(super) fn convert_group(
     let bytes = chunks.len() as u64 * CHUNK_SIZE;
     let mut report = FileReport::default();
     let mut builder = EventsBuilder::with_capacity(chunks.len() * 200);
-    for mut data in chunks {
-        let number = data.number.unwrap_or_default();
+    for chunk in chunks {
         let mut at = Place {
             path,
-            number,
+            number: chunk.number(),
             file_id,
             filter,
             builder: &mut builder,
             report: &mut report,
         };
-        if path_kind == RecordPath::Decoder && decode_chunk(decoder, &data, &settings, &mut at) {
+        if path_kind == RecordPath::Decoder
+            && decode_chunk(decoder, chunk.data(), &settings, &mut at)
+        {
             continue;
         }
+        // The whole chunk through the evtx crate.
+        let mut data = match chunk.into_owned() {
+            Ok(d) => d,
+            Err(e) => {
+                at.chunk_error(&e);
+                continue;
+            }
+        };
         let mut chunk = match data.parse(settings.clone()) {
             Ok(c) => c,
             Err(e) => {
@@ -156,11 +166,11 @@ impl Place<'_> {
 /// (nothing was pushed).
 pub(super) fn decode_chunk(
     decoder: &mut Decoder,
-    data: &EvtxChunkData,
+    data: &[u8],
     settings: &Arc<ParserSettings>,
     at: &mut Place<'_>,
 ) -> bool {
-    let mut session = match decoder.session(&data.data) {
+    let mut session = match decoder.session(data) {
         Ok(s) => s,
         Err(why) => {
             at.fallback(&format!("whole chunk: {why}"));
@@ -194,7 +204,14 @@ pub(super) fn decode_chunk(
         return true;
     }
     // From the first record the decoder left on, the evtx crate's records in step.
-    let mut chunk = match EvtxChunk::new(&data.data, &data.header, settings.clone()) {
+    let header = match EvtxChunkHeader::from_bytes(data) {
+        Ok(h) => h,
+        Err(e) => {
+            at.chunk_error(&e);
+            return true;
+        }
+    };
+    let mut chunk = match EvtxChunk::new(data, &header, settings.clone()) {
         Ok(c) => c,
         Err(e) => {
             at.chunk_error(&e);

@@ -1,8 +1,10 @@
 //! Reading EVTX files in parallel into `RecordBatch`es, in file order (the conversion of one
 //! group of chunks on a worker is in [`group`]).
 //!
-//! One dispatcher thread walks the files in order and reads their chunks (64 KiB each) with the
-//! evtx crate's chunk iterator, which knows damaged and stale-header files; groups of chunks go
+//! One dispatcher thread walks the files in order and finds their chunks (64 KiB each): in a file
+//! held in memory, as slices of its bytes ([`chunks`], the evtx crate's order, damaged and
+//! stale-header files included); in a file too large for that, with the evtx crate's chunk
+//! iterator. Groups of chunks go
 //! to a rayon pool of our own, where each is parsed single-threaded (the evtx parser's own pool
 //! is never used: nesting it inside ours deadlocks) and converted into one batch. Results are put
 //! back in order, so a consumer sees each file's batches, then its report, file after file.
@@ -21,13 +23,15 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use arrow::record_batch::RecordBatch;
-use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
+use evtx::{EvtxParser, ParserSettings};
 
 use crate::binxml::Decoder;
 use crate::error::{IngestError, ProblemKind, RecordProblem, Result};
 use crate::filter::RecordFilter;
 
+mod chunks;
 mod group;
+use chunks::{ChunkBytes, SharedChunks};
 use group::{Group, convert_group};
 
 /// Size of an EVTX chunk.
@@ -380,7 +384,7 @@ pub fn read_admitted(
                             continue;
                         }
                         match bytes {
-                            Some(b) => Source::buffer(b, &settings),
+                            Some(b) => Source::buffer(b),
                             None => Source::file(&input.path, &settings),
                         }
                     }
@@ -395,7 +399,7 @@ pub fn read_admitted(
                         continue;
                     }
                 };
-                let mut group: Vec<EvtxChunkData> = Vec::with_capacity(per_batch);
+                let mut group: Vec<ChunkBytes> = Vec::with_capacity(per_batch);
                 let mut chunks = source.chunks();
                 loop {
                     let item = chunks.next();
@@ -430,9 +434,8 @@ pub fn read_admitted(
                     match item {
                         None => break,
                         Some(Ok(chunk)) => group.push(chunk),
-                        Some(Err(e)) => {
-                            let kind = ProblemKind::Chunk(error_chain(&e));
-                            let message = problem(&input.path, None, None, kind);
+                        Some(Err(why)) => {
+                            let message = problem(&input.path, None, None, ProblemKind::Chunk(why));
                             if tx.send((next(), Msg::Error { file, message })).is_err() {
                                 return;
                             }
@@ -521,26 +524,40 @@ pub fn read_admitted(
     Ok(())
 }
 
-/// A file's bytes: on disk, or read into memory once.
+/// A file's bytes: on disk, or read into memory once (its chunks are slices of them).
 enum Source {
-    File(EvtxParser<std::fs::File>),
-    Buffer(EvtxParser<std::io::Cursor<Vec<u8>>>),
+    File(Box<EvtxParser<std::fs::File>>),
+    Buffer(SharedChunks),
 }
+
+/// A chunk, or why it cannot be read (naming it).
+type ChunkItem = std::result::Result<ChunkBytes, String>;
 
 impl Source {
     fn file(path: &Path, settings: &ParserSettings) -> evtx::err::Result<Source> {
-        EvtxParser::from_path(path).map(|p| Source::File(p.with_configuration(settings.clone())))
+        EvtxParser::from_path(path)
+            .map(|p| Source::File(Box::new(p.with_configuration(settings.clone()))))
     }
 
-    fn buffer(bytes: Vec<u8>, settings: &ParserSettings) -> evtx::err::Result<Source> {
-        EvtxParser::from_buffer(bytes)
-            .map(|p| Source::Buffer(p.with_configuration(settings.clone())))
+    fn buffer(bytes: Vec<u8>) -> evtx::err::Result<Source> {
+        SharedChunks::open(Arc::new(bytes)).map(Source::Buffer)
     }
 
-    fn chunks(&mut self) -> Box<dyn Iterator<Item = evtx::err::Result<EvtxChunkData>> + '_> {
+    fn chunks(&mut self) -> Box<dyn Iterator<Item = ChunkItem> + '_> {
         match self {
-            Source::File(p) => Box::new(p.chunks()),
-            Source::Buffer(p) => Box::new(p.chunks()),
+            Source::File(p) => Box::new(p.chunks().map(|c| match c {
+                Ok(c) => Ok(ChunkBytes::Owned(Box::new(c))),
+                Err(e) => Err(error_chain(&e)),
+            })),
+            Source::Buffer(walk) => Box::new(walk.map(|c| {
+                c.map_err(|f| {
+                    format!(
+                        "Failed to parse chunk number {}: {}",
+                        f.number,
+                        error_chain(&f.error)
+                    )
+                })
+            })),
         }
     }
 }
@@ -562,8 +579,8 @@ pub fn read_buffer(bytes: Vec<u8>, path_kind: RecordPath) -> FileReport {
         ..FileReport::default()
     };
     let settings = parser_settings();
-    let mut parser = match EvtxParser::from_buffer(bytes) {
-        Ok(p) => p.with_configuration((*settings).clone()),
+    let mut source = match Source::buffer(bytes) {
+        Ok(s) => s,
         Err(e) => {
             report.fatal = Some(format!("cannot open as EVTX: {}", error_chain(&e)));
             return report;
@@ -571,17 +588,14 @@ pub fn read_buffer(bytes: Vec<u8>, path_kind: RecordPath) -> FileReport {
     };
     let per_batch = ReadOptions::default().chunks_per_batch;
     let mut decoder = Decoder::new();
-    let mut chunks = parser.chunks().peekable();
+    let mut chunks = source.chunks().peekable();
     while chunks.peek().is_some() {
         let mut group = Vec::with_capacity(per_batch);
         while group.len() < per_batch {
             match chunks.next() {
                 None => break,
                 Some(Ok(chunk)) => group.push(chunk),
-                Some(Err(e)) => {
-                    let kind = ProblemKind::Chunk(error_chain(&e));
-                    report.note(problem(path, None, None, kind));
-                }
+                Some(Err(why)) => report.note(problem(path, None, None, ProblemKind::Chunk(why))),
             }
         }
         if group.is_empty() {
