@@ -143,7 +143,7 @@ pub struct EventsBuilder {
     /// Scratch: the rebuilt `data` JSON when the payload needs reshaping.
     data_buf: String,
     /// Resolved mapping rows for [`EventsBuilder::push_view`], by event id then provider.
-    view_promotions: HashMap<Option<u32>, ProviderPromotions>,
+    view_promotions: crate::FastMap<Option<u32>, ProviderPromotions>,
     len: usize,
 }
 
@@ -176,7 +176,7 @@ impl EventsBuilder {
             promotions: HashMap::new(),
             row: Promoted::ALL.iter().map(|_| None).collect(),
             data_buf: String::new(),
-            view_promotions: HashMap::new(),
+            view_promotions: crate::FastMap::default(),
             len: 0,
         }
     }

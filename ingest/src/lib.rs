@@ -28,3 +28,8 @@ pub use manifest::FileEntry;
 pub use reader::{FileReport, ReadOptions};
 pub use schema::{STORE_FORMAT_VERSION, events_schema, files_schema};
 pub use store::Store;
+
+/// A hash map for the hot path's small keys (template offsets, event ids, name offsets): a fast
+/// hash with a fixed seed, which is enough where the keys are few and the map is rebuilt per
+/// chunk or per batch.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;

@@ -6,7 +6,7 @@
 //! that runs past the chunk, a timestamp out of range), this walk stops and says where: the
 //! rest of the chunk is the evtx crate's to read.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use super::{Unsupported, strings};
 
@@ -49,7 +49,7 @@ pub struct Chunk<'a> {
     free_space: usize,
     /// Names by offset, as the string table's chains give them: their UTF-16 bytes (checked
     /// to decode).
-    names: HashMap<u32, (u32, u32)>,
+    names: FastMap<u32, (u32, u32)>,
 }
 
 /// Latest FILETIME the evtx crate turns into a timestamp (jiff's range ends in 9999).
@@ -71,7 +71,7 @@ impl<'a> Chunk<'a> {
             data,
             last_record_id,
             free_space: free_space.min(data.len()),
-            names: HashMap::with_capacity(64),
+            names: FastMap::with_capacity_and_hasher(64, Default::default()),
         };
         for bucket in 0..64 {
             let mut offset = u32_at(data, 128 + bucket * 4).ok_or(trunc)?;

@@ -5,8 +5,8 @@
 //! repeated by array substitutions), without building a tree, and with the payload's top-level
 //! members noted so that promoted fields are read back without parsing.
 
+use crate::FastMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use super::Unsupported;
 use super::plan::literal_name;
@@ -497,7 +497,7 @@ impl<'s, 'a> R<'s, 'a> {
         let mut positional_done = false;
         // The `Data` names seen, with their counts. A map: an array substitution in the `Name`
         // of one element makes as many names as it has items, and a name may need decoding.
-        let mut data_names: HashMap<Cow<'s, str>, u32> = HashMap::new();
+        let mut data_names: FastMap<Cow<'s, str>, u32> = FastMap::default();
         let mut i = 0;
         while i < kids.len() {
             let c = kids[i];

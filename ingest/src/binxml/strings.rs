@@ -24,18 +24,7 @@ fn chars(bytes: &[u8]) -> impl Iterator<Item = Option<char>> + '_ {
 
 /// Decode, with U+FFFD for an unpaired surrogate (as the JSON renderer writes it).
 pub fn push_lossy(out: &mut String, bytes: &[u8]) {
-    // ASCII fast path.
-    if bytes.chunks_exact(2).all(|u| u[1] == 0 && u[0] < 0x80) {
-        out.reserve(bytes.len() / 2);
-        let mut at = 0;
-        while at < bytes.len() & !1 {
-            at = push_ascii_run(out, bytes, at, |_| true);
-        }
-        return;
-    }
-    for c in chars(bytes) {
-        out.push(c.unwrap_or('\u{FFFD}'));
-    }
+    push_utf16(out, bytes, false);
 }
 
 /// Decode strictly: `None` when a surrogate is unpaired (the evtx crate rejects such names).
@@ -94,70 +83,100 @@ pub fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
-/// Bytes of ASCII gathered before they go into a `String` at once.
-const RUN: usize = 64;
-
-/// Append the run of ASCII code units of UTF-16LE `bytes` from `at` (even) whose low byte
-/// `keep` accepts, up to [`RUN`] of them, in one `push_str`; the offset after them.
-#[inline]
-fn push_ascii_run(out: &mut String, bytes: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
-    let mut run = [0u8; RUN];
-    let mut n = 0;
-    let units = bytes
-        .get(at..)
-        .unwrap_or_default()
-        .chunks_exact(2)
-        .take(RUN);
-    for u in units {
-        if u[1] != 0 || u[0] >= 0x80 || !keep(u[0]) {
-            break;
-        }
-        run[n] = u[0];
-        n += 1;
-    }
-    // ASCII only, so always UTF-8.
-    if let Ok(s) = std::str::from_utf8(&run[..n]) {
-        out.push_str(s);
-    }
-    at + 2 * n
-}
-
 /// Append UTF-16LE `bytes` as JSON string content.
 pub fn push_json_utf16(out: &mut String, bytes: &[u8]) {
+    push_utf16(out, bytes, true);
+}
+
+/// Bytes gathered on the stack before they go into the `String` at once.
+const BLOCK: usize = 256;
+/// Most bytes one character adds (`\u00XX`, or four bytes of UTF-8).
+const MOST_PER_CHAR: usize = 6;
+
+/// Append UTF-16LE `bytes` decoded (a lone surrogate as U+FFFD), escaped as JSON string content
+/// when `json`: characters are written as UTF-8 into a block on the stack, and each full
+/// block goes into `out` in one `push_str`.
+fn push_utf16(out: &mut String, bytes: &[u8], json: bool) {
     let bytes = &bytes[..bytes.len() & !1];
     out.reserve(bytes.len() / 2);
+    let mut block = [0u8; BLOCK];
+    let mut n = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // A run of ASCII that needs no escape.
-        let after = push_ascii_run(out, bytes, i, |lo| lo >= 0x20 && lo != b'"' && lo != b'\\');
-        if after != i {
-            i = after;
-            continue;
+        if n + MOST_PER_CHAR > BLOCK {
+            flush(out, &block[..n]);
+            n = 0;
         }
         let (lo, hi) = (bytes[i], bytes[i + 1]);
-        let unit = u16::from_le_bytes([lo, hi]);
-        if !(0xD800..0xE000).contains(&unit) {
-            // One BMP character (or an ASCII one to escape).
-            push_json_char(out, char::from_u32(u32::from(unit)).unwrap_or('\u{FFFD}'));
+        if hi == 0 && (0x20..0x80).contains(&lo) && !(json && (lo == b'"' || lo == b'\\')) {
+            block[n] = lo;
+            n += 1;
             i += 2;
             continue;
         }
-        // A surrogate: a pair makes one character, a lone one U+FFFD.
-        let next = bytes
-            .get(i + 2..i + 4)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]));
-        match next {
-            Some(low) if (0xD800..0xDC00).contains(&unit) && (0xDC00..0xE000).contains(&low) => {
-                let c = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
-                out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
-                i += 4;
+        let unit = u16::from_le_bytes([lo, hi]);
+        let c = if !(0xD800..0xE000).contains(&unit) {
+            i += 2;
+            char::from_u32(u32::from(unit)).unwrap_or('\u{FFFD}')
+        } else {
+            // A surrogate: a pair makes one character, a lone one U+FFFD.
+            let low = bytes
+                .get(i + 2..i + 4)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]));
+            match low {
+                Some(low)
+                    if (0xD800..0xDC00).contains(&unit) && (0xDC00..0xE000).contains(&low) =>
+                {
+                    i += 4;
+                    let c =
+                        0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                    char::from_u32(c).unwrap_or('\u{FFFD}')
+                }
+                _ => {
+                    i += 2;
+                    '\u{FFFD}'
+                }
             }
-            _ => {
-                out.push('\u{FFFD}');
-                i += 2;
-            }
-        }
+        };
+        n += if json {
+            json_char_into(c, &mut block[n..])
+        } else {
+            c.encode_utf8(&mut block[n..]).len()
+        };
     }
+    flush(out, &block[..n]);
+}
+
+/// `block` holds whole characters only, so it is always UTF-8.
+#[inline]
+fn flush(out: &mut String, block: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(block) {
+        out.push_str(s);
+    }
+}
+
+/// Write `c` as JSON string content (as [`push_json_char`] does) into `buf`, which has room
+/// for [`MOST_PER_CHAR`] bytes; how many it wrote.
+#[inline]
+fn json_char_into(c: char, buf: &mut [u8]) -> usize {
+    let escape: &[u8] = match c {
+        '"' => b"\\\"",
+        '\\' => b"\\\\",
+        '\n' => b"\\n",
+        '\r' => b"\\r",
+        '\t' => b"\\t",
+        '\u{8}' => b"\\b",
+        '\u{c}' => b"\\f",
+        c if (c as u32) < 0x20 => {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            let b = c as u32 as usize;
+            buf[..6].copy_from_slice(&[b'\\', b'u', b'0', b'0', HEX[b >> 4], HEX[b & 15]]);
+            return 6;
+        }
+        c => return c.encode_utf8(buf).len(),
+    };
+    buf[..escape.len()].copy_from_slice(escape);
+    escape.len()
 }
 
 /// Undo [`push_json_str`]'s escapes (and any standard JSON escape) in string content.

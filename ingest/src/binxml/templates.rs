@@ -1,7 +1,7 @@
 //! Template definitions (MS-EVEN6 2.2.5): the tree a definition's tokens describe, where it
 //! lives in a chunk, and the per-chunk cache of compiled plans (by definition offset).
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::Arc;
 
 use super::Unsupported;
@@ -84,7 +84,7 @@ pub const DEFINITION_HEADER_SIZE: usize = 24;
 /// in every chunk of a file, each with its own copy of the definition).
 #[derive(Default)]
 pub struct TemplateCache {
-    by_offset: HashMap<u32, Result<Arc<Plan>, Unsupported>>,
+    by_offset: FastMap<u32, Result<Arc<Plan>, Unsupported>>,
     /// The weight of the plans in `by_offset`.
     weight: usize,
 }
@@ -97,7 +97,7 @@ const MAX_CHUNK_PLAN_WEIGHT: usize = 64 << 20;
 /// the same names where its name references point outside it, is the same template.
 #[derive(Default)]
 pub struct SharedPlans {
-    plans: HashMap<u64, Vec<Shared>>,
+    plans: FastMap<u64, Vec<Shared>>,
     count: usize,
     /// The weight of the plans and bodies kept.
     weight: usize,
