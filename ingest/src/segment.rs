@@ -2,22 +2,29 @@
 //! into row groups and encoded before a segment is committed. `ingest` and `compact` both write
 //! through it, so the layout lives here and nowhere else.
 //!
-//! Layout: rows are buffered in a *sort run* of bounded size ([`Layout::run_bytes`] of Arrow
-//! memory), sorted by the clustering key (`channel`, `event_id`, `time_created`, then
-//! `file_id`, `record_id` so the order is total), and written as row groups of
-//! [`Layout::row_group_rows`] rows; a run's last row group is closed with the run, so no row group
-//! spans two runs and the statistics of each cover a narrow range of the key. Filters on
-//! channel, event id and time then skip most row groups (and, with the page index, most pages).
-//! Memory: one run of rows plus the encoded pages of one row group.
+//! Layout: every segment is sorted by the clustering key (`channel`, `event_id`,
+//! `time_created`, then `file_id`, `record_id` so the order is total) and cut into row groups of
+//! [`Layout::row_group_rows`] rows, so the statistics of each row group cover a narrow range of
+//! the key: filters on channel, event id and time skip most row groups (and, with the page index,
+//! most pages).
+//!
+//! Memory stays bounded while a segment is sorted: rows are buffered in a *sort run* of at most
+//! [`Layout::run_bytes`] of Arrow memory. A segment that fits in one run is sorted in memory and
+//! written; otherwise each full run is sorted and spilled to an Arrow IPC file in the store's
+//! `tmp/`, and at commit the runs are merged (k-way, by the key's row format) into the segment.
+//! Memory: one run plus one batch per spilled run and the encoded pages of one row group.
 
 use std::fs::{self, File};
+use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::compute::interleave_record_batch;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
@@ -34,9 +41,11 @@ use crate::store::Store;
 
 /// Key-value metadata key naming the layout an events part was written with.
 pub const LAYOUT_KEY: &str = "evtxsql.layout";
-/// The layout this writer produces: rows clustered by [`CLUSTER_KEY`] per sort run.
+/// The layout this writer produces: each segment sorted by [`CLUSTER_KEY`].
 pub const LAYOUT_CLUSTERED: &str = "clustered-1";
-/// The columns rows are sorted by within a sort run, in order.
+/// Rows per batch of a spilled run, and per batch the merge emits.
+const MERGE_BATCH_ROWS: usize = 8192;
+/// The columns a segment's rows are sorted by, in order.
 pub const CLUSTER_KEY: [&str; 5] = [
     col::CHANNEL,
     col::EVENT_ID,
@@ -48,10 +57,10 @@ pub const CLUSTER_KEY: [&str; 5] = [
 /// How rows are laid out in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
-    /// Rows per Parquet row group (the last row group of a sort run may hold fewer).
+    /// Rows per Parquet row group (the last of a segment may hold fewer).
     pub row_group_rows: usize,
-    /// Arrow memory of the rows sorted together; a run is sorted and written once it holds
-    /// this much.
+    /// Arrow memory of the rows sorted together in memory; a fuller run is sorted and spilled,
+    /// and the spilled runs are merged when the segment is committed.
     pub run_bytes: usize,
 }
 
@@ -81,8 +90,8 @@ pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
         .build()
 }
 
-/// The order of a run's rows by the clustering key: `(batch, row)` pairs, ascending.
-pub fn cluster_order(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
+/// The clustering key's columns and a row converter for them.
+fn key_converter() -> Result<(Vec<usize>, RowConverter)> {
     let schema = events_schema();
     let key: Vec<usize> = CLUSTER_KEY
         .iter()
@@ -93,11 +102,22 @@ pub fn cluster_order(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
             .map(|&i| SortField::new(schema.field(i).data_type().clone()))
             .collect(),
     )?;
-    let mut rows = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let columns: Vec<ArrayRef> = key.iter().map(|&i| batch.column(i).clone()).collect();
-        rows.push(converter.convert_columns(&columns)?);
-    }
+    Ok((key, converter))
+}
+
+/// The clustering key of a batch's rows, in the row format (compared as bytes).
+fn key_rows(key: &[usize], converter: &RowConverter, batch: &RecordBatch) -> Result<Rows> {
+    let columns: Vec<ArrayRef> = key.iter().map(|&i| batch.column(i).clone()).collect();
+    Ok(converter.convert_columns(&columns)?)
+}
+
+/// The order of a run's rows by the clustering key: `(batch, row)` pairs, ascending.
+pub fn cluster_order(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
+    let (key, converter) = key_converter()?;
+    let rows = batches
+        .iter()
+        .map(|b| key_rows(&key, &converter, b))
+        .collect::<Result<Vec<_>>>()?;
     let mut order: Vec<(usize, usize)> = rows
         .iter()
         .enumerate()
@@ -107,12 +127,44 @@ pub fn cluster_order(batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
     Ok(order)
 }
 
+/// A spilled sorted run being merged: its reader, and the batch at its head with its key rows.
+struct RunCursor {
+    reader: StreamReader<BufReader<File>>,
+    /// Index of the head batch among the merge's live batches, its keys, the next row.
+    head: Option<(usize, Rows)>,
+    pos: usize,
+}
+
+impl RunCursor {
+    /// Load the next batch (into `live`); `head` is None once the run is done.
+    fn advance(
+        &mut self,
+        key: &[usize],
+        converter: &RowConverter,
+        live: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        self.head = None;
+        self.pos = 0;
+        for batch in self.reader.by_ref() {
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let rows = key_rows(key, converter, &batch)?;
+            live.push(batch);
+            self.head = Some((live.len() - 1, rows));
+            break;
+        }
+        Ok(())
+    }
+}
+
 /// The segment being written: events rows to a temporary Parquet file, manifest rows in memory.
 ///
-/// Rows are buffered into a sort run, sorted ([`cluster_order`]) and then encoded, each row
-/// group's columns in parallel on a pool of their own (one task per column); a row group is
-/// closed at `row_group_rows` rows or at the end of a run, its column chunks appended in schema
-/// order.
+/// Rows are buffered into a sort run, sorted ([`cluster_order`]) and spilled or, at commit,
+/// merged with the spilled runs and encoded, each row group's columns in parallel on a pool of
+/// their own (one task per column); a row group is closed at exactly `row_group_rows` rows, its
+/// column chunks appended in schema order.
 pub(crate) struct SegmentWriter<'s> {
     store: &'s Store,
     segment: u32,
@@ -121,6 +173,8 @@ pub(crate) struct SegmentWriter<'s> {
     encoders: Option<rayon::ThreadPool>,
     run: Vec<RecordBatch>,
     run_bytes: usize,
+    /// Sorted runs of this segment spilled to `tmp/`.
+    spilled: Vec<PathBuf>,
     /// Rows of the segment so far, buffered or written.
     pub(crate) rows: usize,
     /// Manifest rows of the files whose events are in this segment.
@@ -157,6 +211,7 @@ impl<'s> SegmentWriter<'s> {
             encoders,
             run: Vec::new(),
             run_bytes: 0,
+            spilled: Vec::new(),
             rows: 0,
             entries: Vec::new(),
             copied_entries: Vec::new(),
@@ -178,7 +233,7 @@ impl<'s> SegmentWriter<'s> {
         }
     }
 
-    /// Add rows of the events schema; they are written when their sort run is full.
+    /// Add rows of the events schema; a full sort run is sorted and spilled.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -187,19 +242,117 @@ impl<'s> SegmentWriter<'s> {
         self.rows += batch.num_rows();
         self.run.push(batch.clone());
         if self.run_bytes >= self.layout.run_bytes {
-            self.flush_run()?;
+            self.spill_run()?;
         }
         Ok(())
     }
 
-    /// Sort the buffered run and encode it into row groups.
-    fn flush_run(&mut self) -> Result<()> {
+    /// Sort the buffered run and write it to a spill file of its own.
+    fn spill_run(&mut self) -> Result<()> {
         if self.run.is_empty() {
             return Ok(());
         }
         let run = std::mem::take(&mut self.run);
         self.run_bytes = 0;
         let order = cluster_order(&run)?;
+        let path = self.store.tmp_dir().join(format!(
+            "run-{:06}-{:04}.arrows",
+            self.segment,
+            self.spilled.len()
+        ));
+        let file = File::create(&path).map_err(|e| IngestError::io(&path, e))?;
+        let mut w = StreamWriter::try_new(BufWriter::new(file), &events_schema())?;
+        let batches: Vec<&RecordBatch> = run.iter().collect();
+        for chunk in order.chunks(MERGE_BATCH_ROWS) {
+            w.write(&interleave_record_batch(&batches, chunk)?)?;
+        }
+        w.finish()?;
+        self.spilled.push(path);
+        Ok(())
+    }
+
+    /// Write the segment's rows, sorted: the run in memory alone, or every run merged.
+    fn write_sorted(&mut self) -> Result<()> {
+        if self.spilled.is_empty() {
+            let run = std::mem::take(&mut self.run);
+            self.run_bytes = 0;
+            let order = cluster_order(&run)?;
+            let batches: Vec<&RecordBatch> = run.iter().collect();
+            for chunk in order.chunks(MERGE_BATCH_ROWS) {
+                self.encode_sorted(&interleave_record_batch(&batches, chunk)?)?;
+            }
+            return Ok(());
+        }
+        self.spill_run()?;
+        let (key, converter) = key_converter()?;
+        let mut live: Vec<RecordBatch> = Vec::new();
+        let mut cursors = Vec::with_capacity(self.spilled.len());
+        for path in &self.spilled {
+            let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+            let mut c = RunCursor {
+                reader: StreamReader::try_new(BufReader::new(file), None)?,
+                head: None,
+                pos: 0,
+            };
+            c.advance(&key, &converter, &mut live)?;
+            cursors.push(c);
+        }
+        let mut out: Vec<(usize, usize)> = Vec::with_capacity(MERGE_BATCH_ROWS);
+        loop {
+            // The run whose head row is least (k is small: a linear scan).
+            let mut least: Option<(usize, arrow::row::Row<'_>)> = None;
+            for (i, c) in cursors.iter().enumerate() {
+                if let Some((_, rows)) = &c.head {
+                    let row = rows.row(c.pos);
+                    if least.as_ref().is_none_or(|(_, l)| row < *l) {
+                        least = Some((i, row));
+                    }
+                }
+            }
+            let Some((i, _)) = least else { break };
+            let c = &mut cursors[i];
+            let Some((slot, rows)) = &c.head else { break };
+            out.push((*slot, c.pos));
+            c.pos += 1;
+            if c.pos == rows.num_rows() {
+                c.advance(&key, &converter, &mut live)?;
+            }
+            if out.len() == MERGE_BATCH_ROWS {
+                self.flush_merged(&mut out, &mut live, &mut cursors)?;
+            }
+        }
+        self.flush_merged(&mut out, &mut live, &mut cursors)?;
+        Ok(())
+    }
+
+    /// Encode the merged rows `out` (indices into `live`), then keep only the live batches
+    /// that are still some run's head.
+    fn flush_merged(
+        &mut self,
+        out: &mut Vec<(usize, usize)>,
+        live: &mut Vec<RecordBatch>,
+        cursors: &mut [RunCursor],
+    ) -> Result<()> {
+        if !out.is_empty() {
+            let refs: Vec<&RecordBatch> = live.iter().collect();
+            let merged = interleave_record_batch(&refs, out)?;
+            out.clear();
+            self.encode_sorted(&merged)?;
+        }
+        let mut kept = Vec::with_capacity(cursors.len());
+        for c in cursors.iter_mut() {
+            if let Some((slot, _)) = c.head.as_mut() {
+                kept.push(live[*slot].clone());
+                *slot = kept.len() - 1;
+            }
+        }
+        *live = kept;
+        Ok(())
+    }
+
+    /// Encode sorted rows into the segment file (opened on first use), closing a row group at
+    /// exactly `row_group_rows` rows.
+    fn encode_sorted(&mut self, batch: &RecordBatch) -> Result<()> {
         let failed = self.failed();
         if self.writer.is_none() {
             let path = self.tmp_events();
@@ -223,11 +376,10 @@ impl<'s> SegmentWriter<'s> {
         let Some(open) = self.writer.as_mut() else {
             return Ok(());
         };
-        let batches: Vec<&RecordBatch> = run.iter().collect();
         let mut at = 0;
-        while at < order.len() {
-            let n = (self.layout.row_group_rows - open.group_rows).min(order.len() - at);
-            let part = interleave_record_batch(&batches, &order[at..at + n])?;
+        while at < batch.num_rows() {
+            let n = (self.layout.row_group_rows - open.group_rows).min(batch.num_rows() - at);
+            let part = batch.slice(at, n);
             encode(&mut open.columns, &part, self.encoders.as_ref()).map_err(&failed)?;
             open.group_rows += n;
             at += n;
@@ -235,10 +387,6 @@ impl<'s> SegmentWriter<'s> {
                 open.close_row_group(self.encoders.as_ref())
                     .map_err(&failed)?;
             }
-        }
-        if open.group_rows > 0 {
-            open.close_row_group(self.encoders.as_ref())
-                .map_err(&failed)?;
         }
         Ok(())
     }
@@ -254,7 +402,10 @@ impl<'s> SegmentWriter<'s> {
         {
             return Ok(false);
         }
-        self.flush_run()?;
+        self.write_sorted()?;
+        for p in std::mem::take(&mut self.spilled) {
+            fs::remove_file(&p).map_err(|e| IngestError::io(&p, e))?;
+        }
         if let Some(w) = self.writer.take() {
             let tmp = self.tmp_events();
             let file = w

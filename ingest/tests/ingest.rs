@@ -379,9 +379,9 @@ fn assert_same_rows(
     }
 }
 
-/// Row groups hold at most `row_group_rows` rows (the columns of each encoded in parallel),
-/// each sorted by the clustering key, and the rows are the same whatever the row-group, sort-run
-/// and segment sizes.
+/// Row groups are cut at exactly `row_group_rows` (the columns of each encoded in parallel),
+/// each segment is sorted by the clustering key, and the rows are the same whatever the
+/// row-group, sort-run and segment sizes.
 #[test]
 fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
@@ -403,24 +403,71 @@ fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
     assert_eq!(s1.records, s2.records);
     assert!(s2.segments_written > 1, "{s2:?}");
     assert_eq!(default_groups.len(), 1);
-    // The sample set is one sort run: one sorted segment, cut at exactly row_group_rows.
-    let (last, full) = default_groups[0].split_last().unwrap();
-    assert!(full.iter().all(|&n| n == 128 * 1024), "{default_groups:?}");
-    assert!(*last > 0);
+    for (groups, size) in std::iter::once((&default_groups[0], 128 * 1024))
+        .chain(small_groups.iter().map(|g| (g, 1000)))
+    {
+        let (last, full) = groups.split_last().unwrap();
+        assert!(full.iter().all(|&n| n == size), "{groups:?}");
+        assert!((1..=size).contains(last), "{groups:?}");
+    }
     let default_all =
         arrow::compute::concat_batches(&evtxsql_ingest::events_schema(), &default_rows).unwrap();
     assert!(is_clustered(&default_all));
-    // Small runs: several row groups per segment, none over the size, and more row groups
-    // than full ones would need (each run's last one is closed with the run).
-    let groups: Vec<i64> = small_groups.iter().flatten().copied().collect();
-    assert!(
-        groups.iter().all(|&n| (1..=1000).contains(&n)),
-        "{groups:?}"
-    );
-    assert_eq!(groups.iter().sum::<i64>() as u64, s2.records);
-    assert!(groups.iter().any(|&n| n < 1000), "{groups:?}");
     assert_eq!(default_all.num_rows() as u64, s1.records);
     assert_same_rows(&default_rows, &small_rows);
+}
+
+/// A segment sorted in memory and the same segment merged from many spilled runs hold the same
+/// rows in the same order (the key is a total order), and each segment is sorted whole.
+#[test]
+fn spilled_runs_merge_into_the_same_sorted_segments() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, sort_run_bytes: usize| {
+        let store = tmp.path().join(name);
+        let opts = IngestOptions {
+            row_group_rows: 700,
+            segment_rows: 5_000,
+            chunks_per_batch: 2,
+            sort_run_bytes,
+            ..IngestOptions::default()
+        };
+        ingest(std::slice::from_ref(&data), &store, &opts, &NoProgress).unwrap();
+        let store = Store::open(&store).unwrap();
+        assert!(store.committed_event_parts().unwrap().len() > 1);
+        // No spill file is left behind.
+        assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+        store
+            .committed_event_parts()
+            .unwrap()
+            .into_iter()
+            .map(|part| {
+                let file = std::fs::File::open(part).unwrap();
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+                arrow::compute::concat_batches(&evtxsql_ingest::events_schema(), &batches).unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let in_memory = run("memory", 1 << 30);
+    let merged = run("merged", 1);
+    assert_eq!(in_memory.len(), merged.len());
+    for (a, b) in in_memory.iter().zip(&merged) {
+        assert!(is_clustered(a));
+        assert_eq!(a.num_rows(), b.num_rows());
+        for (i, field) in a.schema().fields().iter().enumerate() {
+            assert_eq!(
+                a.column(i).as_ref(),
+                b.column(i).as_ref(),
+                "column {}",
+                field.name()
+            );
+        }
+    }
 }
 
 /// Every row group of every committed events part, read back one batch per row group.
@@ -449,7 +496,8 @@ fn row_group_batches(store: &Path) -> Vec<arrow::record_batch::RecordBatch> {
     out
 }
 
-/// Each row group of a store written with small sort runs is sorted by the clustering key.
+/// Each row group of a store written with small sort runs (merged at commit) is sorted by the
+/// clustering key.
 #[test]
 fn row_groups_are_clustered() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
