@@ -33,6 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Ingest(commands::ingest::IngestArgs),
+    Compact(commands::compact::CompactArgs),
     Scan(commands::scan::ScanArgs),
     Report(commands::report::ReportArgs),
     Rules(commands::rules::RulesArgs),

@@ -6,17 +6,9 @@
 //! written, and the same ingest run again adds exactly what is missing.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -24,8 +16,10 @@ use crate::discover::{Candidate, discover};
 use crate::error::{IngestError, Result};
 use crate::manifest::{self, FileEntry};
 use crate::reader::{self, Admit, Input, Item, ReadOptions, Skip};
-use crate::schema::{col, events_schema, files_schema};
+use crate::segment::{Layout, SegmentWriter};
 use crate::store::Store;
+
+pub use crate::segment::events_writer_properties;
 
 /// How to ingest.
 #[derive(Debug, Clone)]
@@ -34,8 +28,11 @@ pub struct IngestOptions {
     pub threads: usize,
     /// A segment is committed once it holds at least this many rows (at the next file boundary).
     pub segment_rows: usize,
-    /// Rows per Parquet row group.
+    /// Rows per Parquet row group (the last of each sort run may hold fewer).
     pub row_group_rows: usize,
+    /// Arrow memory of the rows sorted together before they are written (see
+    /// [`crate::segment`]): the memory an ingest needs beyond the reader's.
+    pub sort_run_bytes: usize,
     /// Chunks converted together into one batch.
     pub chunks_per_batch: usize,
     /// Keep only these records (`None`, the default: every record). For a store that only
@@ -48,9 +45,20 @@ impl Default for IngestOptions {
         IngestOptions {
             threads: 0,
             segment_rows: 4_000_000,
-            row_group_rows: 128 * 1024,
+            row_group_rows: Layout::default().row_group_rows,
+            sort_run_bytes: Layout::default().run_bytes,
             chunks_per_batch: 16,
             filter: None,
+        }
+    }
+}
+
+impl IngestOptions {
+    /// The segment layout these options ask for.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            row_group_rows: self.row_group_rows,
+            run_bytes: self.sort_run_bytes,
         }
     }
 }
@@ -97,6 +105,11 @@ pub struct IngestSummary {
     pub decoded_records: u64,
     pub bytes_read: u64,
     pub segments_written: u64,
+    /// Committed segments in the store after this ingest.
+    pub segments_total: u64,
+    /// Of those, the segments `compact` (with its default segment size) would rewrite: small,
+    /// or not clustered.
+    pub segments_compactable: u64,
     pub store_bytes: u64,
     pub elapsed_secs: f64,
     pub records_per_sec: f64,
@@ -208,7 +221,7 @@ pub fn ingest(
     let mut writer = SegmentWriter::new(
         &store,
         known.next_segment,
-        opts,
+        opts.layout(),
         read_opts.effective_threads(),
     );
     for e in failed_entries {
@@ -289,7 +302,7 @@ pub fn ingest(
                     progress.file_done(&entry);
                     writer.entries.push(entry);
                     if writer.rows >= opts.segment_rows {
-                        writer.commit().map(|committed| {
+                        writer.commit(&[]).map(|committed| {
                             summary.segments_written += u64::from(committed);
                         })
                     } else {
@@ -309,238 +322,23 @@ pub fn ingest(
     if let Some(e) = write_error {
         return Err(e);
     }
-    summary.segments_written += u64::from(writer.commit()?);
+    summary.segments_written += u64::from(writer.commit(&[])?);
 
     summary.store_bytes = store.size_bytes()?;
+    // What `compact` with its default target would rewrite (ingest's own segment size is
+    // about crash losses, not about the size segments should end up with).
+    let plan = crate::compact::plan(
+        &crate::compact::segment_infos(&store)?,
+        crate::compact::CompactOptions::default().segment_rows,
+    );
+    summary.segments_total = plan.segments.len() as u64;
+    summary.segments_compactable = plan.rewritten() as u64;
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     if summary.elapsed_secs > 0.0 {
         summary.records_per_sec = summary.records as f64 / summary.elapsed_secs;
         summary.mib_per_sec = summary.bytes_read as f64 / 1_048_576.0 / summary.elapsed_secs;
     }
     Ok(summary)
-}
-
-/// The Parquet writer properties of events parts: zstd, page statistics (for pruning on
-/// channel, event_id and time), no dictionary for the payload.
-pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(row_group_rows))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_column_dictionary_enabled(ColumnPath::from(col::DATA), false)
-        .set_created_by(format!("evtxsql {}", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// The segment being written: events rows to a temporary Parquet file, manifest rows in memory.
-///
-/// Each batch is encoded as it comes, its columns in parallel on a pool of their own (one task
-/// per column, each column's writer fed in row order); a row group is closed at exactly
-/// `row_group_rows` rows and its column chunks appended in schema order. Memory: the encoded
-/// pages of one row group, as with a plain `ArrowWriter`.
-struct SegmentWriter<'s> {
-    store: &'s Store,
-    segment: u32,
-    row_group_rows: usize,
-    writer: Option<OpenSegment>,
-    encoders: Option<rayon::ThreadPool>,
-    rows: usize,
-    entries: Vec<FileEntry>,
-}
-
-/// A segment file being written.
-struct OpenSegment {
-    file: SerializedFileWriter<File>,
-    factory: ArrowRowGroupWriterFactory,
-    row_groups: usize,
-    /// The column writers of the row group in progress, and its rows so far.
-    columns: Vec<ArrowColumnWriter>,
-    group_rows: usize,
-}
-
-impl<'s> SegmentWriter<'s> {
-    fn new(store: &'s Store, segment: u32, opts: &IngestOptions, threads: usize) -> Self {
-        let encoders = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("evtxsql-encode-{i}"))
-            .build()
-            .ok();
-        SegmentWriter {
-            store,
-            segment,
-            row_group_rows: opts.row_group_rows.max(1),
-            writer: None,
-            encoders,
-            rows: 0,
-            entries: Vec::new(),
-        }
-    }
-
-    fn tmp_events(&self) -> PathBuf {
-        self.store.tmp_dir().join(format!(
-            "events-{}",
-            crate::store::segment_file_name(self.segment)
-        ))
-    }
-
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let path = self.tmp_events();
-        let failed = |source| IngestError::Parquet {
-            path: path.clone(),
-            source,
-        };
-        if self.writer.is_none() {
-            let file = File::create(&path).map_err(|e| IngestError::io(&path, e))?;
-            let (file, factory) = ArrowWriter::try_new(
-                file,
-                events_schema(),
-                Some(events_writer_properties(self.row_group_rows)),
-            )
-            .and_then(ArrowWriter::into_serialized_writer)
-            .map_err(failed)?;
-            let columns = factory.create_column_writers(0).map_err(failed)?;
-            self.writer = Some(OpenSegment {
-                file,
-                factory,
-                row_groups: 0,
-                columns,
-                group_rows: 0,
-            });
-        }
-        let Some(open) = self.writer.as_mut() else {
-            return Ok(());
-        };
-        let mut at = 0;
-        while at < batch.num_rows() {
-            let n = (self.row_group_rows - open.group_rows).min(batch.num_rows() - at);
-            let part = batch.slice(at, n);
-            encode(&mut open.columns, &part, self.encoders.as_ref()).map_err(failed)?;
-            open.group_rows += n;
-            at += n;
-            if open.group_rows == self.row_group_rows {
-                open.close_row_group(self.encoders.as_ref())
-                    .map_err(failed)?;
-            }
-        }
-        self.rows += batch.num_rows();
-        Ok(())
-    }
-
-    /// Commit the segment if it holds anything; returns whether it did.
-    fn commit(&mut self) -> Result<bool> {
-        if self.entries.is_empty() && self.writer.is_none() {
-            return Ok(false);
-        }
-        if let Some(w) = self.writer.take() {
-            let tmp = self.tmp_events();
-            let file = w
-                .finish(self.encoders.as_ref())
-                .map_err(|source| IngestError::Parquet {
-                    path: tmp.clone(),
-                    source,
-                })?;
-            file.sync_all().map_err(|e| IngestError::io(&tmp, e))?;
-            let dest = self.store.events_part(self.segment);
-            fs::rename(&tmp, &dest).map_err(|e| IngestError::io(&dest, e))?;
-        }
-        for e in self.entries.iter_mut() {
-            e.segment = self.segment;
-        }
-        let batch = manifest::to_batch(&self.entries)?;
-        let tmp = self.store.tmp_dir().join(format!(
-            "files-{}",
-            crate::store::segment_file_name(self.segment)
-        ));
-        let file = File::create(&tmp).map_err(|e| IngestError::io(&tmp, e))?;
-        let mut w = ArrowWriter::try_new(file, files_schema(), None).map_err(|source| {
-            IngestError::Parquet {
-                path: tmp.clone(),
-                source,
-            }
-        })?;
-        w.write(&batch).map_err(|source| IngestError::Parquet {
-            path: tmp.clone(),
-            source,
-        })?;
-        let file = w.into_inner().map_err(|source| IngestError::Parquet {
-            path: tmp.clone(),
-            source,
-        })?;
-        file.sync_all().map_err(|e| IngestError::io(&tmp, e))?;
-        let dest = self.store.files_part(self.segment);
-        fs::rename(&tmp, &dest).map_err(|e| IngestError::io(&dest, e))?;
-        self.entries.clear();
-        self.rows = 0;
-        self.segment += 1;
-        Ok(true)
-    }
-}
-
-impl OpenSegment {
-    /// Close the row group in progress (its columns in parallel) and start the next one.
-    fn close_row_group(
-        &mut self,
-        pool: Option<&rayon::ThreadPool>,
-    ) -> std::result::Result<(), parquet::errors::ParquetError> {
-        let next = self.factory.create_column_writers(self.row_groups + 1)?;
-        let writers = std::mem::replace(&mut self.columns, next);
-        let close = || {
-            writers
-                .into_par_iter()
-                .map(ArrowColumnWriter::close)
-                .collect::<std::result::Result<Vec<_>, _>>()
-        };
-        let chunks = match pool {
-            Some(p) => p.install(close),
-            None => close(),
-        }?;
-        let mut rg = self.file.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut rg)?;
-        }
-        rg.close()?;
-        self.row_groups += 1;
-        self.group_rows = 0;
-        Ok(())
-    }
-
-    /// Close the last row group (if it has rows) and the file.
-    fn finish(mut self, pool: Option<&rayon::ThreadPool>) -> parquet::errors::Result<File> {
-        if self.group_rows > 0 {
-            self.close_row_group(pool)?;
-        }
-        self.file.into_inner()
-    }
-}
-
-/// Feed one batch to the column writers of a row group, one task per column.
-fn encode(
-    writers: &mut [ArrowColumnWriter],
-    batch: &RecordBatch,
-    pool: Option<&rayon::ThreadPool>,
-) -> std::result::Result<(), parquet::errors::ParquetError> {
-    let schema = events_schema();
-    let mut leaves = Vec::with_capacity(writers.len());
-    for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        leaves.extend(compute_leaves(field, array)?);
-    }
-    if leaves.len() != writers.len() {
-        return Err(parquet::errors::ParquetError::General(format!(
-            "{} leaf columns for {} column writers",
-            leaves.len(),
-            writers.len()
-        )));
-    }
-    let mut work = move || {
-        writers
-            .par_iter_mut()
-            .zip(leaves.par_iter())
-            .try_for_each(|(w, leaf)| w.write(leaf))
-    };
-    match pool {
-        Some(p) => p.install(work),
-        None => work(),
-    }
 }
 
 /// sha256 of every candidate, in parallel, in input order.

@@ -2,12 +2,14 @@
 //! files manifest. Knows EVTX and Arrow, nothing of SQL.
 //!
 //! - [`ingest()`]: inputs → store (incremental, idempotent, crash-safe).
+//! - [`compact()`]: many small segments → large clustered ones (atomic, idempotent).
 //! - [`reader::read`]: inputs → batches in file order, for callers that do not want a store
 //!   (the `read_evtx` table function).
 //! - [`schema`], [`mapping`]: the tables' columns and the one mapping of payload fields to
 //!   promoted columns.
 
 pub mod binxml;
+pub mod compact;
 pub mod convert;
 pub mod discover;
 pub mod error;
@@ -18,8 +20,10 @@ pub mod manifest;
 pub mod mapping;
 pub mod reader;
 pub mod schema;
+pub mod segment;
 pub mod store;
 
+pub use compact::{CompactOptions, CompactPlan, CompactSummary, compact};
 pub use discover::{Candidate, Discovery, discover};
 pub use error::{IngestError, Result};
 pub use filter::RecordFilter;

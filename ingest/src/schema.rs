@@ -6,7 +6,8 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Version of the store layout and schemas. A store written by a newer version is refused.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+/// 2: a segment may replace others (`files/seg-N.replaces`, written by compaction).
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -4,12 +4,17 @@
 //! <store>/evtxsql-store.json       format version and creator
 //! <store>/events/seg-NNNNNN.parquet rows of the events table, one file per committed segment
 //! <store>/files/seg-NNNNNN.parquet  manifest rows (the files table) of that segment: its commit mark
+//! <store>/files/seg-NNNNNN.replaces segments that segment replaced (compaction), one per line
 //! <store>/tmp/                      files being written; removed when a writer opens the store
 //! ```
 //!
 //! A segment is committed when its `files/` part exists. Its events part is renamed into place
 //! first, so an events part whose manifest part is missing is the leftover of a crash: readers
-//! ignore it and the next writer deletes it. Old segments are never rewritten.
+//! ignore it and the next writer deletes it. Ingest never rewrites old segments; compaction
+//! writes a new segment that holds the rows and manifest rows of several old ones, and names
+//! them in its `.replaces` list, written before its manifest part: from the moment the new
+//! segment is committed the old ones are hidden from readers (and deleted by the compaction or
+//! by the next writer), so a crash leaves either the old or the new segments visible.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -94,6 +99,31 @@ impl Store {
         Ok(store)
     }
 
+    /// Raise the store's format marker to `format` (when lower), so that older versions of
+    /// evtxsql, which do not know what the new format adds, refuse the store.
+    pub fn require_format(&self, format: u32) -> Result<()> {
+        let path = self.root.join(MARKER_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| IngestError::io(&path, e))?;
+        let marker: Marker = serde_json::from_str(&text).map_err(|e| IngestError::BadStore {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if marker.format >= format {
+            return Ok(());
+        }
+        let raised = Marker {
+            format,
+            created_by: marker.created_by,
+        };
+        let text = serde_json::to_string_pretty(&raised).map_err(|e| IngestError::BadStore {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let tmp = self.tmp_dir().join(MARKER_FILE);
+        fs::write(&tmp, text).map_err(|e| IngestError::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| IngestError::io(&path, e))
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -110,11 +140,83 @@ impl Store {
         self.root.join(TMP_DIR)
     }
 
-    /// Numbers of the committed segments, ascending.
+    /// Numbers of the committed segments, ascending (without those a committed segment
+    /// replaced).
     pub fn segments(&self) -> Result<Vec<u32>> {
         let mut out = list_segments(&self.files_dir())?;
         out.sort_unstable();
+        let replaced = self.replaced(&out)?;
+        out.retain(|s| !replaced.contains(s));
         Ok(out)
+    }
+
+    /// Segments replaced by the committed ones among `committed`.
+    fn replaced(&self, committed: &[u32]) -> Result<Vec<u32>> {
+        let mut replaced = Vec::new();
+        for seg in list_files(&self.files_dir(), REPLACES_SUFFIX)? {
+            if committed.binary_search(&seg).is_err() {
+                continue;
+            }
+            let path = self.replaces_part(seg);
+            let text = fs::read_to_string(&path).map_err(|e| IngestError::io(&path, e))?;
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                let n = line.parse::<u32>().map_err(|e| IngestError::BadStore {
+                    path: path.clone(),
+                    message: format!("not a segment number: {line:?} ({e})"),
+                })?;
+                replaced.push(n);
+            }
+        }
+        replaced.sort_unstable();
+        replaced.dedup();
+        Ok(replaced)
+    }
+
+    /// Path of the list of segments a segment replaced.
+    pub fn replaces_part(&self, segment: u32) -> PathBuf {
+        self.files_dir()
+            .join(format!("seg-{segment:06}{REPLACES_SUFFIX}"))
+    }
+
+    /// Record (durably, before `segment` is committed) that `segment` replaces `old`.
+    pub fn write_replaces(&self, segment: u32, old: &[u32]) -> Result<()> {
+        let tmp = self
+            .tmp_dir()
+            .join(format!("seg-{segment:06}{REPLACES_SUFFIX}"));
+        let text: String = old.iter().map(|s| format!("{s}\n")).collect();
+        {
+            use std::io::Write;
+            let mut f = fs::File::create(&tmp).map_err(|e| IngestError::io(&tmp, e))?;
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| IngestError::io(&tmp, e))?;
+        }
+        let dest = self.replaces_part(segment);
+        fs::rename(&tmp, &dest).map_err(|e| IngestError::io(&dest, e))
+    }
+
+    /// Delete the parts of segments that committed segments replaced, and `.replaces` lists of
+    /// segments that were never committed. The lists of committed segments stay: they keep
+    /// hiding the old numbers from a reader that listed the directory before the deletion.
+    pub fn remove_replaced(&self) -> Result<()> {
+        let mut all = list_segments(&self.files_dir())?;
+        all.sort_unstable();
+        for seg in self.replaced(&all)? {
+            for p in [self.events_part(seg), self.files_part(seg)] {
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(IngestError::io(&p, e)),
+                }
+            }
+        }
+        for seg in list_files(&self.files_dir(), REPLACES_SUFFIX)? {
+            if all.binary_search(&seg).is_err() {
+                let p = self.replaces_part(seg);
+                fs::remove_file(&p).map_err(|e| IngestError::io(&p, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Path of a segment's events part.
@@ -177,7 +279,7 @@ impl Store {
                 fs::remove_file(&p).map_err(|e| IngestError::io(&p, e))?;
             }
         }
-        Ok(())
+        self.remove_replaced()
     }
 }
 
@@ -186,7 +288,14 @@ pub fn segment_file_name(segment: u32) -> String {
     format!("seg-{segment:06}.parquet")
 }
 
+const REPLACES_SUFFIX: &str = ".replaces";
+
 fn list_segments(dir: &Path) -> Result<Vec<u32>> {
+    list_files(dir, ".parquet")
+}
+
+/// Numbers of the `seg-NNNNNN<suffix>` files in `dir`.
+fn list_files(dir: &Path, suffix: &str) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -199,7 +308,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u32>> {
         let Some(name) = name.to_str() else { continue };
         if let Some(n) = name
             .strip_prefix("seg-")
-            .and_then(|r| r.strip_suffix(".parquet"))
+            .and_then(|r| r.strip_suffix(suffix))
             .and_then(|n| n.parse::<u32>().ok())
         {
             out.push(n);

@@ -344,8 +344,44 @@ fn read_back(store: &Path) -> (Vec<arrow::record_batch::RecordBatch>, Vec<Vec<i6
     (batches, row_groups)
 }
 
+/// All rows of `batches`, ordered by (file_id, record_id): the store's rows whatever their layout.
+fn by_record(batches: &[arrow::record_batch::RecordBatch]) -> arrow::record_batch::RecordBatch {
+    use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+    let schema = evtxsql_ingest::events_schema();
+    let all = arrow::compute::concat_batches(&schema, batches).unwrap();
+    let key = |name: &str| SortColumn {
+        values: all.column_by_name(name).unwrap().clone(),
+        options: None,
+    };
+    let order = lexsort_to_indices(&[key("file_id"), key("record_id")], None).unwrap();
+    take_record_batch(&all, &order).unwrap()
+}
+
+/// Whether the rows of `batch` are in the clustering order (channel, event_id, time, ...).
+fn is_clustered(batch: &arrow::record_batch::RecordBatch) -> bool {
+    let order = evtxsql_ingest::segment::cluster_order(std::slice::from_ref(batch)).unwrap();
+    order.iter().enumerate().all(|(i, &(_, row))| i == row)
+}
+
+fn assert_same_rows(
+    a: &[arrow::record_batch::RecordBatch],
+    b: &[arrow::record_batch::RecordBatch],
+) {
+    let (a, b) = (by_record(a), by_record(b));
+    assert_eq!(a.num_rows(), b.num_rows());
+    for (i, field) in a.schema().fields().iter().enumerate() {
+        assert_eq!(
+            a.column(i).as_ref(),
+            b.column(i).as_ref(),
+            "column {}",
+            field.name()
+        );
+    }
+}
+
 /// Row groups are cut at exactly `row_group_rows` (the columns of each encoded in parallel),
-/// and the rows are the same whatever the row-group and segment sizes.
+/// each segment is sorted by the clustering key, and the rows are the same whatever the
+/// row-group, sort-run and segment sizes.
 #[test]
 fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
@@ -359,6 +395,7 @@ fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
     let small = IngestOptions {
         row_group_rows: 1000,
         segment_rows: 4000,
+        sort_run_bytes: 1 << 20,
         chunks_per_batch: 3,
         ..IngestOptions::default()
     };
@@ -366,21 +403,119 @@ fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
     assert_eq!(s1.records, s2.records);
     assert!(s2.segments_written > 1, "{s2:?}");
     assert_eq!(default_groups.len(), 1);
-    for groups in &small_groups {
+    for (groups, size) in std::iter::once((&default_groups[0], 128 * 1024))
+        .chain(small_groups.iter().map(|g| (g, 1000)))
+    {
         let (last, full) = groups.split_last().unwrap();
-        assert!(full.iter().all(|&n| n == 1000), "{groups:?}");
-        assert!((1..=1000).contains(last), "{groups:?}");
+        assert!(full.iter().all(|&n| n == size), "{groups:?}");
+        assert!((1..=size).contains(last), "{groups:?}");
     }
-    let schema = evtxsql_ingest::events_schema();
-    let a = arrow::compute::concat_batches(&schema, &default_rows).unwrap();
-    let b = arrow::compute::concat_batches(&schema, &small_rows).unwrap();
-    assert_eq!(a.num_rows() as u64, s1.records);
-    for (i, field) in schema.fields().iter().enumerate() {
-        assert_eq!(
-            a.column(i).as_ref(),
-            b.column(i).as_ref(),
-            "column {}",
-            field.name()
-        );
+    let default_all =
+        arrow::compute::concat_batches(&evtxsql_ingest::events_schema(), &default_rows).unwrap();
+    assert!(is_clustered(&default_all));
+    assert_eq!(default_all.num_rows() as u64, s1.records);
+    assert_same_rows(&default_rows, &small_rows);
+}
+
+/// A segment sorted in memory and the same segment merged from many spilled runs hold the same
+/// rows in the same order (the key is a total order), and each segment is sorted whole.
+#[test]
+fn spilled_runs_merge_into_the_same_sorted_segments() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, sort_run_bytes: usize| {
+        let store = tmp.path().join(name);
+        let opts = IngestOptions {
+            row_group_rows: 700,
+            segment_rows: 5_000,
+            chunks_per_batch: 2,
+            sort_run_bytes,
+            ..IngestOptions::default()
+        };
+        ingest(std::slice::from_ref(&data), &store, &opts, &NoProgress).unwrap();
+        let store = Store::open(&store).unwrap();
+        assert!(store.committed_event_parts().unwrap().len() > 1);
+        // No spill file is left behind.
+        assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+        store
+            .committed_event_parts()
+            .unwrap()
+            .into_iter()
+            .map(|part| {
+                let file = std::fs::File::open(part).unwrap();
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+                arrow::compute::concat_batches(&evtxsql_ingest::events_schema(), &batches).unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let in_memory = run("memory", 1 << 30);
+    let merged = run("merged", 1);
+    assert_eq!(in_memory.len(), merged.len());
+    for (a, b) in in_memory.iter().zip(&merged) {
+        assert!(is_clustered(a));
+        assert_eq!(a.num_rows(), b.num_rows());
+        for (i, field) in a.schema().fields().iter().enumerate() {
+            assert_eq!(
+                a.column(i).as_ref(),
+                b.column(i).as_ref(),
+                "column {}",
+                field.name()
+            );
+        }
     }
 }
+
+/// Every row group of every committed events part, read back one batch per row group.
+fn row_group_batches(store: &Path) -> Vec<arrow::record_batch::RecordBatch> {
+    let store = Store::open(store).unwrap();
+    let mut out = Vec::new();
+    for part in store.committed_event_parts().unwrap() {
+        let file = std::fs::File::open(&part).unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let groups = builder.metadata().num_row_groups();
+        for g in 0..groups {
+            let file = std::fs::File::open(&part).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .with_row_groups(vec![g])
+                    .with_batch_size(1 << 20)
+                    .build()
+                    .unwrap();
+            for b in reader {
+                out.push(b.unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Each row group of a store written with small sort runs (merged at commit) is sorted by the
+/// clustering key.
+#[test]
+fn row_groups_are_clustered() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let opts = IngestOptions {
+        row_group_rows: 700,
+        sort_run_bytes: 2 << 20,
+        ..IngestOptions::default()
+    };
+    ingest(std::slice::from_ref(&data), &store, &opts, &NoProgress).unwrap();
+    let groups = row_group_batches(&store);
+    assert!(groups.len() > 10, "{}", groups.len());
+    for g in &groups {
+        assert!(g.num_rows() <= 700);
+        assert!(is_clustered(g));
+    }
+}
+
+#[path = "support/compaction.rs"]
+mod compaction;

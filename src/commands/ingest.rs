@@ -48,12 +48,24 @@ pub struct IngestArgs {
     /// rows, at the next file boundary. Smaller segments lose less work on a crash.
     #[arg(long, value_name = "ROWS", default_value_t = 4_000_000)]
     pub segment_rows: usize,
+    /// Rows per Parquet row group (rows are sorted by channel, event id and time in runs of
+    /// bounded memory, then cut into row groups of this size).
+    #[arg(long, value_name = "ROWS", default_value_t = IngestOptions::default().row_group_rows)]
+    pub row_group_rows: usize,
+    /// Memory (MiB of Arrow data) of the rows sorted together before they are written.
+    #[arg(long, value_name = "MIB", default_value_t = IngestOptions::default().sort_run_bytes >> 20)]
+    pub sort_run_mib: usize,
 }
+
+/// A store with at least this many segments that `compact` would rewrite gets a hint.
+pub const COMPACT_HINT_SEGMENTS: u64 = 4;
 
 pub fn run(args: IngestArgs) -> anyhow::Result<u8> {
     let opts = IngestOptions {
         threads: args.threads,
         segment_rows: args.segment_rows.max(1),
+        row_group_rows: args.row_group_rows.max(1),
+        sort_run_bytes: args.sort_run_mib.max(1) << 20,
         ..IngestOptions::default()
     };
     let summary = ingest_with_options(&args.inputs, &args.store, &opts, args.quiet)?;
@@ -234,6 +246,15 @@ fn print_summary(s: &IngestSummary) {
         s.store_bytes as f64 / 1_048_576.0,
         s.segments_written
     ));
+    if s.segments_compactable >= COMPACT_HINT_SEGMENTS {
+        lines.push(format!(
+            "hint: {} of the store's {} segments are small or unclustered; \
+             `evtxsql compact {}` would merge them and make queries faster",
+            s.segments_compactable,
+            s.segments_total,
+            s.store.display()
+        ));
+    }
     for l in lines {
         println!("{l}");
     }

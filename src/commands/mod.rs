@@ -1,5 +1,6 @@
 //! One module per subcommand; each has its clap `Args` and a `run` that returns the exit code.
 
+pub mod compact;
 pub mod ingest;
 pub mod query;
 pub mod report;
@@ -25,6 +26,7 @@ pub const EXIT_FINDINGS: u8 = 4;
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Report(args) => report::run(args),
         Command::Rules(args) => rules::run(args),

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod compact;
 mod ingest;
 mod query;
 mod report;
