@@ -368,6 +368,11 @@ fn assert_same_rows(
     b: &[arrow::record_batch::RecordBatch],
 ) {
     let (a, b) = (by_record(a), by_record(b));
+    assert_same_columns(&a, &b);
+}
+
+/// Two batches hold the same rows in the same order, column by column.
+fn assert_same_columns(a: &arrow::record_batch::RecordBatch, b: &arrow::record_batch::RecordBatch) {
     assert_eq!(a.num_rows(), b.num_rows());
     for (i, field) in a.schema().fields().iter().enumerate() {
         assert_eq!(
@@ -458,15 +463,7 @@ fn spilled_runs_merge_into_the_same_sorted_segments() {
     assert_eq!(in_memory.len(), merged.len());
     for (a, b) in in_memory.iter().zip(&merged) {
         assert!(is_clustered(a));
-        assert_eq!(a.num_rows(), b.num_rows());
-        for (i, field) in a.schema().fields().iter().enumerate() {
-            assert_eq!(
-                a.column(i).as_ref(),
-                b.column(i).as_ref(),
-                "column {}",
-                field.name()
-            );
-        }
+        assert_same_columns(a, b);
     }
 }
 

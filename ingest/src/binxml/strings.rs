@@ -52,23 +52,13 @@ pub fn eq_str(bytes: &[u8], s: &str) -> bool {
 /// Append `c` as JSON string content.
 #[inline]
 pub fn push_json_char(out: &mut String, c: char) {
-    match c {
-        '"' => out.push_str("\\\""),
-        '\\' => out.push_str("\\\\"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        c if (c as u32) < 0x20 => {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            let b = c as u32 as usize;
-            out.push_str("\\u00");
-            out.push(char::from(HEX[b >> 4]));
-            out.push(char::from(HEX[b & 15]));
-        }
-        c => out.push(c),
+    if c >= ' ' && c != '"' && c != '\\' {
+        out.push(c);
+        return;
     }
+    let mut buf = [0u8; MOST_PER_CHAR];
+    let n = json_char_into(c, &mut buf);
+    flush(out, &buf[..n]);
 }
 
 /// Append UTF-8 `s` as JSON string content.
@@ -155,7 +145,7 @@ fn flush(out: &mut String, block: &[u8]) {
     }
 }
 
-/// Write `c` as JSON string content (as [`push_json_char`] does) into `buf`, which has room
+/// Write `c` as JSON string content (the one escape table) into `buf`, which has room
 /// for [`MOST_PER_CHAR`] bytes; how many it wrote.
 #[inline]
 fn json_char_into(c: char, buf: &mut [u8]) -> usize {
