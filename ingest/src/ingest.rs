@@ -31,7 +31,8 @@ pub struct IngestOptions {
     /// Rows per Parquet row group (the last of each sort run may hold fewer).
     pub row_group_rows: usize,
     /// Arrow memory of the rows sorted together before they are written (see
-    /// [`crate::segment`]): the memory an ingest needs beyond the reader's.
+    /// [`crate::segment`]): the memory an ingest needs beyond the reader's. Each run is encoded
+    /// as soon as it is full; `compact` later merges the runs of a segment.
     pub sort_run_bytes: usize,
     /// Chunks converted together into one batch.
     pub chunks_per_batch: usize,
@@ -45,8 +46,8 @@ impl Default for IngestOptions {
         IngestOptions {
             threads: 0,
             segment_rows: 4_000_000,
-            row_group_rows: Layout::default().row_group_rows,
-            sort_run_bytes: Layout::default().run_bytes,
+            row_group_rows: Layout::ingest().row_group_rows,
+            sort_run_bytes: Layout::ingest().run_bytes,
             chunks_per_batch: 16,
             filter: None,
         }
@@ -59,6 +60,7 @@ impl IngestOptions {
         Layout {
             row_group_rows: self.row_group_rows,
             run_bytes: self.sort_run_bytes,
+            merge_runs: false,
         }
     }
 }

@@ -9,10 +9,17 @@
 //! most pages).
 //!
 //! Memory stays bounded while a segment is sorted: rows are buffered in a *sort run* of at most
-//! [`Layout::run_bytes`] of Arrow memory. A segment that fits in one run is sorted in memory and
-//! written; otherwise each full run is sorted and spilled to an Arrow IPC file in the store's
-//! `tmp/`, and at commit the runs are merged (k-way, by the key's row format) into the segment.
-//! Memory: one run plus one batch per spilled run and the encoded pages of one row group.
+//! [`Layout::run_bytes`] of Arrow memory. How the runs become the segment depends on
+//! [`Layout::merge_runs`]:
+//! - `ingest` sorts each full run and encodes it at once, while the readers go on decoding (the
+//!   encoding overlaps the decoding, and memory is one run). A row group never spans two runs,
+//!   so each row group is sorted and its statistics stay narrow; a segment of several runs is
+//!   marked [`LAYOUT_SORTED_RUNS`], one of a single run [`LAYOUT_CLUSTERED`].
+//! - `compact` sorts the segment whole: a segment that fits in one run is sorted in memory;
+//!   otherwise each full run is sorted and spilled to an Arrow IPC file in the store's `tmp/`,
+//!   and at commit the runs are merged (k-way, by the key's row format) into the segment
+//!   ([`LAYOUT_CLUSTERED`]). Memory: one run plus one batch per spilled run and the encoded pages
+//!   of one row group.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter};
@@ -41,8 +48,11 @@ use crate::store::Store;
 
 /// Key-value metadata key naming the layout an events part was written with.
 pub const LAYOUT_KEY: &str = "evtxsql.layout";
-/// The layout this writer produces: each segment sorted by [`CLUSTER_KEY`].
+/// A segment sorted whole by [`CLUSTER_KEY`] (`compact`, or an ingest of a single run).
 pub const LAYOUT_CLUSTERED: &str = "clustered-1";
+/// A segment of several runs, each sorted by [`CLUSTER_KEY`] and cut into its own row groups
+/// (`ingest`); `compact` merges such segments into clustered ones.
+pub const LAYOUT_SORTED_RUNS: &str = "sorted-runs-1";
 /// Rows per batch of a spilled run, and per batch the merge emits.
 const MERGE_BATCH_ROWS: usize = 8192;
 /// The columns a segment's rows are sorted by, in order.
@@ -59,16 +69,31 @@ pub const CLUSTER_KEY: [&str; 5] = [
 pub struct Layout {
     /// Rows per Parquet row group (the last of a segment may hold fewer).
     pub row_group_rows: usize,
-    /// Arrow memory of the rows sorted together in memory; a fuller run is sorted and spilled,
-    /// and the spilled runs are merged when the segment is committed.
+    /// Arrow memory of the rows sorted together in memory.
     pub run_bytes: usize,
+    /// Sort each segment whole (full runs spilled, merged at commit), instead of encoding each
+    /// sorted run as it fills.
+    pub merge_runs: bool,
 }
 
 impl Default for Layout {
+    /// The layout `compact` writes: each segment sorted whole.
     fn default() -> Self {
         Layout {
             row_group_rows: 128 * 1024,
             run_bytes: 256 << 20,
+            merge_runs: true,
+        }
+    }
+}
+
+impl Layout {
+    /// The layout `ingest` writes: sorted runs of 64 MiB, each encoded as soon as it fills.
+    pub fn ingest() -> Self {
+        Layout {
+            run_bytes: 64 << 20,
+            merge_runs: false,
+            ..Layout::default()
         }
     }
 }
@@ -76,16 +101,13 @@ impl Default for Layout {
 /// The Parquet writer properties of events parts: zstd, page statistics and page index (for
 /// pruning on channel, event_id and time), no dictionary for the payload, the layout named in
 /// the footer.
+/// The layout's name ([`LAYOUT_KEY`]) is added to the footer when the segment is finished.
 pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_dictionary_enabled(ColumnPath::from(col::DATA), false)
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            LAYOUT_KEY.to_string(),
-            LAYOUT_CLUSTERED.to_string(),
-        )]))
         .set_created_by(format!("evtxsql {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -173,8 +195,10 @@ pub(crate) struct SegmentWriter<'s> {
     encoders: Option<rayon::ThreadPool>,
     run: Vec<RecordBatch>,
     run_bytes: usize,
-    /// Sorted runs of this segment spilled to `tmp/`.
+    /// Sorted runs of this segment spilled to `tmp/` (merging layout).
     spilled: Vec<PathBuf>,
+    /// Sorted runs of this segment already encoded (ingest's layout).
+    encoded_runs: usize,
     /// Rows of the segment so far, buffered or written.
     pub(crate) rows: usize,
     /// Manifest rows of the files whose events are in this segment.
@@ -206,12 +230,14 @@ impl<'s> SegmentWriter<'s> {
             layout: Layout {
                 row_group_rows: layout.row_group_rows.max(1),
                 run_bytes: layout.run_bytes.max(1),
+                merge_runs: layout.merge_runs,
             },
             writer: None,
             encoders,
             run: Vec::new(),
             run_bytes: 0,
             spilled: Vec::new(),
+            encoded_runs: 0,
             rows: 0,
             entries: Vec::new(),
             copied_entries: Vec::new(),
@@ -233,7 +259,7 @@ impl<'s> SegmentWriter<'s> {
         }
     }
 
-    /// Add rows of the events schema; a full sort run is sorted and spilled.
+    /// Add rows of the events schema; a full sort run is sorted and encoded, or spilled.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -242,8 +268,37 @@ impl<'s> SegmentWriter<'s> {
         self.rows += batch.num_rows();
         self.run.push(batch.clone());
         if self.run_bytes >= self.layout.run_bytes {
-            self.spill_run()?;
+            if self.layout.merge_runs {
+                self.spill_run()?;
+            } else {
+                self.encode_run()?;
+            }
         }
+        Ok(())
+    }
+
+    /// Sort the buffered run and encode it into the segment, in row groups of its own.
+    fn encode_run(&mut self) -> Result<()> {
+        if self.run.is_empty() {
+            return Ok(());
+        }
+        let run = std::mem::take(&mut self.run);
+        self.run_bytes = 0;
+        let order = cluster_order(&run)?;
+        let batches: Vec<&RecordBatch> = run.iter().collect();
+        for chunk in order.chunks(MERGE_BATCH_ROWS) {
+            self.encode_sorted(&interleave_record_batch(&batches, chunk)?)?;
+        }
+        drop(batches);
+        drop(run);
+        let failed = self.failed();
+        if let Some(open) = self.writer.as_mut()
+            && open.group_rows > 0
+        {
+            open.close_row_group(self.encoders.as_ref())
+                .map_err(&failed)?;
+        }
+        self.encoded_runs += 1;
         Ok(())
     }
 
@@ -271,17 +326,11 @@ impl<'s> SegmentWriter<'s> {
         Ok(())
     }
 
-    /// Write the segment's rows, sorted: the run in memory alone, or every run merged.
+    /// Write the segment's rows not yet written, sorted: the last run alone, or every spilled
+    /// run merged.
     fn write_sorted(&mut self) -> Result<()> {
         if self.spilled.is_empty() {
-            let run = std::mem::take(&mut self.run);
-            self.run_bytes = 0;
-            let order = cluster_order(&run)?;
-            let batches: Vec<&RecordBatch> = run.iter().collect();
-            for chunk in order.chunks(MERGE_BATCH_ROWS) {
-                self.encode_sorted(&interleave_record_batch(&batches, chunk)?)?;
-            }
-            return Ok(());
+            return self.encode_run();
         }
         self.spill_run()?;
         let (key, converter) = key_converter()?;
@@ -406,7 +455,17 @@ impl<'s> SegmentWriter<'s> {
         for p in std::mem::take(&mut self.spilled) {
             fs::remove_file(&p).map_err(|e| IngestError::io(&p, e))?;
         }
-        if let Some(w) = self.writer.take() {
+        let layout = if self.encoded_runs > 1 {
+            LAYOUT_SORTED_RUNS
+        } else {
+            LAYOUT_CLUSTERED
+        };
+        self.encoded_runs = 0;
+        if let Some(mut w) = self.writer.take() {
+            w.file.append_key_value_metadata(KeyValue::new(
+                LAYOUT_KEY.to_string(),
+                layout.to_string(),
+            ));
             let tmp = self.tmp_events();
             let file = w
                 .finish(self.encoders.as_ref())

@@ -400,7 +400,8 @@ fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
     let small = IngestOptions {
         row_group_rows: 1000,
         segment_rows: 4000,
-        sort_run_bytes: 1 << 20,
+        // Each segment one sort run: its row groups are cut at exactly 1000 rows.
+        sort_run_bytes: 64 << 20,
         chunks_per_batch: 3,
         ..IngestOptions::default()
     };
@@ -422,44 +423,101 @@ fn row_groups_have_the_chosen_size_and_hold_the_same_rows() {
     assert_same_rows(&default_rows, &small_rows);
 }
 
-/// A segment sorted in memory and the same segment merged from many spilled runs hold the same
-/// rows in the same order (the key is a total order), and each segment is sorted whole.
+/// The layout name in the footer of each committed events part.
+fn layouts(store: &Path) -> Vec<String> {
+    let store = Store::open(store).unwrap();
+    store
+        .committed_event_parts()
+        .unwrap()
+        .into_iter()
+        .map(|part| {
+            let file = std::fs::File::open(part).unwrap();
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap();
+            builder
+                .metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .into_iter()
+                .flatten()
+                .find(|kv| kv.key == evtxsql_ingest::segment::LAYOUT_KEY)
+                .and_then(|kv| kv.value.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Each committed events part read back whole.
+fn parts(store: &Path) -> Vec<arrow::record_batch::RecordBatch> {
+    let store = Store::open(store).unwrap();
+    store
+        .committed_event_parts()
+        .unwrap()
+        .into_iter()
+        .map(|part| {
+            let file = std::fs::File::open(part).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+            arrow::compute::concat_batches(&evtxsql_ingest::events_schema(), &batches).unwrap()
+        })
+        .collect()
+}
+
+/// Ingest encodes each sort run as it fills (a segment of several runs is marked so); compact
+/// then sorts each segment whole, and a segment sorted in memory and the same segment merged
+/// from many spilled runs hold the same rows in the same order (the key is a total order).
 #[test]
-fn spilled_runs_merge_into_the_same_sorted_segments() {
+fn sorted_runs_of_ingest_merge_into_the_same_clustered_segments() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
     let tmp = tempfile::tempdir().unwrap();
-    let run = |name: &str, sort_run_bytes: usize| {
-        let store = tmp.path().join(name);
-        let opts = IngestOptions {
-            row_group_rows: 700,
-            segment_rows: 5_000,
-            chunks_per_batch: 2,
-            sort_run_bytes,
-            ..IngestOptions::default()
-        };
-        ingest(std::slice::from_ref(&data), &store, &opts, &NoProgress).unwrap();
-        let store = Store::open(&store).unwrap();
-        assert!(store.committed_event_parts().unwrap().len() > 1);
-        // No spill file is left behind.
-        assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
-        store
-            .committed_event_parts()
-            .unwrap()
-            .into_iter()
-            .map(|part| {
-                let file = std::fs::File::open(part).unwrap();
-                let reader =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                        .unwrap()
-                        .build()
-                        .unwrap();
-                let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
-                arrow::compute::concat_batches(&evtxsql_ingest::events_schema(), &batches).unwrap()
-            })
-            .collect::<Vec<_>>()
+    let ingested = tmp.path().join("ingested");
+    let opts = IngestOptions {
+        row_group_rows: 700,
+        segment_rows: 5_000,
+        chunks_per_batch: 2,
+        sort_run_bytes: 1 << 20,
+        ..IngestOptions::default()
     };
-    let in_memory = run("memory", 1 << 30);
-    let merged = run("merged", 1);
+    ingest(std::slice::from_ref(&data), &ingested, &opts, &NoProgress).unwrap();
+    let names = layouts(&ingested);
+    assert!(names.len() > 1, "{names:?}");
+    assert!(names.iter().any(|n| n == "sorted-runs-1"), "{names:?}");
+    assert!(parts(&ingested).iter().any(|p| !is_clustered(p)));
+    for g in row_group_batches(&ingested) {
+        assert!(g.num_rows() <= 700);
+        assert!(is_clustered(&g), "a row group never spans two runs");
+    }
+    let (rows_before, _) = read_back(&ingested);
+
+    let compacted = |name: &str, run_bytes: usize| {
+        let store = tmp.path().join(name);
+        compaction::copy_dir(&ingested, &store);
+        let opts = evtxsql_ingest::compact::CompactOptions {
+            segment_rows: 5_000,
+            layout: evtxsql_ingest::segment::Layout {
+                row_group_rows: 700,
+                run_bytes,
+                merge_runs: true,
+            },
+            threads: 2,
+        };
+        let s = evtxsql_ingest::compact::compact(&store, &opts).unwrap();
+        assert!(s.segments_written > 1, "{s:?}");
+        let opened = Store::open(&store).unwrap();
+        // No spill file is left behind.
+        assert_eq!(std::fs::read_dir(opened.tmp_dir()).unwrap().count(), 0);
+        assert!(layouts(&store).iter().all(|n| n == "clustered-1"));
+        let (rows_after, _) = read_back(&store);
+        assert_same_rows(&rows_before, &rows_after);
+        parts(&store)
+    };
+    let in_memory = compacted("memory", 1 << 30);
+    let merged = compacted("merged", 1);
     assert_eq!(in_memory.len(), merged.len());
     for (a, b) in in_memory.iter().zip(&merged) {
         assert!(is_clustered(a));
@@ -493,8 +551,7 @@ fn row_group_batches(store: &Path) -> Vec<arrow::record_batch::RecordBatch> {
     out
 }
 
-/// Each row group of a store written with small sort runs (merged at commit) is sorted by the
-/// clustering key.
+/// Each row group of a store written with small sort runs is sorted by the clustering key.
 #[test]
 fn row_groups_are_clustered() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");

@@ -31,6 +31,18 @@ fn u64_at(d: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(a))
 }
 
+/// The records a chunk's header says it holds (first to last record id), at most as many as
+/// fit in its bytes: an estimate for the builders' capacity, never trusted beyond it.
+pub fn records_estimate(data: &[u8]) -> usize {
+    let (Some(first), Some(last)) = (u64_at(data, 24), u64_at(data, 32)) else {
+        return 0;
+    };
+    let most = data.len().saturating_sub(CHUNK_HEADER_SIZE) / RECORD_HEADER_SIZE;
+    usize::try_from(last.saturating_sub(first).saturating_add(1))
+        .unwrap_or(most)
+        .min(most)
+}
+
 /// One record's header fields and its BinXML window.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordHeader {

@@ -44,7 +44,13 @@ pub(super) fn convert_group(
     } = group;
     let bytes = chunks.len() as u64 * CHUNK_SIZE;
     let mut report = FileReport::default();
-    let mut builder = EventsBuilder::with_capacity(chunks.len() * 200);
+    // Capacity from the chunk headers' record ids: a batch holds what it needs, not a guess
+    // (a sort run is measured in the batches' memory).
+    let records: usize = chunks
+        .iter()
+        .map(|c| crate::binxml::chunk::records_estimate(c.data()))
+        .sum();
+    let mut builder = EventsBuilder::with_capacity(records.max(1));
     for chunk in chunks {
         let mut at = Place {
             path,
