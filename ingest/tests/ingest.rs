@@ -573,3 +573,6 @@ fn row_groups_are_clustered() {
 
 #[path = "support/compaction.rs"]
 mod compaction;
+
+#[path = "support/filtered.rs"]
+mod filtered;

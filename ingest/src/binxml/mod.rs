@@ -28,7 +28,7 @@ pub mod tokens;
 pub mod values;
 
 use chunk::{Chunk, RecordHeader};
-use plan::{Inst, Record};
+use plan::{Inst, KeySrc, Record};
 use render::Scratch;
 use templates::{SharedPlans, TemplateCache};
 use values::{Val, read_substitutions};
@@ -145,6 +145,11 @@ impl<'a> ChunkSession<'_, 'a> {
         if self.spent > MAX_CHUNK_OUTPUT {
             return Err(Unsupported("chunk renders too large"));
         }
+        if let Some(filter) = filter
+            && self.skips(h, filter) == Some(true)
+        {
+            return Ok(false);
+        }
         let rec = &mut self.rec;
         rec.vals.clear();
         rec.insts.clear();
@@ -155,6 +160,81 @@ impl<'a> ChunkSession<'_, 'a> {
         self.spent += scratch.data.len();
         done.map(|pushed| pushed.is_some())
     }
+}
+
+impl ChunkSession<'_, '_> {
+    /// Whether `filter` skips record `h`, told from its template's plan and at most three of
+    /// its values (provider, channel, event id), without reading the rest of the record: most
+    /// records a `scan` skips cost this much and no more. `None` when the record's shape needs
+    /// the full path to tell (which then decides as [`record::render`] does).
+    fn skips(&mut self, h: &RecordHeader, filter: &RecordFilter) -> Option<bool> {
+        let data = self.chunk.data;
+        let (start, end) = h.binxml;
+        let at = single_instance(data, start, end).ok()?;
+        let mut pos = at + 10;
+        if pos > end {
+            return None;
+        }
+        let def = chunk::u32_at(data, at + 6)?;
+        if def as usize == pos {
+            let size = chunk::u32_at(data, pos + 20)? as usize;
+            pos = pos
+                .checked_add(templates::DEFINITION_HEADER_SIZE + size)
+                .filter(|&p| p <= end)?;
+        }
+        let plan = self
+            .cache
+            .plan(&self.chunk, def, &mut self.decoder.shared)
+            .ok()?;
+        let keys = plan.keys.as_ref()?;
+        for &d in &keys.dependencies {
+            if values::is_null_at(data, pos, end, d).ok()? {
+                return None;
+            }
+        }
+        let sys = &mut self.decoder.scratch.sys;
+        sys.clear();
+        let provider = key_text(&keys.provider, data, pos, end, sys)?;
+        let channel = key_text(&keys.channel, data, pos, end, sys)?;
+        let event_id = match &keys.event_id {
+            KeySrc::Absent => None,
+            KeySrc::Literal(s) => crate::mapping::parse_number(s),
+            KeySrc::Sub(id) => match values::substitution_at(data, pos, end, *id).ok()?? {
+                v if v.is_bare() => v.bare_number(),
+                Val::Hex32(x) => Some(u64::from(x)),
+                Val::Hex64(x) => Some(x),
+                v @ (Val::Str(_) | Val::Ansi(_)) if !v.is_empty() => {
+                    let from = sys.len();
+                    v.write(sys, false).ok()?;
+                    crate::mapping::parse_number(&sys[from..])
+                }
+                _ => return None,
+            },
+        };
+        let text = |r: Option<(usize, usize)>| r.map(|(s, e)| &sys[s..e]);
+        Some(!filter.keeps(text(provider), text(channel), event_id))
+    }
+}
+
+/// The text of a filter key, appended to `sys`: its range there (`None` for an absent key), or
+/// `None` outside when the value is of a kind the full path must render.
+fn key_text(
+    key: &KeySrc,
+    data: &[u8],
+    pos: usize,
+    end: usize,
+    sys: &mut String,
+) -> Option<Option<(usize, usize)>> {
+    let from = sys.len();
+    match key {
+        KeySrc::Absent => return Some(None),
+        KeySrc::Literal(s) => sys.push_str(s),
+        KeySrc::Sub(id) => match values::substitution_at(data, pos, end, *id).ok()?? {
+            v @ (Val::Str(_) | Val::Ansi(_)) if !v.is_empty() => v.write(sys, false).ok()?,
+            _ => return None,
+        },
+    }
+    Some(Some((from, sys.len())))
 }
 
 /// Read a record's instance (and the instances nested in its values) into `rec`.

@@ -64,6 +64,74 @@ pub struct Plan {
     /// different, no dependencies), their keys (escaped) and substitutions, for the payload's
     /// fast path.
     pub(super) fast_data: Vec<Option<Vec<FastData>>>,
+    /// Where the reader's filter finds the provider, channel and event id of a record of this
+    /// template without rendering it; `None` when the template's shape needs the full path.
+    pub(super) keys: Option<FilterKeys>,
+}
+
+/// Where a System field a filter reads comes from, in a template whose System part is plain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum KeySrc {
+    /// The template has no such element or attribute.
+    Absent,
+    /// Literal text of the template.
+    Literal(String),
+    /// One substitution of the record's own instance, alone in the element or attribute.
+    Sub(u16),
+}
+
+/// The sources of the fields [`crate::filter::RecordFilter`] decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FilterKeys {
+    pub(super) provider: KeySrc,
+    pub(super) channel: KeySrc,
+    pub(super) event_id: KeySrc,
+    /// The substitutions whose NullType value would leave out Event, System or one of the
+    /// fields' elements (MS-EVEN6 2.2.12): a record with such a value takes the full path.
+    pub(super) dependencies: Vec<u16>,
+}
+
+/// The filter keys of a template whose System fields were found (`sources`): each field
+/// absent, one literal text or one substitution, alone in its element or attribute.
+fn filter_keys(tpl: &Template, sources: &[Option<Src>; FIELDS]) -> Option<FilterKeys> {
+    let root = &tpl.elems[tpl.root as usize];
+    let system = root.children.iter().find_map(|n| match n {
+        Node::Elem(id) if tpl.elems[*id as usize].name == "System" => {
+            Some(&tpl.elems[*id as usize])
+        }
+        _ => None,
+    })?;
+    let mut dependencies: Vec<u16> = [root.dependency, system.dependency]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut key = |f: Field| -> Option<KeySrc> {
+        let Some(src) = sources[f as usize] else {
+            return Some(KeySrc::Absent);
+        };
+        let e = tpl.elems.get(src.elem as usize)?;
+        dependencies.extend(e.dependency);
+        let nodes = match src.attr {
+            Some(i) => &e.attrs.get(i as usize)?.value,
+            None => &e.children,
+        };
+        match nodes.as_slice() {
+            [Node::Text(s)] => Some(KeySrc::Literal(s.clone())),
+            [Node::Sub { id, .. }] => Some(KeySrc::Sub(*id)),
+            _ => None,
+        }
+    };
+    let provider = key(Field::ProviderName)?;
+    let channel = key(Field::Channel)?;
+    let event_id = key(Field::EventId)?;
+    dependencies.sort_unstable();
+    dependencies.dedup();
+    Some(FilterKeys {
+        provider,
+        channel,
+        event_id,
+        dependencies,
+    })
 }
 
 /// One `<Data Name="literal">%n</Data>` of a fast payload.
@@ -130,6 +198,7 @@ impl Plan {
         let generic = check_generic(&tpl);
         let mut sources = [None; FIELDS];
         let event = generic.and_then(|()| compile_event(&tpl, &mut sources));
+        let keys = event.ok().and_then(|()| filter_keys(&tpl, &sources));
         let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
         let fast_data: Vec<_> = tpl.elems.iter().map(|e| fast_data(&tpl, e)).collect();
         let fast_weight = fast_data
@@ -147,6 +216,7 @@ impl Plan {
             sources,
             distinct_data,
             fast_data,
+            keys,
         }
     }
 

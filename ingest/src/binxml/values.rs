@@ -332,6 +332,63 @@ pub fn read_substitutions<'a>(
     Ok(pos)
 }
 
+/// Substitution `id` alone, out of the substitution array at `at` (the descriptors before it are
+/// read for their sizes only, the values before and after it not at all): for a decision that
+/// needs one or two values of a record, the reader's filter. `Ok(None)` when the array has no
+/// such value, or it is an array or of a type this reads only in context.
+pub fn substitution_at<'a>(
+    data: &'a [u8],
+    at: usize,
+    limit: usize,
+    id: u16,
+) -> Result<Option<Val<'a>>, Unsupported> {
+    let limit = limit.min(data.len());
+    let count = read_u32(data, at, limit)? as usize;
+    let id = usize::from(id);
+    if id >= count {
+        return Ok(None);
+    }
+    let desc_start = at + 4;
+    let desc_end = count
+        .checked_mul(4)
+        .and_then(|n| desc_start.checked_add(n))
+        .filter(|&end| end <= limit)
+        .ok_or(Unsupported("substitution descriptors past the record"))?;
+    let descriptor = |i: usize| {
+        let d = &data[desc_start + 4 * i..desc_start + 4 * i + 4];
+        (usize::from(u16::from_le_bytes([d[0], d[1]])), d[2])
+    };
+    let pos = (0..id).try_fold(desc_end, |pos, i| pos.checked_add(descriptor(i).0));
+    let (size, t) = descriptor(id);
+    let Some((start, end)) = pos
+        .and_then(|p| Some((p, p.checked_add(size)?)))
+        .filter(|&(_, end)| end <= limit)
+    else {
+        return Err(Unsupported("substitution value past the record"));
+    };
+    if t & ty::ARRAY != 0 || matches!(t, ty::BIN_XML | ty::EVT_XML) || !is_known_type(t) {
+        return Ok(None);
+    }
+    scalar(t, &data[start..end]).map(Some)
+}
+
+/// Whether substitution `id` of the array at `at` is a NullType value (which leaves out an
+/// element that depends on it); false when the array has no such value.
+pub fn is_null_at(data: &[u8], at: usize, limit: usize, id: u16) -> Result<bool, Unsupported> {
+    let limit = limit.min(data.len());
+    let count = read_u32(data, at, limit)? as usize;
+    let id = usize::from(id);
+    if id >= count {
+        return Ok(false);
+    }
+    let d = at + 4 + 4 * id;
+    if d + 4 > limit {
+        return Err(Unsupported("substitution descriptors past the record"));
+    }
+    let size = u16::from_le_bytes([data[d], data[d + 1]]);
+    Ok(data[d + 2] == ty::NULL || (data[d + 2] == ty::BIN_XML && size == 0))
+}
+
 fn read_u32(data: &[u8], at: usize, limit: usize) -> Result<u32, Unsupported> {
     match data.get(at..at + 4) {
         Some(b) if at + 4 <= limit => Ok(u32::from_le_bytes(le(b))),
