@@ -15,6 +15,7 @@ use evtx::err::ChunkError;
 use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxParser};
 
 use super::CHUNK_SIZE;
+use super::buffers::FileBytes;
 
 /// Where the first chunk starts (the evtx crate places chunks after a 4 KiB file header,
 /// whatever the header's own block size says).
@@ -28,7 +29,7 @@ pub enum ChunkBytes {
     /// Read by the evtx crate (a file read from disk as it is parsed).
     Owned(Box<EvtxChunkData>),
     /// Chunk `number` of a file held in memory, a slice of it.
-    Shared { file: Arc<Vec<u8>>, number: u64 },
+    Shared { file: Arc<FileBytes>, number: u64 },
 }
 
 impl ChunkBytes {
@@ -92,7 +93,7 @@ pub struct ChunkFailure {
 
 /// The chunks of a file in memory, in the evtx crate's order.
 pub struct SharedChunks {
-    file: Arc<Vec<u8>>,
+    file: Arc<FileBytes>,
     /// Whole chunks after the header, as the evtx crate counts them.
     count: u64,
     oldest: u64,
@@ -103,8 +104,8 @@ pub struct SharedChunks {
 
 impl SharedChunks {
     /// Start the walk; a file the evtx crate cannot open (no EVTX file header) is its error.
-    pub fn open(file: Arc<Vec<u8>>) -> evtx::err::Result<SharedChunks> {
-        let parser = EvtxParser::from_read_seek(Cursor::new(file.as_slice()))?;
+    pub fn open(file: Arc<FileBytes>) -> evtx::err::Result<SharedChunks> {
+        let parser = EvtxParser::from_read_seek(Cursor::new(&file[..]))?;
         let header_block = usize::from(parser.header().header_block_size);
         let count = (file.len().saturating_sub(header_block) / CHUNK) as u64;
         let mut walk = SharedChunks {
@@ -227,7 +228,7 @@ mod tests {
     }
 
     fn our_walk(bytes: &[u8]) -> Option<Vec<(u64, bool)>> {
-        let walk = SharedChunks::open(Arc::new(bytes.to_vec())).ok()?;
+        let walk = SharedChunks::open(Arc::new(FileBytes::from(bytes.to_vec()))).ok()?;
         Some(
             walk.map(|c| match c {
                 Ok(c) => {

@@ -14,8 +14,9 @@
 //! At most `2 × threads + 2` groups are in flight, which bounds memory whatever the input size.
 //!
 //! With an [`Admission`] ([`read_admitted`]), each file is read once: the dispatcher reads it
-//! into memory (files up to [`MAX_BUFFERED_FILE`]), hashes those bytes, asks the admission
-//! whether to read it (a store skips what it holds), and parses the chunks from the same bytes.
+//! into memory (files up to [`MAX_BUFFERED_FILE`]), the pool hashes those bytes beside the
+//! decoding of the files before it ([`dispatch`]), the admission says whether to read it (a
+//! store skips what it holds), and the chunks are parsed from the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,9 @@ use crate::binxml::Decoder;
 use crate::error::{IngestError, ProblemKind, RecordProblem, Result};
 use crate::filter::RecordFilter;
 
+mod buffers;
 mod chunks;
+mod dispatch;
 mod group;
 use chunks::{ChunkBytes, SharedChunks};
 use group::{Group, convert_group};
@@ -307,7 +310,7 @@ pub fn read_admitted(
     inputs: &[Input],
     opts: &ReadOptions,
     path_kind: RecordPath,
-    mut admit: Option<&mut Admission<'_>>,
+    admit: Option<&mut Admission<'_>>,
     consume: &mut dyn FnMut(Item) -> bool,
 ) -> Result<()> {
     let threads = opts.effective_threads();
@@ -326,126 +329,20 @@ pub fn read_admitted(
     let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(max_in_flight);
 
     std::thread::scope(|scope| {
-        let dispatcher_tx = tx.clone();
-        let pool = &pool;
-        scope.spawn(move || {
-            let tx = dispatcher_tx;
-            let mut seq = 0u64;
-            let mut next = || {
-                seq += 1;
-                seq - 1
-            };
-            for (file, input) in inputs.iter().enumerate() {
-                let path: Arc<Path> = Arc::from(input.path.as_path());
-                let fatal = |what: &str, e: &dyn std::error::Error| {
-                    Some(format!(
-                        "{}: {what}: {}",
-                        input.path.display(),
-                        error_chain(e)
-                    ))
-                };
-                let mut file_id = input.file_id;
-                let source = match admit.as_deref_mut() {
-                    None => Source::file(&input.path, &settings),
-                    Some(admit) => {
-                        let read = if input.size <= MAX_BUFFERED_FILE {
-                            std::fs::read(&input.path)
-                                .map(|b| (crate::manifest::sha256_bytes(&b), Some(b)))
-                                .map_err(|e| IngestError::io(&input.path, e))
-                        } else {
-                            crate::manifest::sha256_file(&input.path).map(|h| (h, None))
-                        };
-                        let (sha256, bytes) = match read {
-                            Ok(x) => x,
-                            Err(e) => {
-                                let fatal = Some(e.to_string());
-                                if tx.send((next(), Msg::End { file, fatal })).is_err() {
-                                    return;
-                                }
-                                continue;
-                            }
-                        };
-                        let item = match admit(file, &sha256) {
-                            Admit::Read { file_id: id } => {
-                                file_id = id;
-                                Item::Admitted {
-                                    file,
-                                    sha256,
-                                    file_id,
-                                }
-                            }
-                            Admit::Skip(why) => Item::Skipped { file, sha256, why },
-                        };
-                        let skipped = matches!(item, Item::Skipped { .. });
-                        if tx.send((next(), Msg::Hashed(item))).is_err() {
-                            return;
-                        }
-                        if skipped {
-                            continue;
-                        }
-                        match bytes {
-                            Some(b) => Source::buffer(b),
-                            None => Source::file(&input.path, &settings),
-                        }
-                    }
-                };
-                let mut source = match source {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let fatal = fatal("cannot open as EVTX", &e);
-                        if tx.send((next(), Msg::End { file, fatal })).is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                };
-                let mut group: Vec<ChunkBytes> = Vec::with_capacity(per_batch);
-                let mut chunks = source.chunks();
-                loop {
-                    let item = chunks.next();
-                    let flush = item.is_none() || group.len() == per_batch;
-                    if flush && !group.is_empty() {
-                        if permit_tx.send(()).is_err() {
-                            return;
-                        }
-                        let job = std::mem::replace(&mut group, Vec::with_capacity(per_batch));
-                        let (tx, settings, path, seq) =
-                            (tx.clone(), settings.clone(), path.clone(), next());
-                        let filter = opts.filter.clone();
-                        pool.spawn(move || {
-                            let msg = DECODER.with_borrow_mut(|decoder| {
-                                let group = Group {
-                                    file,
-                                    file_id,
-                                    path: &path,
-                                    chunks: job,
-                                };
-                                convert_group(
-                                    decoder,
-                                    group,
-                                    settings,
-                                    path_kind,
-                                    filter.as_deref(),
-                                )
-                            });
-                            let _ = tx.send((seq, msg));
-                        });
-                    }
-                    match item {
-                        None => break,
-                        Some(Ok(chunk)) => group.push(chunk),
-                        Some(Err(why)) => {
-                            let message = problem(&input.path, None, None, ProblemKind::Chunk(why));
-                            if tx.send((next(), Msg::Error { file, message })).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                if tx.send((next(), Msg::End { file, fatal: None })).is_err() {
-                    return;
-                }
-            }
+        let mut dispatcher = dispatch::Dispatcher {
+            tx: tx.clone(),
+            permits: permit_tx,
+            pool: &pool,
+            settings,
+            path_kind,
+            filter: opts.filter.clone(),
+            per_batch,
+            seq: 0,
+            buffers: buffers::BufferPool::new(2 * dispatch::LOOKAHEAD_BYTES as usize),
+        };
+        scope.spawn(move || match admit {
+            Some(admit) => dispatcher.admitted(inputs, admit),
+            None => dispatcher.unhashed(inputs),
         });
         drop(tx);
 
@@ -540,7 +437,11 @@ impl Source {
     }
 
     fn buffer(bytes: Vec<u8>) -> evtx::err::Result<Source> {
-        SharedChunks::open(Arc::new(bytes)).map(Source::Buffer)
+        Self::shared(Arc::new(buffers::FileBytes::from(bytes)))
+    }
+
+    fn shared(bytes: Arc<buffers::FileBytes>) -> evtx::err::Result<Source> {
+        SharedChunks::open(bytes).map(Source::Buffer)
     }
 
     fn chunks(&mut self) -> Box<dyn Iterator<Item = ChunkItem> + '_> {

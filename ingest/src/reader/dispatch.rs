@@ -1,0 +1,250 @@
+//! The dispatcher thread: files in input order → (hashed, admitted) → groups of chunks on the
+//! pool, each message numbered so the consumer can put them back in order.
+//!
+//! With an admission, files are read ahead of their dispatch (up to [`LOOKAHEAD_BYTES`] of
+//! them, and at least one) and each one's sha256 is computed on the pool, beside the decoding
+//! of the files before it; the dispatcher waits for a file's hash only when that file is next
+//! in line, asks the admission, and only then hands its chunks to the pool. So hashing runs in
+//! parallel with decoding, and a file the store already holds is still never parsed.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use evtx::ParserSettings;
+
+use super::buffers::{BufferPool, FileBytes};
+use super::chunks::ChunkBytes;
+use super::group::{Group, convert_group};
+use super::{
+    Admission, Admit, DECODER, Input, Item, MAX_BUFFERED_FILE, Msg, ProblemKind, RecordPath,
+    Source, error_chain, problem,
+};
+use crate::error::IngestError;
+use crate::filter::RecordFilter;
+
+/// Most bytes of files read and being hashed ahead of the file being dispatched.
+pub(super) const LOOKAHEAD_BYTES: u64 = 16 << 20;
+
+/// What the dispatcher hands to the pool and the consumer.
+pub(super) struct Dispatcher<'p> {
+    pub(super) tx: mpsc::Sender<(u64, Msg)>,
+    /// One permit per group in flight (returned by the consumer).
+    pub(super) permits: mpsc::SyncSender<()>,
+    pub(super) pool: &'p rayon::ThreadPool,
+    pub(super) settings: Arc<ParserSettings>,
+    pub(super) path_kind: RecordPath,
+    pub(super) filter: Option<Arc<RecordFilter>>,
+    pub(super) per_batch: usize,
+    pub(super) seq: u64,
+    /// Buffers of files read into memory, used again once a file's chunks are done.
+    pub(super) buffers: Arc<BufferPool>,
+}
+
+/// A file read ahead: its bytes and its hash to come, or why it could not be read.
+struct Ahead<'i> {
+    file: usize,
+    input: &'i Input,
+    read: Read,
+}
+
+enum Read {
+    /// In memory; the pool sends its sha256.
+    Buffered {
+        bytes: Arc<FileBytes>,
+        hash: mpsc::Receiver<String>,
+    },
+    /// Too large to hold: hashed in a pass of its own when its turn comes, parsed from disk.
+    Large,
+    Failed(String),
+}
+
+impl Dispatcher<'_> {
+    /// Send `msg` with the next number; false once the consumer has gone.
+    fn send(&mut self, msg: Msg) -> bool {
+        self.seq += 1;
+        self.tx.send((self.seq - 1, msg)).is_ok()
+    }
+
+    /// Every file through the admission (see the module docs); false once the consumer has
+    /// gone.
+    pub(super) fn admitted(&mut self, inputs: &[Input], admit: &mut Admission<'_>) -> bool {
+        let mut ahead: VecDeque<Ahead<'_>> = VecDeque::new();
+        let mut ahead_bytes = 0u64;
+        for (file, input) in inputs.iter().enumerate() {
+            let read = self.read_ahead(input);
+            if let Read::Buffered { bytes, .. } = &read {
+                ahead_bytes += bytes.len() as u64;
+            }
+            ahead.push_back(Ahead { file, input, read });
+            while ahead_bytes > LOOKAHEAD_BYTES
+                && let Some(next) = ahead.pop_front()
+            {
+                if let Read::Buffered { bytes, .. } = &next.read {
+                    ahead_bytes -= bytes.len() as u64;
+                }
+                if !self.admit_and_dispatch(next, admit) {
+                    return false;
+                }
+            }
+        }
+        while let Some(next) = ahead.pop_front() {
+            if !self.admit_and_dispatch(next, admit) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Read a file into memory and start hashing it on the pool (a large file is left for
+    /// its turn).
+    fn read_ahead(&self, input: &Input) -> Read {
+        if input.size > MAX_BUFFERED_FILE {
+            return Read::Large;
+        }
+        match self.buffers.read(&input.path, input.size) {
+            Ok(bytes) => {
+                let bytes = Arc::new(bytes);
+                let (tx, hash) = mpsc::channel();
+                let mine = bytes.clone();
+                self.pool.spawn(move || {
+                    let _ = tx.send(crate::manifest::sha256_bytes(&mine));
+                });
+                Read::Buffered { bytes, hash }
+            }
+            Err(e) => Read::Failed(IngestError::io(&input.path, e).to_string()),
+        }
+    }
+
+    /// The file's hash (waiting for it), the admission's answer, and its chunks to the pool.
+    fn admit_and_dispatch(&mut self, next: Ahead<'_>, admit: &mut Admission<'_>) -> bool {
+        let Ahead { file, input, read } = next;
+        let (sha256, bytes) = match read {
+            Read::Buffered { bytes, hash } => match hash.recv() {
+                Ok(h) => (h, Some(bytes)),
+                // The hashing job cannot fail; a pool torn down means the run is over.
+                Err(_) => return false,
+            },
+            Read::Large => match crate::manifest::sha256_file(&input.path) {
+                Ok(h) => (h, None),
+                Err(e) => {
+                    let fatal = Some(e.to_string());
+                    return self.send(Msg::End { file, fatal });
+                }
+            },
+            Read::Failed(why) => {
+                return self.send(Msg::End {
+                    file,
+                    fatal: Some(why),
+                });
+            }
+        };
+        let item = match admit(file, &sha256) {
+            Admit::Read { file_id } => Item::Admitted {
+                file,
+                sha256,
+                file_id,
+            },
+            Admit::Skip(why) => Item::Skipped { file, sha256, why },
+        };
+        let file_id = match item {
+            Item::Admitted { file_id, .. } => Some(file_id),
+            _ => None,
+        };
+        if !self.send(Msg::Hashed(item)) {
+            return false;
+        }
+        let Some(file_id) = file_id else {
+            return true;
+        };
+        let source = match bytes {
+            Some(b) => Source::shared(b),
+            None => Source::file(&input.path, &self.settings),
+        };
+        self.dispatch(file, file_id, input, source)
+    }
+
+    /// Every file straight from disk, no hashing; false once the consumer has gone.
+    pub(super) fn unhashed(&mut self, inputs: &[Input]) -> bool {
+        for (file, input) in inputs.iter().enumerate() {
+            let source = Source::file(&input.path, &self.settings);
+            if !self.dispatch(file, input.file_id, input, source) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The chunks of one opened file, in groups, to the pool; then the file's end.
+    fn dispatch(
+        &mut self,
+        file: usize,
+        file_id: u32,
+        input: &Input,
+        source: evtx::err::Result<Source>,
+    ) -> bool {
+        let mut source = match source {
+            Ok(s) => s,
+            Err(e) => {
+                let fatal = Some(format!(
+                    "{}: cannot open as EVTX: {}",
+                    input.path.display(),
+                    error_chain(&e)
+                ));
+                return self.send(Msg::End { file, fatal });
+            }
+        };
+        let path: Arc<Path> = Arc::from(input.path.as_path());
+        let per_batch = self.per_batch;
+        let mut group: Vec<ChunkBytes> = Vec::with_capacity(per_batch);
+        let mut chunks = source.chunks();
+        loop {
+            let item = chunks.next();
+            let flush = item.is_none() || group.len() == per_batch;
+            if flush && !group.is_empty() {
+                if self.permits.send(()).is_err() {
+                    return false;
+                }
+                let job = std::mem::replace(&mut group, Vec::with_capacity(per_batch));
+                self.seq += 1;
+                let (tx, settings, path, seq) = (
+                    self.tx.clone(),
+                    self.settings.clone(),
+                    path.clone(),
+                    self.seq - 1,
+                );
+                let (filter, path_kind) = (self.filter.clone(), self.path_kind);
+                self.pool.spawn(move || {
+                    let msg = DECODER.with_borrow_mut(|decoder| {
+                        let group = Group {
+                            file,
+                            file_id,
+                            path: &path,
+                            chunks: job,
+                        };
+                        convert_group(decoder, group, settings, path_kind, filter.as_deref())
+                    });
+                    let _ = tx.send((seq, msg));
+                });
+            }
+            match item {
+                None => break,
+                Some(Ok(chunk)) => group.push(chunk),
+                Some(Err(why)) => {
+                    let message = problem(&input.path, None, None, ProblemKind::Chunk(why));
+                    self.seq += 1;
+                    if self
+                        .tx
+                        .send((self.seq - 1, Msg::Error { file, message }))
+                        .is_err()
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        drop(chunks);
+        self.send(Msg::End { file, fatal: None })
+    }
+}
