@@ -61,6 +61,14 @@ pub enum QueryError {
         #[source]
         source: std::io::Error,
     },
+    /// A place the session runs on (another process, a cluster) could not be used; `what`
+    /// names it (an address).
+    #[error("{what}: {source}")]
+    Remote {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl QueryError {
