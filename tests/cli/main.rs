@@ -7,3 +7,4 @@ mod compact;
 mod ingest;
 mod query;
 mod report;
+mod writers;
