@@ -14,13 +14,9 @@ pub enum ClusterError {
         value: String,
         message: String,
     },
-    /// Nothing accepted a connection at the scheduler's address.
-    #[error("no Ballista scheduler at {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Nothing accepted a connection at the scheduler's address (the cause is in the message).
+    #[error("no Ballista scheduler at {url}: {cause}")]
+    Unreachable { url: String, cause: std::io::Error },
     /// The scheduler's address did not answer within the time allowed.
     #[error("no Ballista scheduler at {url}: no answer within {} s", timeout.as_secs_f64())]
     Timeout { url: String, timeout: Duration },
@@ -51,7 +47,7 @@ impl ClusterError {
             ClusterError::Query(e) => e,
             other => QueryError::Remote {
                 what: format!("cluster {url}"),
-                source: Box::new(other),
+                cause: Box::new(other),
             },
         }
     }

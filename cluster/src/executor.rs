@@ -49,7 +49,7 @@ async fn wait_for(hp: &HostPort, wait: Duration) -> Result<(), ClusterError> {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => ClusterError::Unreachable {
                 url: url.clone(),
-                source: e,
+                cause: e,
             },
             Err(_) => ClusterError::Timeout {
                 url: url.clone(),

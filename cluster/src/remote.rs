@@ -36,9 +36,9 @@ pub async fn check_scheduler(url: &ClusterUrl, timeout: Duration) -> Result<(), 
     let target = url.scheduler.authority();
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&target)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(source)) => Err(ClusterError::Unreachable {
+        Ok(Err(cause)) => Err(ClusterError::Unreachable {
             url: url.to_string(),
-            source,
+            cause,
         }),
         Err(_) => Err(ClusterError::Timeout {
             url: url.to_string(),
