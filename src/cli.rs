@@ -22,6 +22,7 @@ use crate::commands;
   evtxsql query case42 \"SELECT * FROM smb_client WHERE event_id = 31017\"
   evtxsql report case42 --format html --out report.html --fail-on high
   evtxsql shell case42                               # interactive SQL
+  evtxsql report case42 --cluster df://sched:50050   # the same on a Ballista cluster
 
 Run `evtxsql <COMMAND> --help` for each command's options and exit codes."
 )]
@@ -41,4 +42,5 @@ pub enum Command {
     Query(commands::query::QueryArgs),
     Shell(commands::shell::ShellArgs),
     Stats(commands::stats::StatsArgs),
+    Cluster(commands::cluster::ClusterArgs),
 }

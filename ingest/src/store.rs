@@ -28,6 +28,8 @@ pub const MARKER_FILE: &str = "evtxsql-store.json";
 pub const EVENTS_DIR: &str = "events";
 pub const FILES_DIR: &str = "files";
 pub const TMP_DIR: &str = "tmp";
+/// The file writers (`ingest`, `compact`) lock for the length of their run, one at a time.
+pub const WRITER_LOCK_FILE: &str = "writer.lock";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Marker {
@@ -39,6 +41,8 @@ struct Marker {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// The writer lock, held while a store opened for writing (or a clone of it) lives.
+    writer: Option<std::sync::Arc<fs::File>>,
 }
 
 impl Store {
@@ -68,17 +72,42 @@ impl Store {
                 supported: STORE_FORMAT_VERSION,
             });
         }
-        Ok(Store { root })
+        Ok(Store { root, writer: None })
     }
 
     /// Open a store for writing, creating it if `root` does not exist or is an empty directory.
     /// Leftovers of an interrupted ingest (temporary files, uncommitted events parts) are removed.
+    ///
+    /// Writers take turns: this waits for the store's writer lock (an exclusive lock on
+    /// [`WRITER_LOCK_FILE`], released when the process ends or the last clone of the returned
+    /// store is dropped), so several `ingest` or `compact` processes started at once run one
+    /// after the other, each reading the manifest its predecessors committed. Readers never
+    /// wait.
     pub fn create_or_open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
-        let is_empty_dir = fs::read_dir(&root)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !root.join(MARKER_FILE).exists() && (!root.exists() || is_empty_dir) {
+        let only_lock = |d: fs::ReadDir| {
+            d.filter_map(|e| e.ok())
+                .all(|e| e.file_name() == WRITER_LOCK_FILE)
+        };
+        let is_empty_dir = fs::read_dir(&root).map(only_lock).unwrap_or(false);
+        if root.exists() && !is_empty_dir && !root.join(MARKER_FILE).exists() {
+            return Err(IngestError::NotAStore {
+                path: root,
+                marker: MARKER_FILE,
+            });
+        }
+        fs::create_dir_all(&root).map_err(|e| IngestError::io(&root, e))?;
+        let lock_path = root.join(WRITER_LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| IngestError::io(&lock_path, e))?;
+        lock.lock().map_err(|e| IngestError::io(&lock_path, e))?;
+        // Another writer may have created the store while this one waited.
+        let is_empty_dir = fs::read_dir(&root).map(only_lock).unwrap_or(false);
+        if !root.join(MARKER_FILE).exists() && is_empty_dir {
             for d in [EVENTS_DIR, FILES_DIR, TMP_DIR] {
                 fs::create_dir_all(root.join(d)).map_err(|e| IngestError::io(root.join(d), e))?;
             }
@@ -94,7 +123,8 @@ impl Store {
             let path = root.join(MARKER_FILE);
             fs::write(&path, text).map_err(|e| IngestError::io(path, e))?;
         }
-        let store = Store::open(&root)?;
+        let mut store = Store::open(&root)?;
+        store.writer = Some(std::sync::Arc::new(lock));
         store.clean_leftovers()?;
         Ok(store)
     }

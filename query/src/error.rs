@@ -61,6 +61,14 @@ pub enum QueryError {
         #[source]
         source: std::io::Error,
     },
+    /// A place the session runs on (another process, a cluster) could not be used; `what`
+    /// names it (an address). The cause is part of the message (not a `source`, so that error
+    /// chains do not repeat it).
+    #[error("{what}: {cause}")]
+    Remote {
+        what: String,
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl QueryError {

@@ -170,8 +170,11 @@ pub fn register_udfs(ctx: &SessionContext) {
     }
 }
 
-/// Register everything, including the JSON operators, on a registry (a `SessionState`).
-pub(crate) fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
+/// Register everything, including the JSON operators, on a registry (a `SessionState`): the
+/// evtxsql functions and datafusion-functions-json's functions, rewrite and operator planner.
+/// Every place that plans or runs evtxsql's SQL needs them: local sessions, and on a cluster
+/// the client, the scheduler and each executor.
+pub fn register_functions(registry: &mut dyn FunctionRegistry) -> Result<()> {
     datafusion_functions_json::register_all(registry)?;
     for udf in evtxsql_udfs() {
         registry.register_udf(Arc::new(udf))?;

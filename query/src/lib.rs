@@ -23,7 +23,10 @@ pub mod statement;
 pub mod views;
 
 pub use error::QueryError;
-pub use functions::register_udfs;
+pub use functions::{register_functions, register_udfs};
 pub use output::{Format, OutputOptions, parse_tz, write_batches, write_stream};
-pub use session::{SessionOptions, new_context, parse_size, session_for_evtx, session_for_store};
+pub use session::{
+    SessionOptions, new_context, parse_size, register_store, session_config, session_for_evtx,
+    session_for_store, session_state,
+};
 pub use statement::{SqlStatement, execute, parse_statements, sql};

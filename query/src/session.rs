@@ -10,10 +10,10 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use evtxsql_ingest::{Store, events_schema, files_schema};
 
@@ -49,6 +49,16 @@ pub async fn session_for_store(
     store: &Path,
     opts: &SessionOptions,
 ) -> Result<SessionContext, QueryError> {
+    let ctx = new_context(opts)?;
+    register_store(&ctx, store).await?;
+    Ok(ctx)
+}
+
+/// Register the store at `store` on `ctx`: the tables `events` and `files` (Parquet listings of
+/// exactly the committed parts) and the views over them. `ctx` must know the functions (see
+/// [`session_state`]); it may be a local session or one whose plans run elsewhere (a cluster),
+/// as long as that place sees the store's files at the same paths.
+pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<(), QueryError> {
     let opened = Store::open(store).map_err(|source| QueryError::Store {
         path: store.to_path_buf(),
         source,
@@ -59,19 +69,13 @@ pub async fn session_for_store(
     };
     let event_parts = opened.committed_event_parts().map_err(store_err)?;
     let manifest_parts = opened.manifest_parts().map_err(store_err)?;
-    let ctx = new_context(opts)?;
+    register(ctx, "events", parquet_table(&event_parts, events_schema())?)?;
     register(
-        &ctx,
-        "events",
-        parquet_table(&event_parts, events_schema())?,
-    )?;
-    register(
-        &ctx,
+        ctx,
         "files",
         parquet_table(&manifest_parts, files_schema())?,
     )?;
-    views::register_views(&ctx).await?;
-    Ok(ctx)
+    views::register_views(ctx).await
 }
 
 /// A session over EVTX files, directories or globs, read on the fly: `events` is `read_evtx`
@@ -90,6 +94,19 @@ pub async fn session_for_evtx(
 
 /// An empty session with evtxsql's configuration, functions and the `read_evtx` table function.
 pub fn new_context(opts: &SessionOptions) -> Result<SessionContext, QueryError> {
+    let ctx = SessionContext::new_with_state(session_state(opts)?);
+    ctx.register_udtf(
+        "read_evtx",
+        Arc::new(evtx::ReadEvtx {
+            threads: opts.threads.unwrap_or(0),
+        }),
+    );
+    Ok(ctx)
+}
+
+/// evtxsql's session configuration: pruning, filter pushdown into Parquet, page index, SQL
+/// spans, JSON reads kept inside filters, the sort spill reservation for a memory limit.
+pub fn session_config(opts: &SessionOptions) -> SessionConfig {
     let threads = opts.threads();
     let mut config = SessionConfig::new()
         .with_information_schema(true)
@@ -115,6 +132,14 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext, QueryError> 
                 o.execution.sort_spill_reservation_bytes.min(reserve);
         }
     }
+    config
+}
+
+/// The state of an evtxsql session without tables: [`session_config`], the memory pool and
+/// spill directory of `opts`, DataFusion's defaults and evtxsql's functions
+/// ([`functions::register_functions`]). Local sessions and cluster clients start from it.
+pub fn session_state(opts: &SessionOptions) -> Result<SessionState, QueryError> {
+    let config = session_config(opts);
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = opts.memory_limit {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -134,18 +159,11 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext, QueryError> 
         .with_runtime_env(runtime)
         .with_default_features()
         .build();
-    functions::register_all(&mut state).map_err(|source| QueryError::Setup {
+    functions::register_functions(&mut state).map_err(|source| QueryError::Setup {
         what: "functions".into(),
         source,
     })?;
-    let ctx = SessionContext::new_with_state(state);
-    ctx.register_udtf(
-        "read_evtx",
-        Arc::new(evtx::ReadEvtx {
-            threads: opts.threads.unwrap_or(0),
-        }),
-    );
-    Ok(ctx)
+    Ok(state)
 }
 
 fn register(

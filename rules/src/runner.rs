@@ -194,8 +194,19 @@ pub async fn register_relation(
     rules: &[Rule],
     opts: &RunOptions,
 ) -> Result<Prepared> {
+    register_relation_from(ctx, ctx, rules, opts).await
+}
+
+/// [`register_relation`], reading the store through `store` (whose plans may run elsewhere,
+/// e.g. on a cluster) while the relation is registered, and the rules planned, in `ctx`.
+pub async fn register_relation_from(
+    store: &SessionContext,
+    ctx: &SessionContext,
+    rules: &[Rule],
+    opts: &RunOptions,
+) -> Result<Prepared> {
     let sql = relation_sql(rules, opts);
-    let df = ctx
+    let df = store
         .sql(&sql)
         .await
         .map_err(|e| RulesError::df("planning the shared relation", e))?;
@@ -331,8 +342,21 @@ async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Resu
 
 /// Run every rule; findings come back sorted in report order.
 pub async fn run(ctx: &SessionContext, rules: &[Rule], opts: &RunOptions) -> Result<RunOutput> {
+    run_from(ctx, ctx, rules, opts).await
+}
+
+/// [`run`], with the store read through `store` and the rules run in `ctx`. With a `store`
+/// session whose plans run on a cluster, the passes over the store (scans, filters,
+/// projections) run there, and the rules run here on the kept rows (shared mode); in naive
+/// mode the relation is a view that `ctx` runs itself.
+pub async fn run_from(
+    store: &SessionContext,
+    ctx: &SessionContext,
+    rules: &[Rule],
+    opts: &RunOptions,
+) -> Result<RunOutput> {
     let start = Instant::now();
-    let prepared = register_relation(ctx, rules, opts).await?;
+    let prepared = register_relation_from(store, ctx, rules, opts).await?;
     let prepare = start.elapsed();
     // Rules over the cached relation are small queries whose time is mostly fixed costs
     // (physical planning, starting operators): run a few at once, results kept in rule order.

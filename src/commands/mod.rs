@@ -1,5 +1,6 @@
 //! One module per subcommand; each has its clap `Args` and a `run` that returns the exit code.
 
+pub mod cluster;
 pub mod compact;
 pub mod ingest;
 pub mod query;
@@ -34,5 +35,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Query(args) => query::run(args),
         Command::Shell(args) => shell::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }

@@ -48,6 +48,7 @@ Examples:
   evtxsql query 'C:/collect/**/*.evtx' \"SELECT * FROM share_access LIMIT 20\" --format csv --out shares.csv
   evtxsql query case42/ -f hunt.sql --format jsonl
   evtxsql query case42/ \"SELECT * FROM events\" --format parquet --out all.parquet --memory-limit 2GiB
+  evtxsql query /data/fleet.store \"SELECT computer, count(*) FROM smb_client GROUP BY 1\" --cluster df://sched:50050
 
 Exit status: 0 ok, 1 the query failed while running, 2 bad SQL, unknown column, missing or too-new store.";
 
@@ -86,6 +87,11 @@ pub struct EngineArgs {
     /// Directory for spill files (default: the system temporary directory).
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
+
+    /// Run on a Ballista cluster (see `evtxsql cluster --help`): df://HOST:PORT of its
+    /// scheduler. The data must be a store that every executor sees at the same path.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
 }
 
 impl EngineArgs {
@@ -197,14 +203,24 @@ pub fn classify(inputs: &[PathBuf]) -> Result<Data, QueryError> {
     }
 }
 
-/// A session over the data.
+/// A session over the data: local, or on the cluster whose scheduler `cluster` names.
 pub async fn open_session(
     data: &Data,
     opts: &SessionOptions,
+    cluster: Option<&str>,
 ) -> Result<SessionContext, QueryError> {
-    match data {
-        Data::Store(dir) => evtxsql_query::session_for_store(dir, opts).await,
-        Data::Evtx(paths) => evtxsql_query::session_for_evtx(paths, opts).await,
+    match (data, cluster) {
+        (Data::Store(dir), None) => evtxsql_query::session_for_store(dir, opts).await,
+        (Data::Evtx(paths), None) => evtxsql_query::session_for_evtx(paths, opts).await,
+        (Data::Store(dir), Some(url)) => super::cluster::remote_session(url, dir, opts).await,
+        (Data::Evtx(_), Some(_)) => Err(QueryError::InvalidOption {
+            what: "arguments",
+            value: "--cluster".into(),
+            message: "a cluster queries a store, not EVTX files (they are read on this machine): \
+                      ingest them first (evtxsql ingest FILES --store STORE) into a store the \
+                      executors see"
+                .into(),
+        }),
     }
 }
 
@@ -298,7 +314,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<u8> {
     let result = runtime.block_on(async {
         let opts = args.engine.session_options()?;
         let data = classify(&inputs)?;
-        let ctx = open_session(&data, &opts).await?;
+        let ctx = open_session(&data, &opts, args.engine.cluster.as_deref()).await?;
         let (out_opts, mut out) = args.output.open()?;
         run_sql(&ctx, &sql, &mut out, &out_opts).await
     });

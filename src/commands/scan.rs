@@ -28,6 +28,9 @@ use super::{EXIT_OK, EXIT_PARTIAL};
 ///   evtxsql scan C:/collect/ --store case42/           keep the store for SQL later
 ///
 ///   evtxsql scan logs/ --format html --out guest.html --fail-on high
+///
+///   evtxsql scan new/ --store /data/fleet.store --cluster df://sched:50050
+///                                                      ingest here, run the rules on a cluster
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXIT_CODES_HELP)]
 pub struct ScanArgs {
@@ -49,6 +52,11 @@ pub struct ScanArgs {
 
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     // Check the rules and options before spending time on the ingest.
+    anyhow::ensure!(
+        args.report.cluster.is_none() || args.store.is_some(),
+        "--cluster needs --store DIR: the executors read the store, so it must be a directory \
+         they see at the same path (a temporary store here is not)"
+    );
     let set = args.report.load_rules()?;
     // A temporary store only serves this run's rules: keep just what they can read (unless a
     // rule reads the store's own tables rather than `smb_events`).

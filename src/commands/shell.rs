@@ -120,7 +120,7 @@ pub fn run(args: ShellArgs) -> anyhow::Result<u8> {
     let setup = runtime.block_on(async {
         let opts = args.engine.session_options()?;
         let data = classify(&args.inputs)?;
-        let ctx = open_session(&data, &opts).await?;
+        let ctx = open_session(&data, &opts, args.engine.cluster.as_deref()).await?;
         let (out_opts, out) = args.output.open()?;
         Ok::<_, QueryError>((ctx, out_opts, out))
     });

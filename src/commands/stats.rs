@@ -45,7 +45,8 @@ Examples:
   evtxsql stats case42/
   evtxsql stats case42/ --format json --out overview.json
   evtxsql stats case42/ --section channels --format csv --top 100
-  evtxsql stats case42/ --tz Europe/Berlin";
+  evtxsql stats case42/ --tz Europe/Berlin
+  evtxsql stats /data/fleet.store --cluster df://sched:50050";
 
 /// (name, SQL).
 const SECTIONS: &[(&str, &str)] = &[
@@ -117,7 +118,7 @@ pub fn run(args: StatsArgs) -> anyhow::Result<u8> {
                         .into(),
             });
         }
-        let ctx = open_session(&data, &opts).await?;
+        let ctx = open_session(&data, &opts, args.engine.cluster.as_deref()).await?;
         let (out_opts, mut out) = args.output.open()?;
         write_sections(
             &ctx,

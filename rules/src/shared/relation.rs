@@ -104,11 +104,20 @@ impl RelationRows {
             } else {
                 arrow::compute::take_record_batch(batch, &UInt32Array::from(take))?
             };
+            // A batch that crossed a process boundary (a cluster's Flight stream) may carry a
+            // dictionary column as plain strings: cast it back to the relation's type.
             let columns = part
                 .schema
                 .fields()
                 .iter()
-                .map(|f| Ok(Arc::clone(piece.column(in_batch.index_of(f.name())?))))
+                .map(|f| {
+                    let c = piece.column(in_batch.index_of(f.name())?);
+                    Ok(if c.data_type() == f.data_type() {
+                        Arc::clone(c)
+                    } else {
+                        arrow::compute::cast(c, f.data_type())?
+                    })
+                })
                 .collect::<datafusion::error::Result<Vec<_>>>()?;
             let piece = RecordBatch::try_new(Arc::clone(&part.schema), columns)?;
             self.rows += piece.num_rows();
