@@ -50,6 +50,21 @@ impl Role {
         let _ = self.child.wait();
     }
 
+    /// Wait until `done` holds, failing with the role's log if it exits or `deadline` passes
+    /// (`what`: the state waited for).
+    fn wait_until(&mut self, deadline: Instant, what: &str, done: impl Fn(&Role) -> bool) {
+        while !done(self) {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "{} not {what} in time:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Fail with the role's log if it has exited.
     fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
@@ -75,16 +90,9 @@ fn free_port() -> u16 {
 
 fn wait_for_port(role: &mut Role, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        role.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "{} not listening on {port} after 60 s:\n{}",
-            role.name,
-            role.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    role.wait_until(deadline, &format!("listening on {port}"), |_| {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
 }
 
 /// A scheduler and `n` executors (two task slots each) on 127.0.0.1.
@@ -139,16 +147,9 @@ impl Cluster {
         // Registration follows the ports opening; wait for each executor's line.
         let deadline = Instant::now() + Duration::from_secs(30);
         for e in &mut executors {
-            while !e.log().contains("registration succeed") {
-                e.assert_running();
-                assert!(
-                    Instant::now() < deadline,
-                    "{} did not register:\n{}",
-                    e.name,
-                    e.log()
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            e.wait_until(deadline, "registered", |e| {
+                e.log().contains("registration succeed")
+            });
         }
         Cluster {
             url: format!("df://127.0.0.1:{port}"),

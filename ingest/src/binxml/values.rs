@@ -299,14 +299,8 @@ pub fn read_substitutions<'a>(
     limit: usize,
     out: &mut Vec<Val<'a>>,
 ) -> Result<usize, Unsupported> {
+    let (desc_start, desc_end) = descriptors(data, at, limit)?;
     let limit = limit.min(data.len());
-    let count = read_u32(data, at, limit)? as usize;
-    let desc_start = at + 4;
-    let desc_end = count
-        .checked_mul(4)
-        .and_then(|n| desc_start.checked_add(n))
-        .filter(|&end| end <= limit)
-        .ok_or(Unsupported("substitution descriptors past the record"))?;
     let mut pos = desc_end;
     for d in data[desc_start..desc_end].chunks_exact(4) {
         if !is_known_type(d[2]) {
@@ -342,18 +336,12 @@ pub fn substitution_at<'a>(
     limit: usize,
     id: u16,
 ) -> Result<Option<Val<'a>>, Unsupported> {
+    let (desc_start, desc_end) = descriptors(data, at, limit)?;
     let limit = limit.min(data.len());
-    let count = read_u32(data, at, limit)? as usize;
     let id = usize::from(id);
-    if id >= count {
+    if desc_start + 4 * id >= desc_end {
         return Ok(None);
     }
-    let desc_start = at + 4;
-    let desc_end = count
-        .checked_mul(4)
-        .and_then(|n| desc_start.checked_add(n))
-        .filter(|&end| end <= limit)
-        .ok_or(Unsupported("substitution descriptors past the record"))?;
     let descriptor = |i: usize| {
         let d = &data[desc_start + 4 * i..desc_start + 4 * i + 4];
         (usize::from(u16::from_le_bytes([d[0], d[1]])), d[2])
@@ -375,18 +363,27 @@ pub fn substitution_at<'a>(
 /// Whether substitution `id` of the array at `at` is a NullType value (which leaves out an
 /// element that depends on it); false when the array has no such value.
 pub fn is_null_at(data: &[u8], at: usize, limit: usize, id: u16) -> Result<bool, Unsupported> {
-    let limit = limit.min(data.len());
-    let count = read_u32(data, at, limit)? as usize;
-    let id = usize::from(id);
-    if id >= count {
+    let (desc_start, desc_end) = descriptors(data, at, limit)?;
+    let d = desc_start + 4 * usize::from(id);
+    if d >= desc_end {
         return Ok(false);
-    }
-    let d = at + 4 + 4 * id;
-    if d + 4 > limit {
-        return Err(Unsupported("substitution descriptors past the record"));
     }
     let size = u16::from_le_bytes([data[d], data[d + 1]]);
     Ok(data[d + 2] == ty::NULL || (data[d + 2] == ty::BIN_XML && size == 0))
+}
+
+/// Where the descriptors (4 bytes each: size, type, padding) of the substitution array at `at`
+/// start and end, checked against `limit`.
+fn descriptors(data: &[u8], at: usize, limit: usize) -> Result<(usize, usize), Unsupported> {
+    let limit = limit.min(data.len());
+    let count = read_u32(data, at, limit)? as usize;
+    let desc_start = at + 4;
+    let desc_end = count
+        .checked_mul(4)
+        .and_then(|n| desc_start.checked_add(n))
+        .filter(|&end| end <= limit)
+        .ok_or(Unsupported("substitution descriptors past the record"))?;
+    Ok((desc_start, desc_end))
 }
 
 fn read_u32(data: &[u8], at: usize, limit: usize) -> Result<u32, Unsupported> {
