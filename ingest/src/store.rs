@@ -85,16 +85,27 @@ impl Store {
     /// wait.
     pub fn create_or_open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
-        let only_lock = |d: fs::ReadDir| {
-            d.filter_map(|e| e.ok())
-                .all(|e| e.file_name() == WRITER_LOCK_FILE)
+        // A directory that is not a store: something in it other than a store's own parts. A
+        // store another writer is creating (its lock taken, its folders made, no marker yet) is
+        // not refused: this writer waits for the lock and then finds the marker.
+        let foreign = |root: &Path| {
+            let store_part = |e: &fs::DirEntry| {
+                [WRITER_LOCK_FILE, EVENTS_DIR, FILES_DIR, TMP_DIR]
+                    .iter()
+                    .any(|n| e.file_name() == *n)
+            };
+            root.exists()
+                && !root.join(MARKER_FILE).exists()
+                && !fs::read_dir(root)
+                    .map(|d| d.filter_map(|e| e.ok()).all(|e| store_part(&e)))
+                    .unwrap_or(false)
         };
-        let is_empty_dir = fs::read_dir(&root).map(only_lock).unwrap_or(false);
-        if root.exists() && !is_empty_dir && !root.join(MARKER_FILE).exists() {
-            return Err(IngestError::NotAStore {
-                path: root,
-                marker: MARKER_FILE,
-            });
+        let not_a_store = |root: &Path| IngestError::NotAStore {
+            path: root.to_path_buf(),
+            marker: MARKER_FILE,
+        };
+        if foreign(&root) {
+            return Err(not_a_store(&root));
         }
         fs::create_dir_all(&root).map_err(|e| IngestError::io(&root, e))?;
         let lock_path = root.join(WRITER_LOCK_FILE);
@@ -105,9 +116,11 @@ impl Store {
             .open(&lock_path)
             .map_err(|e| IngestError::io(&lock_path, e))?;
         lock.lock().map_err(|e| IngestError::io(&lock_path, e))?;
-        // Another writer may have created the store while this one waited.
-        let is_empty_dir = fs::read_dir(&root).map(only_lock).unwrap_or(false);
-        if !root.join(MARKER_FILE).exists() && is_empty_dir {
+        // Another writer may have created the store (or the folder filled) while this one waited.
+        if foreign(&root) {
+            return Err(not_a_store(&root));
+        }
+        if !root.join(MARKER_FILE).exists() {
             for d in [EVENTS_DIR, FILES_DIR, TMP_DIR] {
                 fs::create_dir_all(root.join(d)).map_err(|e| IngestError::io(root.join(d), e))?;
             }
@@ -120,8 +133,11 @@ impl Store {
                     path: root.clone(),
                     message: e.to_string(),
                 })?;
+            // Written aside and renamed: a reader never sees half a marker.
+            let tmp = root.join(TMP_DIR).join(MARKER_FILE);
+            fs::write(&tmp, text).map_err(|e| IngestError::io(&tmp, e))?;
             let path = root.join(MARKER_FILE);
-            fs::write(&path, text).map_err(|e| IngestError::io(path, e))?;
+            fs::rename(&tmp, &path).map_err(|e| IngestError::io(path, e))?;
         }
         let mut store = Store::open(&root)?;
         store.writer = Some(std::sync::Arc::new(lock));

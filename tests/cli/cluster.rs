@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{evtxsql, samples_data, stdout};
+use crate::common::{evtxsql, ingested, samples_data, stdout};
 
 /// A child process, killed and reaped on drop.
 struct Role {
@@ -169,17 +169,7 @@ impl Cluster {
 
 /// A store of every committed sample scenario.
 fn sample_store() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    evtxsql()
-        .arg("ingest")
-        .arg(samples_data())
-        .arg("--store")
-        .arg(&store)
-        .arg("--quiet")
-        .assert()
-        .success();
-    (tmp, store)
+    ingested(&samples_data())
 }
 
 /// The query set: the store's tables and views, evtxsql's functions, the JSON functions and

@@ -24,6 +24,21 @@ pub fn stdout(cmd: &mut assert_cmd::Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A temp dir with `store/` ingested from `input` (kept alive by the returned dir).
+pub fn ingested(input: &Path) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    evtxsql()
+        .arg("ingest")
+        .arg(input)
+        .arg("--store")
+        .arg(&store)
+        .arg("--quiet")
+        .assert()
+        .success();
+    (tmp, store)
+}
+
 /// Rows in the committed events parts of a store, from Parquet metadata.
 pub fn store_rows(store: &Path) -> u64 {
     use parquet::file::reader::{FileReader, SerializedFileReader};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use predicates::prelude::*;
 
-use crate::common::{evtxsql, samples_data, stdout};
+use crate::common::{evtxsql, ingested, samples_data, stdout};
 
 fn scenario(name: &str) -> PathBuf {
     samples_data().join(name)
@@ -14,17 +14,7 @@ fn scenario(name: &str) -> PathBuf {
 
 /// A temp dir with `store/` ingested from a scenario.
 fn store_of(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    evtxsql()
-        .arg("ingest")
-        .arg(scenario(name))
-        .arg("--store")
-        .arg(&store)
-        .arg("--quiet")
-        .assert()
-        .success();
-    (tmp, store)
+    ingested(&scenario(name))
 }
 
 #[test]

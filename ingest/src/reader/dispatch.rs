@@ -233,12 +233,7 @@ impl Dispatcher<'_> {
                 Some(Ok(chunk)) => group.push(chunk),
                 Some(Err(why)) => {
                     let message = problem(&input.path, None, None, ProblemKind::Chunk(why));
-                    self.seq += 1;
-                    if self
-                        .tx
-                        .send((self.seq - 1, Msg::Error { file, message }))
-                        .is_err()
-                    {
+                    if !self.send(Msg::Error { file, message }) {
                         return false;
                     }
                 }
