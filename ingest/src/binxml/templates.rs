@@ -110,10 +110,14 @@ struct Shared {
     plan: Arc<Plan>,
 }
 
-/// Most plans kept, and most weight of them; past either, the map is cleared (a bound for
-/// hostile inputs).
-const MAX_SHARED_PLANS: usize = 4096;
-pub(super) const MAX_SHARED_WEIGHT: usize = 64 << 20;
+/// Most plans kept, and most weight of them, per decoding thread; past either, the map is
+/// cleared (a bound for hostile inputs, and for inputs whose templates rarely repeat). The
+/// real logs of the test corpus (1 GB of copies) need ~250 plans, ~1.3 MiB per thread.
+/// Generated logs, whose definitions sit at other offsets in every chunk and so are seldom
+/// shared, used to fill the former bound of 64 MiB per thread over a long ingest: that was
+/// most of the peak memory that grew between 1 and 10 GB of input.
+const MAX_SHARED_PLANS: usize = 1024;
+pub(super) const MAX_SHARED_WEIGHT: usize = 8 << 20;
 
 /// A quick hash of a definition's bytes.
 fn hash_bytes(b: &[u8]) -> u64 {
