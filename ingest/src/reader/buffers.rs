@@ -3,12 +3,17 @@
 //! A file's buffer is shared by its chunks (each a slice of it) until the last group of them
 //! is converted; then it goes back to the pool for a later file. Reading into memory the
 //! kernel has already handed out saves it zeroing fresh pages for every file (which cost as
-//! much as the hashing once files were read ahead). The pool keeps a bounded number of bytes.
+//! much as the hashing once files were read ahead).
+//!
+//! The pool also bounds the memory of files in memory: the buffers in use and those kept free
+//! together stay within its budget, except that one file is always let in (a file larger than
+//! the budget is then the only one in memory). So peak memory does not grow with the size of
+//! the files read, up to the budget.
 
 use std::io::Read;
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A file's bytes; back to its pool (if any) when the last chunk sharing it is done.
 pub struct FileBytes {
@@ -38,62 +43,117 @@ impl Drop for FileBytes {
     }
 }
 
-/// Free buffers, at most [`BufferPool::max_bytes`] of capacity in all.
+/// Buffers of files: the ones in use and the free ones, at most [`BufferPool::budget`] bytes
+/// of capacity together (and always room for one file).
 pub struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
-    max_bytes: usize,
+    state: Mutex<State>,
+    freed: Condvar,
+    budget: usize,
+}
+
+#[derive(Default)]
+struct State {
+    free: Vec<Vec<u8>>,
+    /// Capacity of the buffers handed out and not yet given back.
+    in_use: usize,
+}
+
+impl State {
+    fn free_bytes(&self) -> usize {
+        self.free.iter().map(Vec::capacity).sum()
+    }
 }
 
 impl BufferPool {
-    pub fn new(max_bytes: usize) -> Arc<Self> {
+    pub fn new(budget: usize) -> Arc<Self> {
         Arc::new(BufferPool {
-            free: Mutex::new(Vec::new()),
-            max_bytes,
+            state: Mutex::new(State::default()),
+            freed: Condvar::new(),
+            budget,
         })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held left plain numbers and buffers: still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a file of `size` bytes can be read now without going over the budget (always
+    /// when no buffer is in use).
+    pub fn has_room(&self, size: u64) -> bool {
+        let st = self.state();
+        fits(&st, size, self.budget)
+    }
+
+    /// Wait until a file of `size` bytes fits (see [`Self::has_room`]). Only call this when
+    /// every buffer in use will be given back without the caller's help.
+    pub fn wait_for_room(&self, size: u64) {
+        let mut st = self.state();
+        while !fits(&st, size, self.budget) {
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Read the file at `path` (about `size` bytes) into a buffer of the pool.
     pub fn read(self: &Arc<Self>, path: &Path, size: u64) -> std::io::Result<FileBytes> {
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         let mut bytes = self.take(size);
-        let mut file = std::fs::File::open(path)?;
-        bytes.reserve(size);
-        file.read_to_end(&mut bytes)?;
-        Ok(FileBytes {
+        let before = bytes.capacity();
+        let mut file = std::fs::File::open(path);
+        let read = match file.as_mut() {
+            Ok(f) => {
+                bytes.reserve(size);
+                f.read_to_end(&mut bytes).map(|_| ())
+            }
+            Err(_) => Ok(()),
+        };
+        // Count what the read allocated beyond the buffer taken.
+        self.state().in_use += bytes.capacity() - before;
+        let out = FileBytes {
             bytes,
             home: Some(self.clone()),
-        })
+        };
+        file?;
+        read?;
+        Ok(out)
     }
 
     /// The smallest free buffer that holds `size` bytes, else the largest, else a new one;
-    /// empty.
+    /// empty, and counted as in use. Free buffers that would leave no room for `size` are
+    /// dropped.
     fn take(&self, size: usize) -> Vec<u8> {
-        let Ok(mut free) = self.free.lock() else {
-            return Vec::new();
-        };
-        let fits = (0..free.len())
-            .filter(|&i| free[i].capacity() >= size)
-            .min_by_key(|&i| free[i].capacity());
-        let pick = fits.or_else(|| (0..free.len()).max_by_key(|&i| free[i].capacity()));
-        match pick {
-            Some(i) => {
-                let mut b = free.swap_remove(i);
-                b.clear();
-                b
-            }
+        let mut st = self.state();
+        let fits = (0..st.free.len())
+            .filter(|&i| st.free[i].capacity() >= size)
+            .min_by_key(|&i| st.free[i].capacity());
+        let pick = fits.or_else(|| (0..st.free.len()).max_by_key(|&i| st.free[i].capacity()));
+        let mut b = match pick {
+            Some(i) => st.free.swap_remove(i),
             None => Vec::new(),
+        };
+        b.clear();
+        st.in_use += b.capacity();
+        let grow = size.saturating_sub(b.capacity());
+        while !st.free.is_empty() && st.in_use + st.free_bytes() + grow > self.budget {
+            st.free.pop();
         }
+        b
     }
 
     fn give_back(&self, bytes: Vec<u8>) {
-        let Ok(mut free) = self.free.lock() else {
-            return;
-        };
-        let kept: usize = free.iter().map(Vec::capacity).sum();
-        if kept + bytes.capacity() <= self.max_bytes {
-            free.push(bytes);
+        let mut st = self.state();
+        st.in_use = st.in_use.saturating_sub(bytes.capacity());
+        if st.in_use + st.free_bytes() + bytes.capacity() <= self.budget {
+            st.free.push(bytes);
         }
+        drop(st);
+        self.freed.notify_all();
     }
+}
+
+fn fits(st: &State, size: u64, budget: usize) -> bool {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    st.in_use == 0 || st.in_use.saturating_add(size) <= budget
 }
 
 #[cfg(test)]
@@ -122,6 +182,35 @@ mod tests {
         // Nothing past the bound is kept.
         let small = BufferPool::new(100);
         drop(small.read(&a, 3000).unwrap());
-        assert!(small.free.lock().unwrap().is_empty());
+        assert!(small.state().free.is_empty());
+        assert_eq!(small.state().in_use, 0);
+    }
+
+    /// Buffers in use count against the budget; one file always fits; a buffer given back
+    /// makes room for the next, and wakes a reader waiting for it.
+    #[test]
+    fn the_budget_bounds_files_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, vec![1u8; 6000]).unwrap();
+        let pool = BufferPool::new(10_000);
+        assert!(pool.has_room(50_000), "one file always fits");
+        let first = pool.read(&a, 6000).unwrap();
+        assert!(pool.has_room(4000));
+        assert!(!pool.has_room(6000));
+        let waiter = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                pool.wait_for_room(6000);
+                pool.read(&a, 6000).unwrap().len()
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "read past the budget");
+        drop(first);
+        assert_eq!(waiter.join().unwrap(), 6000);
+        // Given back and kept: in use again only once read.
+        assert_eq!(pool.state().in_use, 0);
+        assert!(pool.state().free_bytes() >= 6000);
     }
 }

@@ -29,6 +29,10 @@ use crate::manifest::FileKey;
 /// Most bytes of files read and being hashed ahead of the file being dispatched.
 pub(super) const LOOKAHEAD_BYTES: u64 = 16 << 20;
 
+/// Most bytes of files in memory at once: read ahead, being decoded, or kept for reuse (see
+/// [`BufferPool`]; one file is always let in).
+pub(super) const BUFFER_BUDGET: usize = 64 << 20;
+
 /// What the dispatcher hands to the pool and the consumer.
 pub(super) struct Dispatcher<'p> {
     pub(super) tx: mpsc::Sender<(u64, Msg)>,
@@ -77,6 +81,22 @@ impl Dispatcher<'_> {
         let mut ahead: VecDeque<Ahead<'_>> = VecDeque::new();
         let mut ahead_bytes = 0u64;
         for (file, input) in inputs.iter().enumerate() {
+            // Within the pool's budget: dispatch files read ahead until this one fits, then
+            // (with none left ahead) wait for the decoders to give buffers back.
+            if input.size <= MAX_BUFFERED_FILE {
+                while !self.buffers.has_room(input.size) {
+                    let Some(next) = ahead.pop_front() else {
+                        self.buffers.wait_for_room(input.size);
+                        break;
+                    };
+                    if let Read::Buffered { bytes, .. } = &next.read {
+                        ahead_bytes -= bytes.len() as u64;
+                    }
+                    if !self.admit_and_dispatch(next, admit) {
+                        return false;
+                    }
+                }
+            }
             let read = self.read_ahead(input);
             if let Read::Buffered { bytes, .. } = &read {
                 ahead_bytes += bytes.len() as u64;

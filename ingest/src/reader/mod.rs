@@ -339,7 +339,7 @@ pub fn read_admitted(
             key: opts.key,
             per_batch,
             seq: 0,
-            buffers: buffers::BufferPool::new(2 * dispatch::LOOKAHEAD_BYTES as usize),
+            buffers: buffers::BufferPool::new(dispatch::BUFFER_BUDGET),
         };
         scope.spawn(move || match admit {
             Some(admit) => dispatcher.admitted(inputs, admit),
