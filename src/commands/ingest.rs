@@ -22,18 +22,21 @@ use super::{EXIT_OK, EXIT_PARTIAL};
 /// Exit status: 0 all inputs read (damaged records are counted in the summary, not an error);
 /// 3 finished, but some inputs could not be read, matched nothing, or were directories without
 /// EVTX files (each named on stderr); 1 fatal error (for
-/// example the store directory is not writable); 2 bad arguments.
+/// example the store directory is not writable, or an s3:// store cannot be reached); 2 bad
+/// arguments.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   evtxsql ingest C:/collected/ --store case42.store
   evtxsql ingest 'hosts/*/Security.evtx' hosts/*/Microsoft-Windows-SmbClient%4Security.evtx --store case42.store
-  evtxsql ingest samples/data --store demo.store --json > summary.json")]
+  evtxsql ingest samples/data --store demo.store --json > summary.json
+  AWS_REGION=eu-west-1 evtxsql ingest /collect/today --store s3://soc-evidence/fleet")]
 pub struct IngestArgs {
     /// Files, directories or glob patterns to read.
     #[arg(required = true, value_name = "PATH")]
     pub inputs: Vec<PathBuf>,
-    /// The store directory (created when missing).
-    #[arg(short, long, value_name = "DIR")]
+    /// The store: a directory, or s3://bucket/prefix (credentials and endpoint from the AWS_*
+    /// environment variables; see README "Stores in S3"). Created when missing.
+    #[arg(short, long, value_name = "DIR|s3://BUCKET/PREFIX")]
     pub store: PathBuf,
     /// Worker threads (default: one per core).
     #[arg(short = 'j', long, value_name = "N", default_value_t = 0)]
