@@ -798,7 +798,17 @@ async fn check_not_foreign(s3: &S3Store) -> Result<()> {
         .await
         .map_err(|e| s3.location.object_err("listing the store", &e))?;
     let own = |name: Option<&str>| {
-        name.is_some_and(|n| [WRITER_LOCK_FILE, EVENTS_DIR, FILES_DIR, TMP_DIR].contains(&n))
+        // The marker too: another writer may have created the store since it was looked for.
+        name.is_some_and(|n| {
+            [
+                MARKER_FILE,
+                WRITER_LOCK_FILE,
+                EVENTS_DIR,
+                FILES_DIR,
+                TMP_DIR,
+            ]
+            .contains(&n)
+        })
     };
     let foreign = listed.objects.iter().any(|o| !own(o.location.filename()))
         || listed.common_prefixes.iter().any(|p| !own(p.filename()));

@@ -2,7 +2,8 @@
 //! `moto_server` on a free 127.0.0.1 port): the answers equal those of a local store of the same
 //! files; several `ingest` processes at once neither lose nor double a file; a crashed writer's
 //! lock is taken over after its time to live; bad URLs, missing buckets, missing credentials and
-//! unreachable endpoints give errors that name the store.
+//! unreachable endpoints give errors that name the store; a cluster (scheduler and executor
+//! processes with the AWS environment) reads the store and gives the local answers.
 //!
 //! Without `moto_server` the tests are skipped with a `SKIPPED:` line, unless
 //! `EVTXSQL_REQUIRE_S3` (or `CI`) is set: then they fail.
@@ -410,4 +411,55 @@ fn s3_errors_name_the_store() {
     // Nothing was made of a URL on the local disk.
     let made: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(made.is_empty(), "{made:?}");
+}
+
+#[test]
+fn a_cluster_reads_an_s3_store() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("shared");
+    let url = "s3://shared/fleet";
+    moto.evtxsql()
+        .arg("ingest")
+        .arg(samples_data())
+        .args(["--store", url, "--quiet"])
+        .assert()
+        .success();
+    // The scheduler and the executors get the store's AWS environment, nothing else.
+    let cluster = crate::cluster::Cluster::start_with_env(1, &aws_values(&moto.endpoint()));
+    for sql in crate::cluster::QUERIES.iter().take(6) {
+        let local = stdout(moto.evtxsql().args(["query", url, sql, "--format", "csv"]));
+        let remote = stdout(moto.evtxsql().args([
+            "query",
+            url,
+            sql,
+            "--format",
+            "csv",
+            "--cluster",
+            &cluster.url,
+        ]));
+        assert_eq!(
+            crate::cluster::sorted_csv(&remote),
+            crate::cluster::sorted_csv(&local),
+            "{sql}\n{}",
+            cluster.logs()
+        );
+    }
+    let report = |extra: &[&str]| {
+        let out = stdout(
+            moto.evtxsql()
+                .arg("report")
+                .arg(url)
+                .args(["--format", "json"])
+                .args(extra),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["findings"].clone()
+    };
+    assert_eq!(report(&["--cluster", &cluster.url]), report(&[]));
+    // The executor read the store's parts itself.
+    assert!(
+        cluster.executors[0].finished_tasks() > 0,
+        "{}",
+        cluster.logs()
+    );
 }
