@@ -361,19 +361,24 @@ impl S3Store {
             .collect())
     }
 
-    /// List `events/` and `files/` and read the `.replaces` lists of committed segments.
+    /// List `files/` and `events/` and read the `.replaces` lists of committed segments.
+    ///
+    /// `files/` is listed first: a writer uploads a segment's events part before its manifest
+    /// part, so every committed segment seen in that listing has its events part in the later
+    /// one (listings in S3 are strongly consistent), and a reader never takes a segment's
+    /// manifest rows without its events.
     pub async fn listing(&self) -> Result<Listing> {
         let mut l = Listing::default();
-        for (name, size) in self.list_dir(EVENTS_DIR).await? {
-            if let Some(n) = store::segment_number(&name, ".parquet") {
-                l.events.insert(n, size);
-            }
-        }
         for (name, size) in self.list_dir(FILES_DIR).await? {
             if let Some(n) = store::segment_number(&name, ".parquet") {
                 l.files.insert(n, size);
             } else if let Some(n) = store::segment_number(&name, REPLACES_SUFFIX) {
                 l.replaces.push(n);
+            }
+        }
+        for (name, size) in self.list_dir(EVENTS_DIR).await? {
+            if let Some(n) = store::segment_number(&name, ".parquet") {
+                l.events.insert(n, size);
             }
         }
         l.replaces.sort_unstable();

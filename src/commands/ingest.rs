@@ -9,7 +9,7 @@ use anyhow::Context;
 use evtxsql_ingest::{FileEntry, IngestOptions, IngestSummary, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{EXIT_OK, EXIT_PARTIAL};
+use super::{EXIT_OK, EXIT_PARTIAL, EXIT_USAGE};
 
 /// Read .evtx files into a store (Parquet files that evtxsql, DuckDB, pandas or Spark can query).
 ///
@@ -64,6 +64,9 @@ pub struct IngestArgs {
 pub const COMPACT_HINT_SEGMENTS: u64 = 4;
 
 pub fn run(args: IngestArgs) -> anyhow::Result<u8> {
+    if let Some(code) = bad_store_url(&args.store) {
+        return Ok(code);
+    }
     let opts = IngestOptions {
         threads: args.threads,
         segment_rows: args.segment_rows.max(1),
@@ -78,6 +81,18 @@ pub fn run(args: IngestArgs) -> anyhow::Result<u8> {
         print_summary(&summary);
     }
     Ok(exit_status(&summary))
+}
+
+/// A malformed `s3://` URL, or another URL scheme, given as the store: said on stderr, and
+/// the usage exit status.
+pub fn bad_store_url(store: &Path) -> Option<u8> {
+    match evtxsql_ingest::s3::S3Location::of_path(store) {
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Some(EXIT_USAGE)
+        }
+    }
 }
 
 /// 0 when every input was read, 3 when some could not be.

@@ -52,6 +52,9 @@ pub struct ScanArgs {
 }
 
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
+    if let Some(code) = args.store.as_deref().and_then(super::ingest::bad_store_url) {
+        return Ok(code);
+    }
     // Check the rules and options before spending time on the ingest.
     anyhow::ensure!(
         args.report.cluster.is_none() || args.store.is_some(),

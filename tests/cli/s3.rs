@@ -233,13 +233,40 @@ fn concurrent_ingests_into_s3_neither_lose_nor_double_a_file() {
             moto.command()
                 .arg("ingest")
                 .args(dirs.iter().map(|d| data.join(d)))
-                .args(["--store", url, "--quiet"])
+                // Many small segments: many commits, each a chance for a reader to see half.
+                .args(["--store", url, "--quiet", "--segment-rows", "300"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
+    // Meanwhile readers see whole segments only: every file in `files` with all its rows in
+    // `events`, and no rows of a file that `files` lacks.
+    let consistent = "SELECT \
+        (SELECT count(*) FROM files f LEFT JOIN \
+           (SELECT file_id, count(*) AS n FROM events GROUP BY 1) e ON f.file_id = e.file_id \
+         WHERE coalesce(e.n, 0) <> f.records) AS short, \
+        (SELECT count(*) FROM events WHERE file_id NOT IN (SELECT file_id FROM files)) AS stray";
+    let mut children = children;
+    let mut looks = 0;
+    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        let out = moto
+            .evtxsql()
+            .args(["query", url, consistent, "--format", "csv"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() {
+            assert_eq!(text.lines().nth(1), Some("0,0"), "{text}");
+            looks += 1;
+        } else {
+            // Before the first writer made the store, it is not one yet.
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("not an evtxsql store"), "{err}");
+        }
+    }
+    eprintln!("{looks} consistent looks at the store while the writers ran");
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -336,17 +363,18 @@ fn s3_errors_name_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     // Bad URLs: usage errors, for readers and writers, without touching the network.
     for bad in ["gs://present/x", "s3://NoSuchCase/x", "s3://present/a//b"] {
-        let err = fails(moto.evtxsql().args(["query", bad, "SELECT 1"]), quick);
-        assert!(err.contains(bad), "{err}");
-        let err = fails(
-            moto.evtxsql()
-                .current_dir(tmp.path())
-                .arg("ingest")
-                .arg(&data)
-                .args(["--store", bad, "-q"]),
-            quick,
-        );
-        assert!(err.contains(bad), "{err}");
+        let data = data.to_str().unwrap();
+        for args in [
+            vec!["query", bad, "SELECT 1"],
+            vec!["ingest", data, "--store", bad, "-q"],
+            vec!["scan", data, "--store", bad, "-q"],
+        ] {
+            let mut cmd = moto.evtxsql();
+            cmd.current_dir(tmp.path()).args(&args);
+            let err = fails(&mut cmd, quick);
+            assert!(err.contains(bad), "{err}");
+            cmd.assert().code(2);
+        }
     }
     // A bucket that does not exist.
     let data_arg = data.to_str().unwrap();
