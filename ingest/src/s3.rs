@@ -53,6 +53,8 @@ use crate::store::{
 pub const SCHEME: &str = "s3://";
 /// Seconds without a heartbeat after which a writer lock is stale (see the module doc).
 pub const DEFAULT_LOCK_TTL_SECS: u64 = 120;
+/// The longest time to live a waiting writer honours (a lock saying more is taken as this).
+const MAX_LOCK_TTL_SECS: u64 = 24 * 3600;
 /// Environment variable that overrides [`DEFAULT_LOCK_TTL_SECS`].
 pub const LOCK_TTL_ENV: &str = "EVTXSQL_S3_LOCK_TTL";
 /// Parts up to this size are uploaded in one put; larger ones in parts.
@@ -568,7 +570,8 @@ fn lock_ttl() -> Duration {
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|s| *s > 0)
-        .unwrap_or(DEFAULT_LOCK_TTL_SECS);
+        .unwrap_or(DEFAULT_LOCK_TTL_SECS)
+        .min(MAX_LOCK_TTL_SECS);
     Duration::from_secs(secs)
 }
 
@@ -856,9 +859,10 @@ async fn acquire(s3: &S3Store, ttl: Duration, progress: &dyn Progress) -> Result
             .await
             .map_err(|e| s3.location.object_err("reading the writer lock", &e))?;
         let holder: Option<LockBody> = serde_json::from_slice(&bytes).ok();
-        let holder_ttl = holder
-            .as_ref()
-            .map_or(ttl, |h| Duration::from_secs(h.ttl_secs.max(1)));
+        // The holder's own time to live (it beats at a quarter of it), within sane bounds.
+        let holder_ttl = holder.as_ref().map_or(ttl, |h| {
+            Duration::from_secs(h.ttl_secs.clamp(1, MAX_LOCK_TTL_SECS))
+        });
         let who = holder
             .as_ref()
             .map_or_else(|| "an unknown writer".to_string(), LockBody::describe);

@@ -319,6 +319,12 @@ fn a_crashed_writers_lock_is_taken_over_after_its_ttl() {
         moto.http("PUT", "/stale/store/writer.lock", body),
         Some(200)
     );
+    // And the parts it uploaded without committing them (no manifest part): the next writer
+    // deletes them (its own segment 0 is put create-only, so a leftover there would fail it).
+    for seg in ["000000", "000007"] {
+        let path = format!("/stale/store/events/seg-{seg}.parquet");
+        assert_eq!(moto.http("PUT", &path, b"not parquet"), Some(200));
+    }
     let started = Instant::now();
     let out = moto
         .evtxsql()
@@ -338,9 +344,22 @@ fn a_crashed_writers_lock_is_taken_over_after_its_ttl() {
     let n = rows(
         &mut moto.evtxsql(),
         "s3://stale/store",
-        "SELECT count(*) FROM files",
+        "SELECT count(*), count(DISTINCT segment), min(segment) FROM files",
     );
-    assert!(n.parse::<u64>().unwrap() > 0, "{n}");
+    assert!(n.ends_with(",1,0") && !n.starts_with("0,"), "{n}");
+    // The leftover beyond the committed segments is gone (an unsigned GET: 404 when there is
+    // no object, 403 when there is one).
+    assert_eq!(
+        moto.http("GET", "/stale/store/events/seg-000007.parquet", b""),
+        Some(404)
+    );
+    assert_eq!(moto.http("GET", "/stale/store/writer.lock", b""), Some(404));
+    let events = rows(
+        &mut moto.evtxsql(),
+        "s3://stale/store",
+        "SELECT count(*) FROM events",
+    );
+    assert!(events.parse::<u64>().unwrap() > 0, "{events}");
 }
 
 /// Run `cmd`, require failure within `limit`, return stderr.
