@@ -1,9 +1,10 @@
 //! `s3://bucket/prefix` stores against a real S3-compatible server started here (moto's
 //! `moto_server` on a free 127.0.0.1 port): the answers equal those of a local store of the same
 //! files; several `ingest` processes at once neither lose nor double a file; a crashed writer's
-//! lock is taken over after its time to live; bad URLs, missing buckets, missing credentials and
-//! unreachable endpoints give errors that name the store; a cluster (scheduler and executor
-//! processes with the AWS environment) reads the store and gives the local answers.
+//! lock is taken over after its time to live, and an ingest killed mid-way and run again equals
+//! one clean run; bad URLs, missing buckets, missing credentials and unreachable endpoints give
+//! errors that name the store; a cluster (scheduler and executor processes with the AWS
+//! environment) reads the store and gives the local answers.
 //!
 //! Without `moto_server` the tests are skipped with a `SKIPPED:` line, unless
 //! `EVTXSQL_REQUIRE_S3` (or `CI`) is set: then they fail.
@@ -509,4 +510,73 @@ fn a_cluster_reads_an_s3_store() {
         "{}",
         cluster.logs()
     );
+}
+
+#[test]
+fn kill_9_mid_ingest_then_rerun_equals_one_clean_run() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("crash");
+    let data = samples_data();
+    let (_tmp, clean) = ingested(&data);
+    let url = "s3://crash/store";
+    // Small segments on one thread: many commits, so the kill lands between two of them.
+    let mut writer = moto
+        .command()
+        .env("EVTXSQL_S3_LOCK_TTL", "2")
+        .arg("ingest")
+        .arg(&data)
+        .args(["--store", url, "--quiet", "-j", "1", "--segment-rows", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as its first segment is committed (an unsigned GET answers 403 once the
+    // object exists).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while moto.http("GET", "/crash/store/files/seg-000000.parquet", b"") != Some(403) {
+        assert!(Instant::now() < deadline, "no segment committed in time");
+        assert!(
+            writer.try_wait().unwrap().is_none(),
+            "the writer ended early"
+        );
+    }
+    writer.kill().unwrap();
+    let status = writer.wait().unwrap();
+    assert!(!status.success());
+    let files = "SELECT count(*), count(DISTINCT sha256), count(DISTINCT file_id) FROM files";
+    let partial = rows(&mut moto.evtxsql(), url, files);
+    let all = rows(&mut evtxsql(), clean.to_str().unwrap(), files);
+    let n = |t: &str| t.split(',').next().unwrap().parse::<u64>().unwrap();
+    assert!(
+        n(&partial) > 0 && n(&partial) < n(&all),
+        "{partial} of {all}"
+    );
+    // The dead writer's lock is still there; the next writer takes it over after 2 s, removes
+    // what was uploaded but not committed, and adds exactly what is missing.
+    let out = moto
+        .evtxsql()
+        .arg("ingest")
+        .arg(&data)
+        .args(["--store", url, "--quiet", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["files_skipped"].as_u64(), Some(n(&partial)));
+    assert_eq!(rows(&mut moto.evtxsql(), url, files), all);
+    for sql in [
+        "SELECT count(*), count(DISTINCT file_id) FROM events",
+        "SELECT count(*) FROM (SELECT DISTINCT file_id, record_id FROM events)",
+        "SELECT event_id, count(*) FROM events GROUP BY 1 ORDER BY 1",
+    ] {
+        assert_eq!(
+            rows(&mut moto.evtxsql(), url, sql),
+            rows(&mut evtxsql(), clean.to_str().unwrap(), sql),
+            "{sql}"
+        );
+    }
 }
