@@ -202,7 +202,9 @@ fn explain(bucket: &str, e: &object_store::Error) -> String {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .or_else(|_| std::env::var("AWS_ENDPOINT"))
         .unwrap_or_else(|_| "AWS S3".to_string());
-    if chain.contains("NoSuchBucket") {
+    if chain.contains("URL scheme is not allowed") {
+        format!("the endpoint {endpoint} is plain http: set AWS_ALLOW_HTTP=true to use it")
+    } else if chain.contains("NoSuchBucket") {
         format!("the bucket `{bucket}` does not exist at {endpoint}")
     } else if chain.contains("InvalidAccessKeyId")
         || chain.contains("SignatureDoesNotMatch")

@@ -427,6 +427,13 @@ fn s3_errors_name_the_store() {
     let err = fails(&mut cmd, quick);
     assert!(err.contains("s3://present/x"), "{err}");
     assert!(err.contains("no AWS credentials"), "{err}");
+    // A plain-http endpoint without AWS_ALLOW_HTTP.
+    let mut cmd = moto.evtxsql();
+    cmd.env_remove("AWS_ALLOW_HTTP")
+        .args(["query", "s3://present/x", "SELECT 1"]);
+    let err = fails(&mut cmd, quick);
+    assert!(err.contains("s3://present/x"), "{err}");
+    assert!(err.contains("set AWS_ALLOW_HTTP=true"), "{err}");
     // An endpoint nobody listens on: a bounded wait, then an error naming store and endpoint.
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
