@@ -18,7 +18,7 @@
 //! `writer.lock` is taken with a create-only put: of several writers exactly one creates it,
 //! the others wait (polling it). It holds the writer's id, host, pid, times and its `ttl_secs`.
 //! The holder rewrites it every `ttl/4` (a heartbeat: a put conditional on the ETag it last
-//! wrote, `If-Match`), and once more just before each commit mark, and deletes it at the end.
+//! wrote, `If-Match`), and once more before it uploads each segment, and deletes it at the end.
 //! A waiter that sees the same ETag for `ttl` seconds on its own clock (no clock comparison
 //! between machines) takes the lock over with a put conditional on that ETag: if the holder
 //! beat in between, the put fails and the waiter waits on. A holder whose conditional put fails
