@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::discover::{Candidate, discover};
 use crate::error::{IngestError, Result};
-use crate::manifest::{self, FileEntry};
+use crate::manifest::{self, FileEntry, FileKey};
 use crate::reader::{self, Admit, Input, Item, ReadOptions, Skip};
 use crate::s3::{S3Location, S3Writer};
 use crate::segment::{Layout, SegmentWriter};
@@ -40,6 +40,10 @@ pub struct IngestOptions {
     /// Keep only these records (`None`, the default: every record). For a store that only
     /// answers known rules (`scan` without `--store`); a store for SQL later keeps everything.
     pub filter: Option<std::sync::Arc<crate::filter::RecordFilter>>,
+    /// How files are told apart. [`FileKey::Blake3`] (faster, nothing recorded in the `sha256`
+    /// column) only into a new, empty store that lives for one run; the default sha256 is what
+    /// a kept store records and compares against.
+    pub key: FileKey,
 }
 
 impl Default for IngestOptions {
@@ -51,6 +55,7 @@ impl Default for IngestOptions {
             sort_run_bytes: Layout::ingest().run_bytes,
             chunks_per_batch: 16,
             filter: None,
+            key: FileKey::Sha256,
         }
     }
 }
@@ -193,8 +198,17 @@ fn ingest_into(
         threads: opts.threads,
         chunks_per_batch: opts.chunks_per_batch,
         filter: opts.filter.clone(),
+        key: opts.key,
     };
     let mut known = manifest::known(store)?;
+    if opts.key != FileKey::Sha256 && !known.by_sha256.is_empty() {
+        return Err(IngestError::BadStore {
+            path: store.root().to_path_buf(),
+            message: "files are told apart by sha256 in a store that already holds files; \
+                      BLAKE3 keys are only for a new store that lives for one run"
+                .into(),
+        });
+    }
     let now = manifest::now_micros();
 
     // Files discovery already found unreadable are hashed here (they are few) and recorded as
@@ -208,7 +222,7 @@ fn ingest_into(
         .iter()
         .filter(|c| c.problem.is_some())
         .collect();
-    let bad_hashes = hash_all(&bad, read_opts.effective_threads())?;
+    let bad_hashes = hash_all(&bad, opts.key, read_opts.effective_threads())?;
     for (cand, hash) in bad.iter().zip(bad_hashes) {
         let sha = match hash {
             Ok(s) => s,
@@ -233,7 +247,7 @@ fn ingest_into(
             known.next_file_id,
             &cand.path,
             cand.size,
-            sha,
+            opts.key.recorded(sha),
             why,
             now,
         ));
@@ -281,8 +295,8 @@ fn ingest_into(
         Some(&mut admit),
         &mut |item| {
             let step = match item {
-                Item::Admitted { file, sha256, .. } => {
-                    shas[file] = sha256;
+                Item::Admitted { file, key, .. } => {
+                    shas[file] = key;
                     Ok(())
                 }
                 Item::Skipped { file, why, .. } => {
@@ -342,7 +356,7 @@ fn ingest_into(
                     let entry = FileEntry::from_report(
                         *report,
                         to_read[file].size,
-                        std::mem::take(&mut shas[file]),
+                        opts.key.recorded(std::mem::take(&mut shas[file])),
                         now,
                     );
                     progress.file_done(&entry);
@@ -384,8 +398,12 @@ fn commit(
     Ok(())
 }
 
-/// sha256 of every candidate, in parallel, in input order.
-fn hash_all(candidates: &[&Candidate], threads: usize) -> Result<Vec<Result<String>>> {
+/// The key of every candidate, in parallel, in input order.
+fn hash_all(
+    candidates: &[&Candidate],
+    key: FileKey,
+    threads: usize,
+) -> Result<Vec<Result<String>>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -393,7 +411,7 @@ fn hash_all(candidates: &[&Candidate], threads: usize) -> Result<Vec<Result<Stri
     Ok(pool.install(|| {
         candidates
             .par_iter()
-            .map(|c| manifest::sha256_file(&c.path))
+            .map(|c| key.of_file(&c.path))
             .collect()
     }))
 }

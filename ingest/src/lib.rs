@@ -30,7 +30,7 @@ pub use discover::{Candidate, Discovery, discover};
 pub use error::{IngestError, Result};
 pub use filter::RecordFilter;
 pub use ingest::{IngestOptions, IngestSummary, NoProgress, Progress, ingest};
-pub use manifest::FileEntry;
+pub use manifest::{FileEntry, FileKey};
 pub use reader::{FileReport, ReadOptions};
 pub use schema::{STORE_FORMAT_VERSION, events_schema, files_schema};
 pub use store::Store;

@@ -111,11 +111,13 @@ pub fn ingest_with_progress(
     store: &Path,
     threads: Option<usize>,
     filter: Option<std::sync::Arc<evtxsql_ingest::RecordFilter>>,
+    key: evtxsql_ingest::FileKey,
     quiet: bool,
 ) -> anyhow::Result<IngestSummary> {
     let opts = IngestOptions {
         threads: threads.unwrap_or(0),
         filter,
+        key,
         ..IngestOptions::default()
     };
     ingest_with_options(inputs, store, &opts, quiet)

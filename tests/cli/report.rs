@@ -376,3 +376,60 @@ fn scan_skips_what_no_rule_reads_and_finds_the_same() {
     assert_eq!(lean["timeline"], full["timeline"]);
     assert_eq!(lean["summary"], full["summary"]);
 }
+
+/// Without `--store` the run tells files apart by BLAKE3 instead of sha256: a file brought twice
+/// (here every sample, from two folders) is still read once, and the findings are those of one
+/// copy.
+#[test]
+fn scan_reads_a_file_brought_twice_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let dest = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy_tree(&p, &dest);
+            } else {
+                std::fs::copy(&p, dest).unwrap();
+            }
+        }
+    }
+    for dir in [&a, &b] {
+        copy_tree(&scenario("fallback-to-guest"), dir);
+    }
+    let run = |inputs: &[&std::path::Path]| {
+        let out = evtxsql()
+            .arg("scan")
+            .args(inputs)
+            .args(["--quiet", "--timings", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let read = stderr
+            .lines()
+            .find_map(|l| {
+                l.split_once(" records read")?
+                    .0
+                    .rsplit(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no records read in {stderr}"));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (read, report)
+    };
+    let (once, one) = run(&[&a]);
+    let (twice, both) = run(&[&a, &b]);
+    assert!(once > 0);
+    assert_eq!(twice, once, "the second copy is read again");
+    assert_eq!(one["findings"], both["findings"]);
+}

@@ -2,10 +2,11 @@
 //! pool, each message numbered so the consumer can put them back in order.
 //!
 //! With an admission, files are read ahead of their dispatch (up to [`LOOKAHEAD_BYTES`] of
-//! them, and at least one) and each one's sha256 is computed on the pool, beside the decoding
-//! of the files before it; the dispatcher waits for a file's hash only when that file is next
-//! in line, asks the admission, and only then hands its chunks to the pool. So hashing runs in
-//! parallel with decoding, and a file the store already holds is still never parsed.
+//! them, and at least one) and each one's key (sha256, or BLAKE3 for a one-run store) is
+//! computed on the pool, beside the decoding of the files before it; the dispatcher waits for a
+//! file's key only when that file is next in line, asks the admission, and only then hands its
+//! chunks to the pool. So hashing runs in parallel with decoding, and a file the store already
+//! holds is still never parsed.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -23,6 +24,7 @@ use super::{
 };
 use crate::error::IngestError;
 use crate::filter::RecordFilter;
+use crate::manifest::FileKey;
 
 /// Most bytes of files read and being hashed ahead of the file being dispatched.
 pub(super) const LOOKAHEAD_BYTES: u64 = 16 << 20;
@@ -36,6 +38,8 @@ pub(super) struct Dispatcher<'p> {
     pub(super) settings: Arc<ParserSettings>,
     pub(super) path_kind: RecordPath,
     pub(super) filter: Option<Arc<RecordFilter>>,
+    /// The key each file is hashed to for the admission.
+    pub(super) key: FileKey,
     pub(super) per_batch: usize,
     pub(super) seq: u64,
     /// Buffers of files read into memory, used again once a file's chunks are done.
@@ -50,7 +54,7 @@ struct Ahead<'i> {
 }
 
 enum Read {
-    /// In memory; the pool sends its sha256.
+    /// In memory; the pool sends its key.
     Buffered {
         bytes: Arc<FileBytes>,
         hash: mpsc::Receiver<String>,
@@ -108,8 +112,9 @@ impl Dispatcher<'_> {
                 let bytes = Arc::new(bytes);
                 let (tx, hash) = mpsc::channel();
                 let mine = bytes.clone();
+                let key = self.key;
                 self.pool.spawn(move || {
-                    let _ = tx.send(crate::manifest::sha256_bytes(&mine));
+                    let _ = tx.send(key.of_bytes(&mine));
                 });
                 Read::Buffered { bytes, hash }
             }
@@ -120,13 +125,13 @@ impl Dispatcher<'_> {
     /// The file's hash (waiting for it), the admission's answer, and its chunks to the pool.
     fn admit_and_dispatch(&mut self, next: Ahead<'_>, admit: &mut Admission<'_>) -> bool {
         let Ahead { file, input, read } = next;
-        let (sha256, bytes) = match read {
+        let (key, bytes) = match read {
             Read::Buffered { bytes, hash } => match hash.recv() {
                 Ok(h) => (h, Some(bytes)),
                 // The hashing job cannot fail; a pool torn down means the run is over.
                 Err(_) => return false,
             },
-            Read::Large => match crate::manifest::sha256_file(&input.path) {
+            Read::Large => match self.key.of_file(&input.path) {
                 Ok(h) => (h, None),
                 Err(e) => {
                     let fatal = Some(e.to_string());
@@ -140,13 +145,9 @@ impl Dispatcher<'_> {
                 });
             }
         };
-        let item = match admit(file, &sha256) {
-            Admit::Read { file_id } => Item::Admitted {
-                file,
-                sha256,
-                file_id,
-            },
-            Admit::Skip(why) => Item::Skipped { file, sha256, why },
+        let item = match admit(file, &key) {
+            Admit::Read { file_id } => Item::Admitted { file, key, file_id },
+            Admit::Skip(why) => Item::Skipped { file, key, why },
         };
         let file_id = match item {
             Item::Admitted { file_id, .. } => Some(file_id),

@@ -45,7 +45,8 @@ pub const MAX_MESSAGES_PER_FILE: usize = 20;
 /// file is hashed in a pass of its own and then parsed from disk, so memory stays bounded.
 pub const MAX_BUFFERED_FILE: u64 = 256 << 20;
 
-/// Whether to read a file, decided from its sha256 before any of it is parsed.
+/// Whether to read a file, decided from its key (see [`ReadOptions::key`]) before any of it is
+/// parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
     /// Read it; its rows get this `file_id`.
@@ -64,7 +65,7 @@ pub enum Skip {
 }
 
 /// Called on the dispatcher thread for each readable file, in input order, with its index
-/// and sha256.
+/// and key.
 pub type Admission<'a> = dyn FnMut(usize, &str) -> Admit + Send + 'a;
 
 /// How to read.
@@ -78,6 +79,8 @@ pub struct ReadOptions {
     /// their payload is rendered and counted in [`FileReport::skipped_records`]; the few read
     /// by the evtx crate instead are kept.
     pub filter: Option<Arc<RecordFilter>>,
+    /// How a read with an admission tells files apart (the key it hands the admission).
+    pub key: crate::manifest::FileKey,
 }
 
 impl Default for ReadOptions {
@@ -86,6 +89,7 @@ impl Default for ReadOptions {
             threads: 0,
             chunks_per_batch: 16,
             filter: None,
+            key: crate::manifest::FileKey::Sha256,
         }
     }
 }
@@ -188,15 +192,11 @@ pub enum Item {
     /// before its batches and its [`Item::FileDone`].
     Admitted {
         file: usize,
-        sha256: String,
+        key: String,
         file_id: u32,
     },
     /// (With an admission.) File `file` was hashed and not read; nothing else comes for it.
-    Skipped {
-        file: usize,
-        sha256: String,
-        why: Skip,
-    },
+    Skipped { file: usize, key: String, why: Skip },
     /// Rows of file number `file` (index into the input list); `bytes` of the file were consumed.
     Batch {
         file: usize,
@@ -336,6 +336,7 @@ pub fn read_admitted(
             settings,
             path_kind,
             filter: opts.filter.clone(),
+            key: opts.key,
             per_batch,
             seq: 0,
             buffers: buffers::BufferPool::new(2 * dispatch::LOOKAHEAD_BYTES as usize),
