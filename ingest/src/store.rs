@@ -98,10 +98,18 @@ impl Store {
         // store another writer is creating (its lock taken, its folders made, no marker yet) is
         // not refused: this writer waits for the lock and then finds the marker.
         let foreign = |root: &Path| {
+            // The marker counts too: another writer may rename it into place between the check
+            // for it and the listing.
             let store_part = |e: &fs::DirEntry| {
-                [WRITER_LOCK_FILE, EVENTS_DIR, FILES_DIR, TMP_DIR]
-                    .iter()
-                    .any(|n| e.file_name() == *n)
+                [
+                    MARKER_FILE,
+                    WRITER_LOCK_FILE,
+                    EVENTS_DIR,
+                    FILES_DIR,
+                    TMP_DIR,
+                ]
+                .iter()
+                .any(|n| e.file_name() == *n)
             };
             root.exists()
                 && !root.join(MARKER_FILE).exists()
