@@ -64,6 +64,19 @@ async fn wait_for(hp: &HostPort, wait: Duration) -> Result<(), ClusterError> {
     }
 }
 
+/// The runtime of the executor's tasks: Ballista's (spill files in the work directory, or the
+/// system's temporary directory without one) with evtxsql's object stores, so that tasks read
+/// `s3://` stores with the executor's AWS environment.
+fn runtime_producer(work_dir: Option<std::path::PathBuf>) -> ballista_core::RuntimeProducer {
+    Arc::new(move |_config| {
+        let mut runtime = evtxsql_query::objects::runtime_builder();
+        if let Some(dir) = &work_dir {
+            runtime = runtime.with_temp_file_path(dir);
+        }
+        runtime.build_arc()
+    })
+}
+
 /// Register with the scheduler and run tasks until the process is stopped (SIGTERM or Ctrl-C
 /// stop it gracefully), or fail (scheduler unreachable, port taken).
 pub async fn run_executor(opts: &ExecutorOptions) -> Result<(), ClusterError> {
@@ -117,6 +130,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<(), ClusterError> {
         executor_heartbeat_interval_seconds: HEARTBEAT_SECS,
         memory_pool_size: opts.memory_limit,
         override_function_registry: Some(registry),
+        override_runtime_producer: Some(runtime_producer(opts.work_dir.clone())),
         override_logical_codec: Some(logical_codec()),
         ..ExecutorProcessConfig::default()
     };

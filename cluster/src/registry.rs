@@ -8,13 +8,19 @@ use std::sync::Arc;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::utils::default_session_builder;
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 
 /// Ballista's session for `config` (its optimizer rules and functions) plus evtxsql's functions.
 /// This is the scheduler's session builder.
+/// Its object store registry also knows `s3://` buckets ([`evtxsql_query::objects`]): the
+/// scheduler lists the store's parts when it plans a scan.
 pub fn scheduler_session(config: SessionConfig) -> datafusion::error::Result<SessionState> {
-    let mut state = default_session_builder(config)?;
+    let state = default_session_builder(config)?;
+    let runtime = evtxsql_query::objects::runtime_builder().build_arc()?;
+    let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(runtime)
+        .build();
     evtxsql_query::register_functions(&mut state)?;
     Ok(state)
 }

@@ -39,6 +39,10 @@ pub enum IngestError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+    /// A store in S3 (`s3://bucket/prefix`) could not be used: a bad URL, no credentials, a
+    /// missing bucket, an endpoint that does not answer, a writer lock lost to another writer.
+    #[error("{url}: {message}")]
+    Remote { url: String, message: String },
 }
 
 /// One record, chunk or batch of a file that could not be read, and where: a bad record is data

@@ -16,6 +16,7 @@ use crate::discover::{Candidate, discover};
 use crate::error::{IngestError, Result};
 use crate::manifest::{self, FileEntry, FileKey};
 use crate::reader::{self, Admit, Input, Item, ReadOptions, Skip};
+use crate::s3::{S3Location, S3Writer};
 use crate::segment::{Layout, SegmentWriter};
 use crate::store::Store;
 
@@ -125,7 +126,8 @@ pub struct IngestSummary {
     pub problems: Vec<String>,
 }
 
-/// Ingest `inputs` (files, directories, globs) into the store at `store_dir`, creating it.
+/// Ingest `inputs` (files, directories, globs) into the store at `store_dir` (a directory, or
+/// `s3://bucket/prefix`: see [`crate::s3`]), creating it.
 pub fn ingest(
     inputs: &[PathBuf],
     store_dir: &Path,
@@ -133,11 +135,53 @@ pub fn ingest(
     progress: &dyn Progress,
 ) -> Result<IngestSummary> {
     let started = Instant::now();
-    let store = Store::create_or_open(store_dir)?;
-    let mut summary = IngestSummary {
-        store: store_dir.to_path_buf(),
-        ..IngestSummary::default()
+    let mut summary = match S3Location::of_path(store_dir)? {
+        Some(location) => {
+            // Segments are written to a local staging store and uploaded as they commit.
+            let writer = S3Writer::open(&location, progress)?;
+            let mut summary =
+                ingest_into(writer.staging(), inputs, opts, progress, &mut |segment| {
+                    writer.push(segment)
+                })?;
+            let listing = writer.finish()?;
+            summary.store_bytes = listing.size_bytes();
+            summary.segments_total = listing.segments.len() as u64;
+            summary
+        }
+        None => {
+            let store = Store::create_or_open(store_dir)?;
+            let mut summary = ingest_into(&store, inputs, opts, progress, &mut |_| Ok(()))?;
+            summary.store_bytes = store.size_bytes()?;
+            // What `compact` with its default target would rewrite (ingest's own segment size
+            // is about crash losses, not about the size segments should end up with).
+            let plan = crate::compact::plan(
+                &crate::compact::segment_infos(&store)?,
+                crate::compact::CompactOptions::default().segment_rows,
+            );
+            summary.segments_total = plan.segments.len() as u64;
+            summary.segments_compactable = plan.rewritten() as u64;
+            summary
+        }
     };
+    summary.store = store_dir.to_path_buf();
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    if summary.elapsed_secs > 0.0 {
+        summary.records_per_sec = summary.records as f64 / summary.elapsed_secs;
+        summary.mib_per_sec = summary.bytes_read as f64 / 1_048_576.0 / summary.elapsed_secs;
+    }
+    Ok(summary)
+}
+
+/// Ingest into an opened (locked) local store; `committed` is called with the number of each
+/// segment right after it is committed.
+fn ingest_into(
+    store: &Store,
+    inputs: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+    committed: &mut dyn FnMut(u32) -> Result<()>,
+) -> Result<IngestSummary> {
+    let mut summary = IngestSummary::default();
     let problem = |summary: &mut IngestSummary, message: String| {
         progress.warn(&message);
         summary.problems.push(message);
@@ -156,10 +200,10 @@ pub fn ingest(
         filter: opts.filter.clone(),
         key: opts.key,
     };
-    let mut known = manifest::known(&store)?;
+    let mut known = manifest::known(store)?;
     if opts.key != FileKey::Sha256 && !known.by_sha256.is_empty() {
         return Err(IngestError::BadStore {
-            path: store_dir.to_path_buf(),
+            path: store.root().to_path_buf(),
             message: "files are told apart by sha256 in a store that already holds files; \
                       BLAKE3 keys are only for a new store that lives for one run"
                 .into(),
@@ -235,7 +279,7 @@ pub fn ingest(
     let mut shas: Vec<String> = vec![String::new(); to_read.len()];
 
     let mut writer = SegmentWriter::new(
-        &store,
+        store,
         known.next_segment,
         opts.layout(),
         read_opts.effective_threads(),
@@ -318,9 +362,7 @@ pub fn ingest(
                     progress.file_done(&entry);
                     writer.entries.push(entry);
                     if writer.rows >= opts.segment_rows {
-                        writer.commit(&[]).map(|committed| {
-                            summary.segments_written += u64::from(committed);
-                        })
+                        commit(&mut writer, &mut summary, committed)
                     } else {
                         Ok(())
                     }
@@ -338,23 +380,22 @@ pub fn ingest(
     if let Some(e) = write_error {
         return Err(e);
     }
-    summary.segments_written += u64::from(writer.commit(&[])?);
-
-    summary.store_bytes = store.size_bytes()?;
-    // What `compact` with its default target would rewrite (ingest's own segment size is
-    // about crash losses, not about the size segments should end up with).
-    let plan = crate::compact::plan(
-        &crate::compact::segment_infos(&store)?,
-        crate::compact::CompactOptions::default().segment_rows,
-    );
-    summary.segments_total = plan.segments.len() as u64;
-    summary.segments_compactable = plan.rewritten() as u64;
-    summary.elapsed_secs = started.elapsed().as_secs_f64();
-    if summary.elapsed_secs > 0.0 {
-        summary.records_per_sec = summary.records as f64 / summary.elapsed_secs;
-        summary.mib_per_sec = summary.bytes_read as f64 / 1_048_576.0 / summary.elapsed_secs;
-    }
+    commit(&mut writer, &mut summary, committed)?;
     Ok(summary)
+}
+
+/// Commit the writer's segment (if it holds anything) and tell `committed`.
+fn commit(
+    writer: &mut SegmentWriter<'_>,
+    summary: &mut IngestSummary,
+    committed: &mut dyn FnMut(u32) -> Result<()>,
+) -> Result<()> {
+    let segment = writer.segment();
+    if writer.commit(&[])? {
+        summary.segments_written += 1;
+        committed(segment)?;
+    }
+    Ok(())
 }
 
 /// The key of every candidate, in parallel, in input order.

@@ -5,6 +5,7 @@
 //! - [`compact()`]: many small segments → large clustered ones (atomic, idempotent).
 //! - [`reader::read`]: inputs → batches in file order, for callers that do not want a store
 //!   (the `read_evtx` table function).
+//! - [`s3`]: stores in S3 (`s3://bucket/prefix`): readers' listing, the writer and its lock.
 //! - [`schema`], [`mapping`]: the tables' columns and the one mapping of payload fields to
 //!   promoted columns.
 
@@ -19,6 +20,7 @@ mod json;
 pub mod manifest;
 pub mod mapping;
 pub mod reader;
+pub mod s3;
 pub mod schema;
 pub mod segment;
 pub mod store;

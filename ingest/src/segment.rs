@@ -440,6 +440,11 @@ impl<'s> SegmentWriter<'s> {
         Ok(())
     }
 
+    /// The number the segment being written will be committed under.
+    pub(crate) fn segment(&self) -> u32 {
+        self.segment
+    }
+
     /// Commit the segment if it holds anything; returns whether it did. `replaces`: committed
     /// segments this one takes the place of (compaction), hidden from readers from the moment
     /// this segment is committed.

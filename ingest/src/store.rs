@@ -1,4 +1,5 @@
-//! The store on disk: a directory of Parquet files.
+//! The store on disk: a directory of Parquet files (the same layout serves as objects under
+//! `s3://bucket/prefix`, see [`crate::s3`]).
 //!
 //! ```text
 //! <store>/evtxsql-store.json       format version and creator
@@ -15,6 +16,22 @@
 //! them in its `.replaces` list, written before its manifest part: from the moment the new
 //! segment is committed the old ones are hidden from readers (and deleted by the compaction or
 //! by the next writer), so a crash leaves either the old or the new segments visible.
+//!
+//! # Concurrent writers
+//!
+//! Writers take turns: each holds the store's writer lock for its whole run, and reads the
+//! manifest (the sha256 of every stored file, the next file id and segment number) only once
+//! it holds it. So a writer never commits a segment number, a file id or a file another writer
+//! committed, and several `ingest`s started at once into one store neither lose nor double a
+//! file. Readers never take the lock: they see the segments whose commit mark exists.
+//!
+//! - A directory: an exclusive `flock` on `writer.lock`, released by the kernel when the
+//!   process ends, so a crashed writer leaves nothing to clear.
+//! - `s3://bucket/prefix` ([`crate::s3`]): the same layout as objects. The lock is the object
+//!   `writer.lock`, created with a create-only put (`If-None-Match: *`), kept alive by
+//!   heartbeats (puts conditional on its ETag), deleted at the end, and taken over by a waiting
+//!   writer when it has not changed for its time to live (a crashed writer); each commit mark is
+//!   itself put create-only, so no segment is ever committed twice.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -50,6 +67,7 @@ impl Store {
     /// version of evtxsql.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
+        local_only(&root)?;
         let marker_path = root.join(MARKER_FILE);
         let text = match fs::read_to_string(&marker_path) {
             Ok(t) => t,
@@ -61,17 +79,7 @@ impl Store {
             }
             Err(e) => return Err(IngestError::io(marker_path, e)),
         };
-        let marker: Marker = serde_json::from_str(&text).map_err(|e| IngestError::BadStore {
-            path: marker_path.clone(),
-            message: e.to_string(),
-        })?;
-        if marker.format > STORE_FORMAT_VERSION {
-            return Err(IngestError::NewerStore {
-                path: root,
-                found: marker.format,
-                supported: STORE_FORMAT_VERSION,
-            });
-        }
+        check_marker(&text, &root)?;
         Ok(Store { root, writer: None })
     }
 
@@ -85,14 +93,23 @@ impl Store {
     /// wait.
     pub fn create_or_open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
+        local_only(&root)?;
         // A directory that is not a store: something in it other than a store's own parts. A
         // store another writer is creating (its lock taken, its folders made, no marker yet) is
         // not refused: this writer waits for the lock and then finds the marker.
         let foreign = |root: &Path| {
+            // The marker counts too: another writer may rename it into place between the check
+            // for it and the listing.
             let store_part = |e: &fs::DirEntry| {
-                [WRITER_LOCK_FILE, EVENTS_DIR, FILES_DIR, TMP_DIR]
-                    .iter()
-                    .any(|n| e.file_name() == *n)
+                [
+                    MARKER_FILE,
+                    WRITER_LOCK_FILE,
+                    EVENTS_DIR,
+                    FILES_DIR,
+                    TMP_DIR,
+                ]
+                .iter()
+                .any(|n| e.file_name() == *n)
             };
             root.exists()
                 && !root.join(MARKER_FILE).exists()
@@ -124,15 +141,7 @@ impl Store {
             for d in [EVENTS_DIR, FILES_DIR, TMP_DIR] {
                 fs::create_dir_all(root.join(d)).map_err(|e| IngestError::io(root.join(d), e))?;
             }
-            let marker = Marker {
-                format: STORE_FORMAT_VERSION,
-                created_by: format!("evtxsql {}", env!("CARGO_PKG_VERSION")),
-            };
-            let text =
-                serde_json::to_string_pretty(&marker).map_err(|e| IngestError::BadStore {
-                    path: root.clone(),
-                    message: e.to_string(),
-                })?;
+            let text = new_marker(&root)?;
             // Written aside and renamed: a reader never sees half a marker.
             let tmp = root.join(TMP_DIR).join(MARKER_FILE);
             fs::write(&tmp, text).map_err(|e| IngestError::io(&tmp, e))?;
@@ -205,13 +214,7 @@ impl Store {
             }
             let path = self.replaces_part(seg);
             let text = fs::read_to_string(&path).map_err(|e| IngestError::io(&path, e))?;
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                let n = line.parse::<u32>().map_err(|e| IngestError::BadStore {
-                    path: path.clone(),
-                    message: format!("not a segment number: {line:?} ({e})"),
-                })?;
-                replaced.push(n);
-            }
+            replaced.extend(parse_replaces(&text, &path)?);
         }
         replaced.sort_unstable();
         replaced.dedup();
@@ -329,12 +332,76 @@ impl Store {
     }
 }
 
+/// A URL (`s3://...`) given where a store directory is needed: an error that says which
+/// commands take one, instead of a directory named `s3:`.
+fn local_only(root: &Path) -> Result<()> {
+    if crate::s3::S3Location::is_url(root) {
+        return Err(IngestError::Remote {
+            url: root.display().to_string(),
+            message: "this needs a store directory: s3:// stores work with ingest, query, \
+                      stats, report, shell and scan --store (compact them as a local copy)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Check a store's marker text: a marker, of a format this evtxsql reads. `root` names the
+/// store in errors (a directory, or an `s3://` URL).
+pub(crate) fn check_marker(text: &str, root: &Path) -> Result<()> {
+    let marker: Marker = serde_json::from_str(text).map_err(|e| IngestError::BadStore {
+        path: root.join(MARKER_FILE),
+        message: e.to_string(),
+    })?;
+    if marker.format > STORE_FORMAT_VERSION {
+        return Err(IngestError::NewerStore {
+            path: root.to_path_buf(),
+            found: marker.format,
+            supported: STORE_FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// The marker of a new store.
+pub(crate) fn new_marker(root: &Path) -> Result<String> {
+    let marker = Marker {
+        format: STORE_FORMAT_VERSION,
+        created_by: format!("evtxsql {}", env!("CARGO_PKG_VERSION")),
+    };
+    serde_json::to_string_pretty(&marker).map_err(|e| IngestError::BadStore {
+        path: root.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The segment numbers of a `.replaces` list (`path` names it in errors).
+pub(crate) fn parse_replaces(text: &str, path: &Path) -> Result<Vec<u32>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            line.parse::<u32>().map_err(|e| IngestError::BadStore {
+                path: path.to_path_buf(),
+                message: format!("not a segment number: {line:?} ({e})"),
+            })
+        })
+        .collect()
+}
+
+/// `seg-NNNNNN` + `suffix` → NNNNNN.
+pub(crate) fn segment_number(name: &str, suffix: &str) -> Option<u32> {
+    name.strip_prefix("seg-")
+        .and_then(|r| r.strip_suffix(suffix))
+        .and_then(|n| n.parse::<u32>().ok())
+}
+
 /// `seg-000042.parquet`.
 pub fn segment_file_name(segment: u32) -> String {
     format!("seg-{segment:06}.parquet")
 }
 
-const REPLACES_SUFFIX: &str = ".replaces";
+pub(crate) const REPLACES_SUFFIX: &str = ".replaces";
 
 fn list_segments(dir: &Path) -> Result<Vec<u32>> {
     list_files(dir, ".parquet")
@@ -352,11 +419,7 @@ fn list_files(dir: &Path, suffix: &str) -> Result<Vec<u32>> {
         let entry = entry.map_err(|e| IngestError::io(dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(n) = name
-            .strip_prefix("seg-")
-            .and_then(|r| r.strip_suffix(suffix))
-            .and_then(|n| n.parse::<u32>().ok())
-        {
+        if let Some(n) = segment_number(name, suffix) {
             out.push(n);
         }
     }

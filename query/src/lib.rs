@@ -3,6 +3,7 @@
 //! - [`session_for_store`] / [`session_for_evtx`]: a `SessionContext` with the `events` and
 //!   `files` tables, the SMB [`views`], the evtxsql [`functions`] and `read_evtx(...)` ([`evtx`]),
 //!   configured by [`SessionOptions`] (memory limit with spilling, threads).
+//! - [`objects`]: the object store registry of every session: local files and `s3://` buckets.
 //! - [`statement`]: SQL text with one or more statements, with errors that give the position.
 //! - [`output`]: results as a table, CSV, JSON, JSON lines, Parquet or Arrow IPC ([`cells`]
 //!   renders values; times are UTC ISO-8601 unless a zone is chosen).
@@ -17,6 +18,7 @@ pub mod error;
 pub mod evtx;
 pub mod functions;
 pub mod ntstatus;
+pub mod objects;
 pub mod output;
 pub mod session;
 pub mod statement;

@@ -12,10 +12,12 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use evtxsql_ingest::{Store, events_schema, files_schema};
+use evtxsql_ingest::s3::{S3Location, S3Store};
+use evtxsql_ingest::store::{EVENTS_DIR, FILES_DIR};
+use evtxsql_ingest::{IngestError, Store, events_schema, files_schema};
 
 use arrow::datatypes::SchemaRef;
 
@@ -57,8 +59,13 @@ pub async fn session_for_store(
 /// Register the store at `store` on `ctx`: the tables `events` and `files` (Parquet listings of
 /// exactly the committed parts) and the views over them. `ctx` must know the functions (see
 /// [`session_state`]); it may be a local session or one whose plans run elsewhere (a cluster),
-/// as long as that place sees the store's files at the same paths.
+/// as long as that place sees the store's files at the same paths. `store` is a directory or
+/// `s3://bucket/prefix` (see [`evtxsql_ingest::s3`]).
 pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<(), QueryError> {
+    let remote = S3Location::of_path(store).map_err(|e| s3_error(store, e))?;
+    if let Some(location) = remote {
+        return register_s3_store(ctx, &location).await;
+    }
     let opened = Store::open(store).map_err(|source| QueryError::Store {
         path: store.to_path_buf(),
         source,
@@ -67,8 +74,18 @@ pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<(), Qu
         path: store.to_path_buf(),
         source,
     };
-    let event_parts = opened.committed_event_parts().map_err(store_err)?;
-    let manifest_parts = opened.manifest_parts().map_err(store_err)?;
+    let urls = |parts: Vec<PathBuf>| -> Result<Vec<String>, QueryError> {
+        parts
+            .into_iter()
+            .map(|p| {
+                std::path::absolute(&p)
+                    .map(|abs| abs.to_string_lossy().into_owned())
+                    .map_err(|source| QueryError::Io { path: p, source })
+            })
+            .collect()
+    };
+    let event_parts = urls(opened.committed_event_parts().map_err(store_err)?)?;
+    let manifest_parts = urls(opened.manifest_parts().map_err(store_err)?)?;
     register(ctx, "events", parquet_table(&event_parts, events_schema())?)?;
     register(
         ctx,
@@ -76,6 +93,55 @@ pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<(), Qu
         parquet_table(&manifest_parts, files_schema())?,
     )?;
     views::register_views(ctx).await
+}
+
+/// [`register_store`] for `s3://bucket/prefix`: the bucket's object store registered on `ctx`
+/// (credentials and endpoint from the AWS environment variables), the tables over the
+/// committed parts of one listing.
+async fn register_s3_store(ctx: &SessionContext, location: &S3Location) -> Result<(), QueryError> {
+    let url = PathBuf::from(location.url());
+    let s3 = S3Store::open(location)
+        .await
+        .map_err(|e| s3_error(&url, e))?;
+    let listing = s3.listing().await.map_err(|e| s3_error(&url, e))?;
+    let bucket =
+        ObjectStoreUrl::parse(location.bucket_url()).map_err(|source| QueryError::Setup {
+            what: format!("object store {}", location.bucket_url()),
+            source,
+        })?;
+    ctx.register_object_store(bucket.as_ref(), s3.object_store());
+    let event_parts: Vec<String> = listing
+        .event_segments()
+        .into_iter()
+        .map(|seg| s3.part_url(EVENTS_DIR, seg))
+        .collect();
+    let manifest_parts: Vec<String> = listing
+        .segments
+        .iter()
+        .map(|&seg| s3.part_url(FILES_DIR, seg))
+        .collect();
+    register(ctx, "events", parquet_table(&event_parts, events_schema())?)?;
+    register(
+        ctx,
+        "files",
+        parquet_table(&manifest_parts, files_schema())?,
+    )?;
+    views::register_views(ctx).await
+}
+
+/// An error opening an S3 store: the store's own errors (not a store, too new) as for a
+/// directory; the object store's (credentials, bucket, endpoint) naming the store once.
+fn s3_error(store: &Path, e: IngestError) -> QueryError {
+    match e {
+        IngestError::Remote { url, message } => QueryError::Remote {
+            what: format!("cannot open store {url}"),
+            cause: message.into(),
+        },
+        source => QueryError::Store {
+            path: store.to_path_buf(),
+            source,
+        },
+    }
 }
 
 /// A session over EVTX files, directories or globs, read on the fly: `events` is `read_evtx`
@@ -140,7 +206,7 @@ pub fn session_config(opts: &SessionOptions) -> SessionConfig {
 /// ([`functions::register_functions`]). Local sessions and cluster clients start from it.
 pub fn session_state(opts: &SessionOptions) -> Result<SessionState, QueryError> {
     let config = session_config(opts);
-    let mut runtime = RuntimeEnvBuilder::new();
+    let mut runtime = crate::objects::runtime_builder();
     if let Some(limit) = opts.memory_limit {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
@@ -179,10 +245,10 @@ fn register(
     Ok(())
 }
 
-/// A Parquet listing over exactly `parts` (never a directory listing: a directory can hold a
-/// crashed writer's leftovers), or an empty table when there are none.
+/// A Parquet listing over exactly `parts` (absolute paths or URLs; never a directory listing:
+/// a directory can hold a crashed writer's leftovers), or an empty table when there are none.
 fn parquet_table(
-    parts: &[PathBuf],
+    parts: &[String],
     schema: SchemaRef,
 ) -> Result<Arc<dyn TableProvider>, QueryError> {
     let setup = |what: String| move |source| QueryError::Setup { what, source };
@@ -192,12 +258,7 @@ fn parquet_table(
     }
     let mut urls = Vec::with_capacity(parts.len());
     for p in parts {
-        let abs = std::path::absolute(p).map_err(|source| QueryError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        let url = ListingTableUrl::parse(abs.to_string_lossy())
-            .map_err(setup(format!("Parquet part {}", p.display())))?;
+        let url = ListingTableUrl::parse(p).map_err(setup(format!("Parquet part {p}")))?;
         urls.push(url);
     }
     let options =

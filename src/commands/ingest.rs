@@ -9,7 +9,7 @@ use anyhow::Context;
 use evtxsql_ingest::{FileEntry, IngestOptions, IngestSummary, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{EXIT_OK, EXIT_PARTIAL};
+use super::{EXIT_OK, EXIT_PARTIAL, EXIT_USAGE};
 
 /// Read .evtx files into a store (Parquet files that evtxsql, DuckDB, pandas or Spark can query).
 ///
@@ -22,18 +22,21 @@ use super::{EXIT_OK, EXIT_PARTIAL};
 /// Exit status: 0 all inputs read (damaged records are counted in the summary, not an error);
 /// 3 finished, but some inputs could not be read, matched nothing, or were directories without
 /// EVTX files (each named on stderr); 1 fatal error (for
-/// example the store directory is not writable); 2 bad arguments.
+/// example the store directory is not writable, or an s3:// store cannot be reached); 2 bad
+/// arguments.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   evtxsql ingest C:/collected/ --store case42.store
   evtxsql ingest 'hosts/*/Security.evtx' hosts/*/Microsoft-Windows-SmbClient%4Security.evtx --store case42.store
-  evtxsql ingest samples/data --store demo.store --json > summary.json")]
+  evtxsql ingest samples/data --store demo.store --json > summary.json
+  AWS_REGION=eu-west-1 evtxsql ingest /collect/today --store s3://soc-evidence/fleet")]
 pub struct IngestArgs {
     /// Files, directories or glob patterns to read.
     #[arg(required = true, value_name = "PATH")]
     pub inputs: Vec<PathBuf>,
-    /// The store directory (created when missing).
-    #[arg(short, long, value_name = "DIR")]
+    /// The store: a directory, or s3://bucket/prefix (credentials and endpoint from the AWS_*
+    /// environment variables; see README "Stores in S3"). Created when missing.
+    #[arg(short, long, value_name = "DIR|s3://BUCKET/PREFIX")]
     pub store: PathBuf,
     /// Worker threads (default: one per core).
     #[arg(short = 'j', long, value_name = "N", default_value_t = 0)]
@@ -61,6 +64,9 @@ pub struct IngestArgs {
 pub const COMPACT_HINT_SEGMENTS: u64 = 4;
 
 pub fn run(args: IngestArgs) -> anyhow::Result<u8> {
+    if let Some(code) = bad_store_url(&args.store) {
+        return Ok(code);
+    }
     let opts = IngestOptions {
         threads: args.threads,
         segment_rows: args.segment_rows.max(1),
@@ -75,6 +81,18 @@ pub fn run(args: IngestArgs) -> anyhow::Result<u8> {
         print_summary(&summary);
     }
     Ok(exit_status(&summary))
+}
+
+/// A malformed `s3://` URL, or another URL scheme, given as the store: said on stderr, and
+/// the usage exit status.
+pub fn bad_store_url(store: &Path) -> Option<u8> {
+    match evtxsql_ingest::s3::S3Location::of_path(store) {
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Some(EXIT_USAGE)
+        }
+    }
 }
 
 /// 0 when every input was read, 3 when some could not be.

@@ -25,7 +25,8 @@ use super::{EXIT_FATAL, EXIT_OK, EXIT_USAGE};
 #[derive(Debug, clap::Args)]
 #[command(after_help = QUERY_EXAMPLES)]
 pub struct QueryArgs {
-    /// A store directory or EVTX files/folders/globs, then the SQL (unless -f is given).
+    /// A store (directory or s3://bucket/prefix) or EVTX files/folders/globs, then the SQL
+    /// (unless -f is given).
     #[arg(required = true, value_name = "STORE|EVTX... SQL")]
     pub args: Vec<String>,
 
@@ -47,6 +48,7 @@ Examples:
   evtxsql query logs/ \"SELECT user_name, client_ip, status_name, count(*) FROM logons WHERE event_id = 4625 GROUP BY 1, 2, 3\"
   evtxsql query 'C:/collect/**/*.evtx' \"SELECT * FROM share_access LIMIT 20\" --format csv --out shares.csv
   evtxsql query case42/ -f hunt.sql --format jsonl
+  evtxsql query s3://soc-evidence/fleet \"SELECT count(*) FROM events\"
   evtxsql query case42/ \"SELECT * FROM events\" --format parquet --out all.parquet --memory-limit 2GiB
   evtxsql query /data/fleet.store \"SELECT computer, count(*) FROM smb_client GROUP BY 1\" --cluster df://sched:50050
 
@@ -89,7 +91,8 @@ pub struct EngineArgs {
     pub spill_dir: Option<PathBuf>,
 
     /// Run on a Ballista cluster (see `evtxsql cluster --help`): df://HOST:PORT of its
-    /// scheduler. The data must be a store that every executor sees at the same path.
+    /// scheduler. The data must be a store that every executor sees at the same path, or an
+    /// s3://bucket/prefix store they all reach.
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
 }
@@ -182,7 +185,23 @@ pub enum Data {
 
 /// A store when a single argument is a directory with the store marker, EVTX inputs otherwise.
 pub fn classify(inputs: &[PathBuf]) -> Result<Data, QueryError> {
-    let is_store = |p: &Path| p.join(evtxsql_ingest::store::MARKER_FILE).is_file();
+    for p in inputs {
+        // An `s3://` URL names a store; another URL is an error here, not a missing file.
+        if let Err(e) = evtxsql_ingest::s3::S3Location::of_path(p) {
+            return Err(QueryError::InvalidOption {
+                what: "store URL",
+                value: p.display().to_string(),
+                message: match e {
+                    evtxsql_ingest::IngestError::Remote { message, .. } => message,
+                    other => other.to_string(),
+                },
+            });
+        }
+    }
+    let is_store = |p: &Path| {
+        evtxsql_ingest::s3::S3Location::is_url(p)
+            || p.join(evtxsql_ingest::store::MARKER_FILE).is_file()
+    };
     match inputs {
         [] => Err(QueryError::InvalidOption {
             what: "arguments",

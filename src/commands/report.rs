@@ -43,7 +43,7 @@ Exit status:
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXIT_CODES_HELP)]
 pub struct ReportArgs {
-    /// The store directory written by `evtxsql ingest`.
+    /// The store written by `evtxsql ingest`: a directory or s3://bucket/prefix.
     pub store: PathBuf,
 
     #[command(flatten)]
@@ -95,7 +95,8 @@ pub struct ReportOptions {
     pub threads: Option<usize>,
 
     /// Read the store on a Ballista cluster (see `evtxsql cluster --help`): df://HOST:PORT of
-    /// its scheduler. The store must be one every executor sees at the same path. The shared
+    /// its scheduler. The store must be one every executor sees at the same path (or an s3://
+    /// store they all reach). The shared
     /// scan's passes over the store run on the executors; the rules run here on the rows kept.
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
@@ -255,7 +256,7 @@ pub fn report_store(store: &Path, source: &str, opts: &ReportOptions) -> anyhow:
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     anyhow::ensure!(
-        args.store.is_dir(),
+        evtxsql_ingest::s3::S3Location::is_url(&args.store) || args.store.is_dir(),
         "{} is not a store directory (make one with `evtxsql ingest <EVTX...> --store {}`)",
         args.store.display(),
         args.store.display()

@@ -38,8 +38,9 @@ pub struct ScanArgs {
     #[arg(required = true, value_name = "EVTX")]
     pub inputs: Vec<PathBuf>,
 
-    /// Keep the store in DIR (created, or appended to) instead of a temporary directory.
-    #[arg(long, value_name = "DIR")]
+    /// Keep the store in DIR or s3://bucket/prefix (created, or appended to) instead of a
+    /// temporary directory.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     pub store: Option<PathBuf>,
 
     /// No progress bar or ingest summary on standard error.
@@ -51,6 +52,9 @@ pub struct ScanArgs {
 }
 
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
+    if let Some(code) = args.store.as_deref().and_then(super::ingest::bad_store_url) {
+        return Ok(code);
+    }
     // Check the rules and options before spending time on the ingest.
     anyhow::ensure!(
         args.report.cluster.is_none() || args.store.is_some(),

@@ -22,7 +22,7 @@ use super::query::{EngineArgs, OutputArgs, classify, open_session, report_error,
 #[derive(Debug, clap::Args)]
 #[command(after_help = SHELL_EXAMPLES)]
 pub struct ShellArgs {
-    /// A store directory, or EVTX files/folders/globs.
+    /// A store (directory or s3://bucket/prefix), or EVTX files/folders/globs.
     #[arg(required = true, value_name = "STORE|EVTX")]
     pub inputs: Vec<PathBuf>,
 
@@ -110,7 +110,11 @@ fn history_path(args: &ShellArgs) -> Option<PathBuf> {
     }
     match std::env::var_os("HOME") {
         Some(home) => Some(PathBuf::from(home).join(".evtxsql_history")),
-        None => args.inputs.first().map(|s| s.join(".evtxsql_history")),
+        None => args
+            .inputs
+            .first()
+            .filter(|s| !evtxsql_ingest::s3::S3Location::is_url(s))
+            .map(|s| s.join(".evtxsql_history")),
     }
 }
 

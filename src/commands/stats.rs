@@ -17,7 +17,7 @@ use super::query::{Data, EngineArgs, OutputArgs, classify, open_session, report_
 #[derive(Debug, clap::Args)]
 #[command(after_help = STATS_EXAMPLES)]
 pub struct StatsArgs {
-    /// A store directory (or EVTX files/folders/globs, read on the fly).
+    /// A store (directory or s3://bucket/prefix), or EVTX files/folders/globs read on the fly.
     #[arg(required = true, value_name = "STORE|EVTX")]
     pub inputs: Vec<PathBuf>,
 

@@ -9,6 +9,8 @@ pub enum Requirement {
     Corpus,
     /// Headless Chromium: `EVTXSQL_REQUIRE_BROWSER`.
     Browser,
+    /// An S3-compatible server to start (moto's `moto_server`): `EVTXSQL_REQUIRE_S3`.
+    S3,
 }
 
 impl Requirement {
@@ -17,6 +19,7 @@ impl Requirement {
         match self {
             Requirement::Corpus => "EVTXSQL_REQUIRE_CORPUS",
             Requirement::Browser => "EVTXSQL_REQUIRE_BROWSER",
+            Requirement::S3 => "EVTXSQL_REQUIRE_S3",
         }
     }
 }
@@ -83,6 +86,26 @@ pub fn chromium() -> Option<PathBuf> {
             "Chromium not found at {} (apt-get install chromium, or set EVTXSQL_CHROMIUM)",
             path.display()
         ),
+    )
+}
+
+/// moto's S3 server (`pip install 'moto[server]'`): `$EVTXSQL_MOTO_SERVER`, else
+/// `moto_server` on `PATH`.
+pub fn moto_server() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("EVTXSQL_MOTO_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("moto_server"))
+            .find(|p| p.is_file())
+    });
+    if found.is_some() {
+        return found;
+    }
+    missing(
+        Requirement::S3,
+        "moto_server not found on PATH (pip install 'moto[server]', or set EVTXSQL_MOTO_SERVER)",
     )
 }
 

@@ -12,18 +12,19 @@ use std::time::{Duration, Instant};
 use crate::common::{evtxsql, ingested, samples_data, stdout};
 
 /// A child process, killed and reaped on drop.
-struct Role {
+pub(crate) struct Role {
     name: String,
     child: Child,
     log: PathBuf,
 }
 
 impl Role {
-    fn start(name: &str, args: &[String], logs: &Path) -> Role {
+    fn start(name: &str, args: &[String], logs: &Path, env: &[(&str, String)]) -> Role {
         let log = logs.join(format!("{name}.log"));
         let err = std::fs::File::create(&log).unwrap();
         let child = Command::new(assert_cmd::cargo::cargo_bin("evtxsql"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
@@ -41,7 +42,7 @@ impl Role {
     }
 
     /// Tasks this executor ran to the end (Ballista logs one line per task).
-    fn finished_tasks(&self) -> usize {
+    pub(crate) fn finished_tasks(&self) -> usize {
         self.log().matches("Finished task").count()
     }
 
@@ -96,15 +97,20 @@ fn wait_for_port(role: &mut Role, port: u16) {
 }
 
 /// A scheduler and `n` executors (two task slots each) on 127.0.0.1.
-struct Cluster {
-    url: String,
+pub(crate) struct Cluster {
+    pub(crate) url: String,
     scheduler: Role,
-    executors: Vec<Role>,
+    pub(crate) executors: Vec<Role>,
     _logs: tempfile::TempDir,
 }
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with_env(n, &[])
+    }
+
+    /// [`Cluster::start`] with `env` added to every role's environment.
+    pub(crate) fn start_with_env(n: usize, env: &[(&str, String)]) -> Cluster {
         let logs = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut scheduler = Role::start(
@@ -118,6 +124,7 @@ impl Cluster {
                 "10".into(),
             ],
             logs.path(),
+            env,
         );
         wait_for_port(&mut scheduler, port);
         let mut executors = Vec::new();
@@ -140,6 +147,7 @@ impl Cluster {
                     logs.path().join(format!("work{i}")).display().to_string(),
                 ],
                 logs.path(),
+                env,
             );
             wait_for_port(&mut e, grpc);
             executors.push(e);
@@ -159,7 +167,7 @@ impl Cluster {
         }
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::iter::once(&self.scheduler)
             .chain(&self.executors)
             .map(|r| format!("--- {}\n{}", r.name, r.log()))
@@ -174,7 +182,7 @@ fn sample_store() -> (tempfile::TempDir, PathBuf) {
 
 /// The query set: the store's tables and views, evtxsql's functions, the JSON functions and
 /// operators, joins, DISTINCT aggregates, window functions, a subquery.
-const QUERIES: &[&str] = &[
+pub(crate) const QUERIES: &[&str] = &[
     "SELECT channel, event_id, count(*) AS n FROM events GROUP BY 1, 2",
     "SELECT user_name, client_ip, status_name, count(*) AS n FROM logons GROUP BY 1, 2, 3",
     "SELECT event_id, count(*) FROM smb_client GROUP BY 1",
@@ -198,7 +206,7 @@ const QUERIES: &[&str] = &[
 ];
 
 /// CSV output with its rows sorted (the header stays first).
-fn sorted_csv(out: &str) -> Vec<String> {
+pub(crate) fn sorted_csv(out: &str) -> Vec<String> {
     let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
     if lines.len() > 1 {
         lines[1..].sort();

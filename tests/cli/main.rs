@@ -7,4 +7,5 @@ mod compact;
 mod ingest;
 mod query;
 mod report;
+mod s3;
 mod writers;
