@@ -86,12 +86,17 @@ pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<(), Qu
     };
     let event_parts = urls(opened.committed_event_parts().map_err(store_err)?)?;
     let manifest_parts = urls(opened.manifest_parts().map_err(store_err)?)?;
-    register(ctx, "events", parquet_table(&event_parts, events_schema())?)?;
-    register(
-        ctx,
-        "files",
-        parquet_table(&manifest_parts, files_schema())?,
-    )?;
+    register_tables(ctx, &event_parts, &manifest_parts).await
+}
+
+/// The tables `events` and `files` over exactly these Parquet parts (URLs), and the views.
+async fn register_tables(
+    ctx: &SessionContext,
+    event_parts: &[String],
+    manifest_parts: &[String],
+) -> Result<(), QueryError> {
+    register(ctx, "events", parquet_table(event_parts, events_schema())?)?;
+    register(ctx, "files", parquet_table(manifest_parts, files_schema())?)?;
     views::register_views(ctx).await
 }
 
@@ -120,13 +125,7 @@ async fn register_s3_store(ctx: &SessionContext, location: &S3Location) -> Resul
         .iter()
         .map(|&seg| s3.part_url(FILES_DIR, seg))
         .collect();
-    register(ctx, "events", parquet_table(&event_parts, events_schema())?)?;
-    register(
-        ctx,
-        "files",
-        parquet_table(&manifest_parts, files_schema())?,
-    )?;
-    views::register_views(ctx).await
+    register_tables(ctx, &event_parts, &manifest_parts).await
 }
 
 /// An error opening an S3 store: the store's own errors (not a store, too new) as for a

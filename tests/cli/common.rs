@@ -4,6 +4,15 @@ use std::path::{Path, PathBuf};
 
 pub use evtxsql_testkit::corpus;
 
+/// The scenarios each of four concurrent writers brings in the concurrent-ingest tests: every
+/// scenario once, and clean-fleet twice (the same files from two writers).
+pub const WRITER_GROUPS: [&[&str]; 4] = [
+    &["admin-enables-guest", "clean-fleet"],
+    &["fallback-to-guest", "nas-guest-only"],
+    &["signing-breaks-guest", "spoofed-server"],
+    &["windows-guest-server", "clean-fleet"],
+];
+
 /// The committed generated sample set.
 pub fn samples_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/data")

@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{evtxsql, ingested, samples_data, stdout};
+use crate::common::{WRITER_GROUPS, evtxsql, ingested, samples_data, stdout};
 
 /// A moto server on 127.0.0.1, stopped when dropped.
 struct Moto {
@@ -222,13 +222,7 @@ fn concurrent_ingests_into_s3_neither_lose_nor_double_a_file() {
     let (_tmp, one) = ingested(&data);
     let url = "s3://fleet/shared";
     // Four writers at once; two of them both bring clean-fleet (the same files).
-    let groups: [&[&str]; 4] = [
-        &["admin-enables-guest", "clean-fleet"],
-        &["fallback-to-guest", "nas-guest-only"],
-        &["signing-breaks-guest", "spoofed-server"],
-        &["windows-guest-server", "clean-fleet"],
-    ];
-    let children: Vec<_> = groups
+    let children: Vec<_> = WRITER_GROUPS
         .iter()
         .map(|dirs| {
             moto.command()

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{evtxsql, samples_data, stdout};
+use crate::common::{WRITER_GROUPS, evtxsql, samples_data, stdout};
 
 fn count_line(store: &std::path::Path, sql: &str) -> String {
     stdout(
@@ -33,13 +33,7 @@ fn concurrent_ingests_neither_lose_nor_double_a_file() {
         .assert()
         .success();
     // Four writers at once; two of them both bring clean-fleet (the same files).
-    let groups: [&[&str]; 4] = [
-        &["admin-enables-guest", "clean-fleet"],
-        &["fallback-to-guest", "nas-guest-only"],
-        &["signing-breaks-guest", "spoofed-server"],
-        &["windows-guest-server", "clean-fleet"],
-    ];
-    let children: Vec<_> = groups
+    let children: Vec<_> = WRITER_GROUPS
         .iter()
         .map(|dirs| {
             Command::new(assert_cmd::cargo::cargo_bin("evtxsql"))
