@@ -7,8 +7,9 @@
 //!
 //! The pool also bounds the memory of files in memory: the buffers in use and those kept free
 //! together stay within its budget, except that one file is always let in (a file larger than
-//! the budget is then the only one in memory). So peak memory does not grow with the size of
-//! the files read, up to the budget.
+//! the budget is then the only one in memory; the reader sends files over the budget to disk
+//! instead, see `MAX_BUFFERED_FILE`). So peak memory does not grow with the size of the files
+//! read.
 
 use std::io::Read;
 use std::ops::Deref;

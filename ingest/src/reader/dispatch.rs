@@ -31,7 +31,7 @@ pub(super) const LOOKAHEAD_BYTES: u64 = 16 << 20;
 
 /// Most bytes of files in memory at once: read ahead, being decoded, or kept for reuse (see
 /// [`BufferPool`]; one file is always let in).
-pub(super) const BUFFER_BUDGET: usize = 64 << 20;
+pub(super) const BUFFER_BUDGET: usize = MAX_BUFFERED_FILE as usize;
 
 /// What the dispatcher hands to the pool and the consumer.
 pub(super) struct Dispatcher<'p> {
