@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder, UInt8Builder,
-    UInt16Builder, UInt32Builder, UInt64Builder,
+    ArrayRef, StringBuilder, TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder,
+    UInt32Builder, UInt64Builder,
 };
-use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
 use serde_json::value::RawValue;
 
@@ -83,19 +82,43 @@ impl PromotedBuilder {
         }
     }
 
-    fn append(&mut self, v: Option<&Value<'_>>) {
+    fn len(&self) -> usize {
+        use arrow::array::ArrayBuilder;
+        match self {
+            PromotedBuilder::Text(b) => b.len(),
+            PromotedBuilder::U8(b) => b.len(),
+            PromotedBuilder::U16(b) => b.len(),
+            PromotedBuilder::U32(b) => b.len(),
+            PromotedBuilder::U64(b) => b.len(),
+        }
+    }
+
+    /// Nulls up to row `rows` (exclusive): most records fill no promoted column, so a column
+    /// is written only where it has a value, its gaps as runs of nulls.
+    fn pad(&mut self, rows: usize) {
+        let n = rows.saturating_sub(self.len());
+        if n == 0 {
+            return;
+        }
+        match self {
+            PromotedBuilder::Text(b) => b.append_nulls(n),
+            PromotedBuilder::U8(b) => b.append_nulls(n),
+            PromotedBuilder::U16(b) => b.append_nulls(n),
+            PromotedBuilder::U32(b) => b.append_nulls(n),
+            PromotedBuilder::U64(b) => b.append_nulls(n),
+        }
+    }
+
+    /// The value of row `row` (rows before it that got none are null).
+    fn set(&mut self, row: usize, v: &Value<'_>) {
+        self.pad(row);
         match (self, v) {
-            (PromotedBuilder::Text(b), Some(Value::Text(s))) => b.append_value(s),
-            (PromotedBuilder::Text(b), Some(Value::Num(n))) => b.append_value(n.to_string()),
-            (PromotedBuilder::U8(b), Some(Value::Num(n))) => b.append_option(u8::try_from(*n).ok()),
-            (PromotedBuilder::U16(b), Some(Value::Num(n))) => {
-                b.append_option(u16::try_from(*n).ok())
-            }
-            (PromotedBuilder::U32(b), Some(Value::Num(n))) => {
-                b.append_option(u32::try_from(*n).ok())
-            }
-            (PromotedBuilder::U64(b), Some(Value::Num(n))) => b.append_value(*n),
-            (PromotedBuilder::Text(b), None) => b.append_null(),
+            (PromotedBuilder::Text(b), Value::Text(s)) => b.append_value(s),
+            (PromotedBuilder::Text(b), Value::Num(n)) => b.append_value(n.to_string()),
+            (PromotedBuilder::U8(b), Value::Num(n)) => b.append_option(u8::try_from(*n).ok()),
+            (PromotedBuilder::U16(b), Value::Num(n)) => b.append_option(u16::try_from(*n).ok()),
+            (PromotedBuilder::U32(b), Value::Num(n)) => b.append_option(u32::try_from(*n).ok()),
+            (PromotedBuilder::U64(b), Value::Num(n)) => b.append_value(*n),
             (PromotedBuilder::U8(b), _) => b.append_null(),
             (PromotedBuilder::U16(b), _) => b.append_null(),
             (PromotedBuilder::U32(b), _) => b.append_null(),
@@ -103,7 +126,9 @@ impl PromotedBuilder {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
+    /// The column of `rows` rows.
+    fn finish(&mut self, rows: usize) -> ArrayRef {
+        self.pad(rows);
         match self {
             PromotedBuilder::Text(b) => Arc::new(b.finish()),
             PromotedBuilder::U8(b) => Arc::new(b.finish()),
@@ -114,6 +139,75 @@ impl PromotedBuilder {
     }
 }
 
+/// A dictionary column of text: values in the order first seen, a key per row. The last
+/// row's value is compared first: a batch's rows come in runs of one provider, channel and
+/// computer, so most rows cost one comparison and no hashing.
+struct DictColumn {
+    keys: arrow::array::Int32Builder,
+    values: StringBuilder,
+    index: crate::FastMap<Box<str>, i32>,
+    last: Option<i32>,
+}
+
+impl DictColumn {
+    fn with_capacity(cap: usize) -> Self {
+        DictColumn {
+            keys: arrow::array::Int32Builder::with_capacity(cap),
+            values: StringBuilder::new(),
+            index: crate::FastMap::default(),
+            last: None,
+        }
+    }
+
+    /// The text of value `k`.
+    fn value(&self, k: i32) -> Option<&[u8]> {
+        let offsets = self.values.offsets_slice();
+        let k = usize::try_from(k).ok()?;
+        let (start, end) = (*offsets.get(k)?, *offsets.get(k + 1)?);
+        self.values
+            .values_slice()
+            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+    }
+
+    fn append(&mut self, v: Option<&str>) {
+        let Some(s) = v else {
+            self.keys.append_null();
+            return;
+        };
+        if let Some(k) = self.last
+            && self.value(k) == Some(s.as_bytes())
+        {
+            self.keys.append_value(k);
+            return;
+        }
+        let k = match self.index.get(s) {
+            Some(&k) => k,
+            None => {
+                // More than i32::MAX distinct values cannot happen within one batch.
+                let Ok(k) = i32::try_from(self.index.len()) else {
+                    self.keys.append_null();
+                    return;
+                };
+                self.values.append_value(s);
+                self.index.insert(s.into(), k);
+                k
+            }
+        };
+        self.last = Some(k);
+        self.keys.append_value(k);
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, arrow::error::ArrowError> {
+        self.index.clear();
+        self.last = None;
+        let keys = self.keys.finish();
+        let values = Arc::new(self.values.finish());
+        Ok(Arc::new(arrow::array::DictionaryArray::try_new(
+            keys, values,
+        )?))
+    }
+}
+
 /// Builds `RecordBatch`es of the events schema, one record at a time.
 pub struct EventsBuilder {
     file_id: UInt32Builder,
@@ -121,10 +215,10 @@ pub struct EventsBuilder {
     time_created: TimestampMicrosecondBuilder,
     event_id: UInt32Builder,
     qualifiers: UInt16Builder,
-    provider: StringDictionaryBuilder<Int32Type>,
-    provider_guid: StringDictionaryBuilder<Int32Type>,
-    channel: StringDictionaryBuilder<Int32Type>,
-    computer: StringDictionaryBuilder<Int32Type>,
+    provider: DictColumn,
+    provider_guid: DictColumn,
+    channel: DictColumn,
+    computer: DictColumn,
     level: UInt8Builder,
     opcode: UInt8Builder,
     version: UInt8Builder,
@@ -155,10 +249,10 @@ impl EventsBuilder {
             time_created: TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"),
             event_id: UInt32Builder::with_capacity(cap),
             qualifiers: UInt16Builder::with_capacity(cap),
-            provider: StringDictionaryBuilder::new(),
-            provider_guid: StringDictionaryBuilder::new(),
-            channel: StringDictionaryBuilder::new(),
-            computer: StringDictionaryBuilder::new(),
+            provider: DictColumn::with_capacity(cap),
+            provider_guid: DictColumn::with_capacity(cap),
+            channel: DictColumn::with_capacity(cap),
+            computer: DictColumn::with_capacity(cap),
             level: UInt8Builder::with_capacity(cap),
             opcode: UInt8Builder::with_capacity(cap),
             version: UInt8Builder::with_capacity(cap),
@@ -216,10 +310,10 @@ impl EventsBuilder {
         self.event_id.append_option(event_id);
         self.qualifiers
             .append_option(view.qualifiers.and_then(|q| u16::try_from(q).ok()));
-        append_dict(&mut self.provider, view.provider);
-        append_dict(&mut self.provider_guid, view.provider_guid);
-        append_dict(&mut self.channel, view.channel);
-        append_dict(&mut self.computer, view.computer);
+        self.provider.append(view.provider);
+        self.provider_guid.append(view.provider_guid);
+        self.channel.append(view.channel);
+        self.computer.append(view.computer);
         self.level
             .append_option(view.level.and_then(|v| u8::try_from(v).ok()));
         self.opcode
@@ -255,7 +349,9 @@ impl EventsBuilder {
             self.data_buf = text;
         }
         for (builder, slot) in self.promoted.iter_mut().zip(self.row.iter()) {
-            builder.append(slot.as_ref());
+            if let Some(v) = slot {
+                builder.set(self.len, v);
+            }
         }
         self.len += 1;
         (event_id, view.time)
@@ -301,18 +397,16 @@ impl EventsBuilder {
         self.event_id.append_option(event_id);
         self.qualifiers
             .append_option(s.event_id.qualifiers.and_then(|q| u16::try_from(q).ok()));
-        append_dict(&mut self.provider, provider);
-        append_dict(
-            &mut self.provider_guid,
+        self.provider.append(provider);
+        self.provider_guid.append(
             provider_attrs
                 .and_then(|a| a.guid.as_ref())
                 .map(|t| t.0.as_ref()),
         );
-        append_dict(&mut self.channel, s.channel.as_ref().map(|t| t.0.as_ref()));
-        append_dict(
-            &mut self.computer,
-            s.computer.as_ref().map(|t| t.0.as_ref()),
-        );
+        self.channel
+            .append(s.channel.as_ref().map(|t| t.0.as_ref()));
+        self.computer
+            .append(s.computer.as_ref().map(|t| t.0.as_ref()));
         self.level
             .append_option(s.level.0.and_then(|v| u8::try_from(v).ok()));
         self.opcode
@@ -387,9 +481,6 @@ impl EventsBuilder {
             && !raw.get().contains("\"#attributes\"")
         {
             self.data.append_value(raw.get());
-            for builder in self.promoted.iter_mut() {
-                builder.append(None);
-            }
             return;
         }
         let fields: Option<Fields<'_>> = payload
@@ -438,7 +529,9 @@ impl EventsBuilder {
             }
         }
         for (builder, slot) in self.promoted.iter_mut().zip(self.row.iter()) {
-            builder.append(slot.as_ref());
+            if let Some(v) = slot {
+                builder.set(self.len, v);
+            }
         }
     }
 
@@ -450,10 +543,10 @@ impl EventsBuilder {
             Arc::new(self.time_created.finish()),
             Arc::new(self.event_id.finish()),
             Arc::new(self.qualifiers.finish()),
-            Arc::new(self.provider.finish()),
-            Arc::new(self.provider_guid.finish()),
-            Arc::new(self.channel.finish()),
-            Arc::new(self.computer.finish()),
+            self.provider.finish()?,
+            self.provider_guid.finish()?,
+            self.channel.finish()?,
+            self.computer.finish()?,
             Arc::new(self.level.finish()),
             Arc::new(self.opcode.finish()),
             Arc::new(self.version.finish()),
@@ -465,7 +558,8 @@ impl EventsBuilder {
             Arc::new(self.activity_id.finish()),
             Arc::new(self.data.finish()),
         ];
-        columns.extend(self.promoted.iter_mut().map(PromotedBuilder::finish));
+        let rows = self.len;
+        columns.extend(self.promoted.iter_mut().map(|b| b.finish(rows)));
         self.len = 0;
         RecordBatch::try_new(events_schema(), columns)
     }
@@ -523,18 +617,6 @@ fn apply(row: &mut [Option<Value<'static>>], column: Promoted, transform: Transf
                 None => row[column.index()] = owned(mapping::normalize_host(text)),
             }
         }
-    }
-}
-
-fn append_dict(b: &mut StringDictionaryBuilder<Int32Type>, v: Option<&str>) {
-    match v {
-        Some(s) => {
-            // A dictionary of more than i32::MAX distinct values cannot happen within one batch.
-            if b.append(s).is_err() {
-                b.append_null();
-            }
-        }
-        None => b.append_null(),
     }
 }
 
@@ -619,5 +701,59 @@ mod tests {
         assert!(column(&batch, "provider").is_null(0));
         assert!(b.push_json(1, 2, None, b"{not json").is_err());
         assert!(b.is_empty());
+    }
+
+    /// Rows in runs and out of them, with null names and promoted values in some rows only,
+    /// over two batches of one builder: each row keeps its own names and values.
+    #[test]
+    fn names_and_promoted_values_stay_on_their_rows() {
+        let row = |provider: Option<&str>, computer: &str, user: Option<&str>| {
+            let provider = provider.map_or(String::new(), |p| {
+                format!(r##""Provider":{{"#attributes":{{"Name":"{p}"}}}},"##)
+            });
+            let payload = user.map_or(r#""EventData":{"Other":"x"}"#.to_string(), |u| {
+                format!(r#""EventData":{{"TargetUserName":"{u}","TargetDomainName":"D"}}"#)
+            });
+            format!(
+                r#"{{"Event":{{"System":{{{provider}"EventID":4624,"Channel":"Security","Computer":"{computer}"}},{payload}}}}}"#
+            )
+        };
+        let sec = Some("Microsoft-Windows-Security-Auditing");
+        let rows = [
+            (sec, "A", Some("alice")),
+            (sec, "A", None),
+            (None, "B", None),
+            (sec, "B", Some("bob")),
+            (Some("Other"), "A", Some("carol")),
+            (sec, "A", None),
+            (sec, "C", Some("dave")),
+        ];
+        let mut b = EventsBuilder::with_capacity(2);
+        for batch_rows in [&rows[..], &rows[2..]] {
+            for (i, (p, c, u)) in batch_rows.iter().enumerate() {
+                b.push_json(1, i as u64, None, row(*p, c, *u).as_bytes())
+                    .unwrap();
+            }
+            let batch = b.finish().unwrap();
+            assert_eq!(batch.num_rows(), batch_rows.len());
+            let text = |name: &str| {
+                let c =
+                    arrow::compute::cast(column(&batch, name), &arrow::datatypes::DataType::Utf8)
+                        .unwrap();
+                c.as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect::<Vec<_>>()
+            };
+            let (providers, computers, users) =
+                (text("provider"), text("computer"), text("user_name"));
+            for (i, (p, c, u)) in batch_rows.iter().enumerate() {
+                assert_eq!(providers[i].as_deref(), *p, "row {i}");
+                assert_eq!(computers[i].as_deref(), Some(*c), "row {i}");
+                // Only the Security provider's 4624 promotes its user name.
+                let want = if *p == sec { *u } else { None };
+                assert_eq!(users[i].as_deref(), want, "row {i}");
+            }
+        }
     }
 }
