@@ -99,7 +99,7 @@ impl Layout {
 }
 
 /// The Parquet writer properties of events parts: zstd, page statistics and page index (for
-/// pruning on channel, event_id and time), no dictionary for the payload, the layout named in
+/// pruning on channel, event_id and time), no dictionary for the payload, record ids and times, the layout named in
 /// the footer.
 /// The layout's name ([`LAYOUT_KEY`]) is added to the footer when the segment is finished.
 pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
@@ -108,6 +108,9 @@ pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_dictionary_enabled(ColumnPath::from(col::DATA), false)
+        // Unique, or nearly, in every row group: a dictionary would only cost its building.
+        .set_column_dictionary_enabled(ColumnPath::from(col::RECORD_ID), false)
+        .set_column_dictionary_enabled(ColumnPath::from(col::TIME_CREATED), false)
         .set_created_by(format!("evtxsql {}", env!("CARGO_PKG_VERSION")))
         .build()
 }

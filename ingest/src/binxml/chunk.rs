@@ -65,7 +65,7 @@ pub struct Chunk<'a> {
 }
 
 /// Latest FILETIME the evtx crate turns into a timestamp (jiff's range ends in 9999).
-const MAX_FILETIME: u64 = 2_650_466_807_999_999_999;
+pub const MAX_FILETIME: u64 = 2_650_466_807_999_999_999;
 /// 1970-01-01 as a FILETIME.
 pub const UNIX_EPOCH_FILETIME: u64 = 116_444_736_000_000_000;
 

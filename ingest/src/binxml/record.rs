@@ -9,7 +9,7 @@ use super::render::{Kind, Member, R, Scratch, next_suffix_str};
 use super::strings;
 use super::substitution::{ER, RN, Res};
 use super::templates::Node;
-use super::values::Val;
+use super::values::{Val, filetime_micros};
 use crate::convert::{PayloadFields, RecordView};
 use crate::filter::RecordFilter;
 
@@ -87,6 +87,8 @@ pub fn render<T>(
     // System columns.
     let mut texts: [Option<(usize, usize)>; FIELDS] = [None; FIELDS];
     let mut nums: [Option<u64>; FIELDS] = [None; FIELDS];
+    // TimeCreated read straight from its FILETIME, not written as text and parsed again.
+    let mut time_direct: Option<i64> = None;
     for (f, src) in plan.sources.iter().enumerate() {
         let Some(src) = src else { continue };
         let er = ER::new(0, src.elem);
@@ -117,6 +119,12 @@ pub fn render<T>(
                 }
                 Some(Val::Hex64(x)) if !FIELD_IS_TEXT[f] => {
                     nums[f] = Some(*x);
+                    continue;
+                }
+                Some(Val::FileTime(ft))
+                    if f == Field::SystemTime as usize && filetime_micros(*ft).is_some() =>
+                {
+                    time_direct = filetime_micros(*ft);
                     continue;
                 }
                 Some(Val::Frag(_) | Val::Array(_)) => {}
@@ -171,6 +179,7 @@ pub fn render<T>(
     if system_left_out {
         texts = [None; FIELDS];
         nums = [None; FIELDS];
+        time_direct = None;
     }
     if let Some(filter) = filter {
         let text = |f: Field| texts[f as usize].map(|(s, e)| &sys[s..e]);
@@ -269,8 +278,8 @@ pub fn render<T>(
 
     let text = |f: Field| texts[f as usize].map(|(s, e)| &sys[s..e]);
     let num_of = |f: Field| nums[f as usize];
-    let time = text(Field::SystemTime)
-        .and_then(crate::json::parse_system_time)
+    let time = time_direct
+        .or_else(|| text(Field::SystemTime).and_then(crate::json::parse_system_time))
         .or(fallback_time);
     num.clear();
     let view = RecordView {

@@ -50,6 +50,17 @@ pub fn is_known_type(t: u8) -> bool {
     matches!(t, 0x00..=0x15 | 0x20 | 0x21 | 0x23 | 0x81..=0x95)
 }
 
+/// A FILETIME in microseconds since 1970, as its text ([`Val::write`]) parses back
+/// (`json::parse_system_time`: the seventh digit of the fraction dropped); `None` outside
+/// 1970..=9999, where the caller goes by the text.
+pub fn filetime_micros(ft: u64) -> Option<i64> {
+    let after = ft.checked_sub(super::chunk::UNIX_EPOCH_FILETIME)?;
+    if ft > super::chunk::MAX_FILETIME {
+        return None;
+    }
+    i64::try_from(after / 10).ok()
+}
+
 /// One substitution value, borrowed from the chunk.
 #[derive(Debug, Clone, Copy)]
 pub enum Val<'a> {
@@ -513,6 +524,41 @@ mod tests {
         let mut s = String::new();
         v.write(&mut s, true).unwrap();
         s
+    }
+
+    /// A FILETIME read straight as microseconds is the time its text parses back to, from
+    /// 1970 to the end of 9999, and none outside.
+    #[test]
+    fn filetime_micros_agree_with_the_text() {
+        let mut x: u64 = 7;
+        let mut times = vec![
+            super::super::chunk::UNIX_EPOCH_FILETIME,
+            super::super::chunk::MAX_FILETIME,
+            133_760_745_556_879_013,
+            133_760_745_556_879_019,
+        ];
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            times.push(
+                super::super::chunk::UNIX_EPOCH_FILETIME
+                    + x % (super::super::chunk::MAX_FILETIME
+                        - super::super::chunk::UNIX_EPOCH_FILETIME),
+            );
+        }
+        for ft in times {
+            assert_eq!(
+                filetime_micros(ft),
+                crate::json::parse_system_time(&text(Val::FileTime(ft))),
+                "{ft}"
+            );
+        }
+        assert_eq!(
+            filetime_micros(super::super::chunk::UNIX_EPOCH_FILETIME - 1),
+            None
+        );
+        assert_eq!(filetime_micros(super::super::chunk::MAX_FILETIME + 1), None);
     }
 
     #[test]
