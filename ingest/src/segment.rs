@@ -271,8 +271,12 @@ pub(crate) struct SegmentWriter<'s> {
     store: &'s Store,
     segment: u32,
     layout: Layout,
-    writer: Option<OpenSegment>,
-    encoders: Option<rayon::ThreadPool>,
+    /// The segment file's encoder, when no run is being encoded in the background.
+    encoder: Option<Box<Encoder>>,
+    /// A full run being sorted and encoded on a thread of its own (ingest's layout), while
+    /// this writer takes the next run's rows: the readers go on decoding meanwhile. It hands
+    /// the encoder back when done.
+    busy: Option<std::thread::JoinHandle<(Box<Encoder>, Result<()>)>>,
     run: Vec<RecordBatch>,
     run_bytes: usize,
     /// Sorted runs of this segment spilled to `tmp/` (merging layout).
@@ -285,6 +289,15 @@ pub(crate) struct SegmentWriter<'s> {
     pub(crate) entries: Vec<FileEntry>,
     /// Manifest rows copied from other segments (compaction); their `segment` is rewritten.
     pub(crate) copied_entries: Vec<RecordBatch>,
+}
+
+/// Encodes sorted rows into a segment file: the file (opened on first use), the pool its
+/// columns are encoded on, where the file is written.
+struct Encoder {
+    writer: Option<OpenSegment>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    row_group_rows: usize,
+    tmp: PathBuf,
 }
 
 /// A segment file being written.
@@ -304,16 +317,22 @@ impl<'s> SegmentWriter<'s> {
             .thread_name(|i| format!("evtxsql-encode-{i}"))
             .build()
             .ok();
+        let row_group_rows = layout.row_group_rows.max(1);
         SegmentWriter {
             store,
             segment,
             layout: Layout {
-                row_group_rows: layout.row_group_rows.max(1),
+                row_group_rows,
                 run_bytes: layout.run_bytes.max(1),
                 merge_runs: layout.merge_runs,
             },
-            writer: None,
-            encoders,
+            encoder: Some(Box::new(Encoder {
+                writer: None,
+                pool: encoders.map(Arc::new),
+                row_group_rows,
+                tmp: tmp_events(store, segment),
+            })),
+            busy: None,
             run: Vec::new(),
             run_bytes: 0,
             spilled: Vec::new(),
@@ -325,18 +344,33 @@ impl<'s> SegmentWriter<'s> {
     }
 
     fn tmp_events(&self) -> PathBuf {
-        self.store.tmp_dir().join(format!(
-            "events-{}",
-            crate::store::segment_file_name(self.segment)
-        ))
+        tmp_events(self.store, self.segment)
     }
 
-    fn failed(&self) -> impl Fn(parquet::errors::ParquetError) -> IngestError + use<> {
-        let path = self.tmp_events();
-        move |source| IngestError::Parquet {
-            path: path.clone(),
-            source,
+    /// The encoder, once the run being encoded in the background (if any) is done; its
+    /// error, if it failed.
+    fn encoder(&mut self) -> Result<&mut Encoder> {
+        if let Some(job) = self.busy.take() {
+            let (encoder, done) = job.join().map_err(|_| IngestError::Parquet {
+                path: self.tmp_events(),
+                source: parquet::errors::ParquetError::General(
+                    "the thread encoding a sort run panicked".into(),
+                ),
+            })?;
+            self.encoder = Some(encoder);
+            done?;
         }
+        let tmp = self.tmp_events();
+        let encoder = self.encoder.as_mut().ok_or_else(|| IngestError::Parquet {
+            path: tmp.clone(),
+            source: parquet::errors::ParquetError::General(
+                "the segment's encoder was lost to an earlier failure".into(),
+            ),
+        })?;
+        if encoder.writer.is_none() {
+            encoder.tmp = tmp;
+        }
+        Ok(encoder)
     }
 
     /// Add rows of the events schema; a full sort run is sorted and encoded, or spilled.
@@ -357,28 +391,27 @@ impl<'s> SegmentWriter<'s> {
         Ok(())
     }
 
-    /// Sort the buffered run and encode it into the segment, in row groups of its own.
+    /// Sort the buffered run and encode it into the segment, in row groups of its own, on a
+    /// thread of its own (see `busy`); waits for the run before it first.
     fn encode_run(&mut self) -> Result<()> {
         if self.run.is_empty() {
             return Ok(());
         }
+        self.encoder()?;
+        let Some(mut encoder) = self.encoder.take() else {
+            return Ok(());
+        };
         let run = std::mem::take(&mut self.run);
         self.run_bytes = 0;
-        let order = cluster_order(&run)?;
-        let batches: Vec<&RecordBatch> = run.iter().collect();
-        for chunk in order.chunks(MERGE_BATCH_ROWS) {
-            self.encode_sorted(&interleave_record_batch(&batches, chunk)?)?;
-        }
-        drop(batches);
-        drop(run);
-        let failed = self.failed();
-        if let Some(open) = self.writer.as_mut()
-            && open.group_rows > 0
-        {
-            open.close_row_group(self.encoders.as_ref())
-                .map_err(&failed)?;
-        }
         self.encoded_runs += 1;
+        let job = std::thread::Builder::new()
+            .name("evtxsql-sort".into())
+            .spawn(move || {
+                let done = encoder.encode_run(run);
+                (encoder, done)
+            })
+            .map_err(|e| IngestError::Threads(e.to_string()))?;
+        self.busy = Some(job);
         Ok(())
     }
 
@@ -466,7 +499,7 @@ impl<'s> SegmentWriter<'s> {
             let refs: Vec<&RecordBatch> = live.iter().collect();
             let merged = interleave_record_batch(&refs, out)?;
             out.clear();
-            self.encode_sorted(&merged)?;
+            self.encoder()?.encode_sorted(&merged)?;
         }
         let mut kept = Vec::with_capacity(cursors.len());
         for c in cursors.iter_mut() {
@@ -479,47 +512,6 @@ impl<'s> SegmentWriter<'s> {
         Ok(())
     }
 
-    /// Encode sorted rows into the segment file (opened on first use), closing a row group at
-    /// exactly `row_group_rows` rows.
-    fn encode_sorted(&mut self, batch: &RecordBatch) -> Result<()> {
-        let failed = self.failed();
-        if self.writer.is_none() {
-            let path = self.tmp_events();
-            let file = File::create(&path).map_err(|e| IngestError::io(&path, e))?;
-            let (file, factory) = ArrowWriter::try_new(
-                file,
-                events_schema(),
-                Some(events_writer_properties(self.layout.row_group_rows)),
-            )
-            .and_then(ArrowWriter::into_serialized_writer)
-            .map_err(&failed)?;
-            let columns = factory.create_column_writers(0).map_err(&failed)?;
-            self.writer = Some(OpenSegment {
-                file,
-                factory,
-                row_groups: 0,
-                columns,
-                group_rows: 0,
-            });
-        }
-        let Some(open) = self.writer.as_mut() else {
-            return Ok(());
-        };
-        let mut at = 0;
-        while at < batch.num_rows() {
-            let n = (self.layout.row_group_rows - open.group_rows).min(batch.num_rows() - at);
-            let part = batch.slice(at, n);
-            encode(&mut open.columns, &part, self.encoders.as_ref()).map_err(&failed)?;
-            open.group_rows += n;
-            at += n;
-            if open.group_rows == self.layout.row_group_rows {
-                open.close_row_group(self.encoders.as_ref())
-                    .map_err(&failed)?;
-            }
-        }
-        Ok(())
-    }
-
     /// The number the segment being written will be committed under.
     pub(crate) fn segment(&self) -> u32 {
         self.segment
@@ -529,14 +521,14 @@ impl<'s> SegmentWriter<'s> {
     /// segments this one takes the place of (compaction), hidden from readers from the moment
     /// this segment is committed.
     pub(crate) fn commit(&mut self, replaces: &[u32]) -> Result<bool> {
-        if self.entries.is_empty()
-            && self.copied_entries.is_empty()
-            && self.run.is_empty()
-            && self.writer.is_none()
+        let open = self.busy.is_some() || self.encoder()?.writer.is_some();
+        if self.entries.is_empty() && self.copied_entries.is_empty() && self.run.is_empty() && !open
         {
             return Ok(false);
         }
         self.write_sorted()?;
+        let encoder = self.encoder()?;
+        let (writer, pool) = (encoder.writer.take(), encoder.pool.clone());
         for p in std::mem::take(&mut self.spilled) {
             fs::remove_file(&p).map_err(|e| IngestError::io(&p, e))?;
         }
@@ -546,14 +538,14 @@ impl<'s> SegmentWriter<'s> {
             LAYOUT_CLUSTERED
         };
         self.encoded_runs = 0;
-        if let Some(mut w) = self.writer.take() {
+        if let Some(mut w) = writer {
             w.file.append_key_value_metadata(KeyValue::new(
                 LAYOUT_KEY.to_string(),
                 layout.to_string(),
             ));
             let tmp = self.tmp_events();
             let file = w
-                .finish(self.encoders.as_ref())
+                .finish(pool.as_deref())
                 .map_err(|source| IngestError::Parquet {
                     path: tmp.clone(),
                     source,
@@ -614,6 +606,93 @@ fn with_segment(batch: &RecordBatch, segment: u32) -> Result<RecordBatch> {
         }
     }
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+impl Encoder {
+    fn failed(&self) -> impl Fn(parquet::errors::ParquetError) -> IngestError + use<> {
+        let path = self.tmp.clone();
+        move |source| IngestError::Parquet {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    /// Sort a run and encode it in row groups of its own.
+    fn encode_run(&mut self, run: Vec<RecordBatch>) -> Result<()> {
+        let order = cluster_order(&run)?;
+        let batches: Vec<&RecordBatch> = run.iter().collect();
+        for chunk in order.chunks(MERGE_BATCH_ROWS) {
+            self.encode_sorted(&interleave_record_batch(&batches, chunk)?)?;
+        }
+        drop(batches);
+        drop(run);
+        let failed = self.failed();
+        if let Some(open) = self.writer.as_mut()
+            && open.group_rows > 0
+        {
+            open.close_row_group(self.pool.as_deref())
+                .map_err(&failed)?;
+        }
+        Ok(())
+    }
+
+    /// Encode sorted rows into the segment file (opened on first use), closing a row group at
+    /// exactly `row_group_rows` rows.
+    fn encode_sorted(&mut self, batch: &RecordBatch) -> Result<()> {
+        let failed = self.failed();
+        if self.writer.is_none() {
+            let path = &self.tmp;
+            let file = File::create(path).map_err(|e| IngestError::io(path, e))?;
+            let (file, factory) = ArrowWriter::try_new(
+                file,
+                events_schema(),
+                Some(events_writer_properties(self.row_group_rows)),
+            )
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(&failed)?;
+            let columns = factory.create_column_writers(0).map_err(&failed)?;
+            self.writer = Some(OpenSegment {
+                file,
+                factory,
+                row_groups: 0,
+                columns,
+                group_rows: 0,
+            });
+        }
+        let Some(open) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let pool = self.pool.as_deref();
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let n = (self.row_group_rows - open.group_rows).min(batch.num_rows() - at);
+            let part = batch.slice(at, n);
+            encode(&mut open.columns, &part, pool).map_err(&failed)?;
+            open.group_rows += n;
+            at += n;
+            if open.group_rows == self.row_group_rows {
+                open.close_row_group(pool).map_err(&failed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where segment `segment`'s events file is written before it is committed.
+fn tmp_events(store: &Store, segment: u32) -> PathBuf {
+    store.tmp_dir().join(format!(
+        "events-{}",
+        crate::store::segment_file_name(segment)
+    ))
+}
+
+impl Drop for SegmentWriter<'_> {
+    /// A run still being encoded is waited for: its thread writes into the store's `tmp/`.
+    fn drop(&mut self) {
+        if let Some(job) = self.busy.take() {
+            let _ = job.join();
+        }
+    }
 }
 
 impl OpenSegment {
