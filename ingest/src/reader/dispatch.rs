@@ -186,10 +186,20 @@ impl Dispatcher<'_> {
         self.dispatch(file, file_id, input, source)
     }
 
-    /// Every file straight from disk, no hashing; false once the consumer has gone.
+    /// Every file without hashing, read into memory in one read (within the pool's budget;
+    /// a larger file, or one whose read fails, is parsed from disk: its errors are then the
+    /// evtx crate's, as before); false once the consumer has gone.
     pub(super) fn unhashed(&mut self, inputs: &[Input]) -> bool {
         for (file, input) in inputs.iter().enumerate() {
-            let source = Source::file(&input.path, &self.settings);
+            let read = (input.size <= MAX_BUFFERED_FILE).then(|| {
+                // Every buffer in use is held by a dispatched group, given back when it is done.
+                self.buffers.wait_for_room(input.size);
+                self.buffers.read(&input.path, input.size)
+            });
+            let source = match read {
+                Some(Ok(bytes)) => Source::shared(Arc::new(bytes)),
+                _ => Source::file(&input.path, &self.settings),
+            };
             if !self.dispatch(file, input.file_id, input, source) {
                 return false;
             }

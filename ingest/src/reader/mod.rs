@@ -16,7 +16,8 @@
 //! With an [`Admission`] ([`read_admitted`]), each file is read once: the dispatcher reads it
 //! into memory (files up to [`MAX_BUFFERED_FILE`]), the pool hashes those bytes beside the
 //! decoding of the files before it ([`dispatch`]), the admission says whether to read it (a
-//! store skips what it holds), and the chunks are parsed from the same bytes.
+//! store skips what it holds), and the chunks are parsed from the same bytes. Without one
+//! ([`read`], e.g. `read_evtx` in SQL), files are read into memory the same way, unhashed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
