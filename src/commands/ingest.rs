@@ -55,7 +55,8 @@ pub struct IngestArgs {
     /// bounded memory, then cut into row groups of this size).
     #[arg(long, value_name = "ROWS", default_value_t = IngestOptions::default().row_group_rows)]
     pub row_group_rows: usize,
-    /// Memory (MiB of Arrow data) of the rows sorted together before they are written.
+    /// Memory (MiB of Arrow data) of the rows sorted together before they are written. A full
+    /// run is encoded while the next one fills: up to twice this is held.
     #[arg(long, value_name = "MIB", default_value_t = IngestOptions::default().sort_run_bytes >> 20)]
     pub sort_run_mib: usize,
 }
