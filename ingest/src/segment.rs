@@ -99,8 +99,7 @@ impl Layout {
 }
 
 /// The Parquet writer properties of events parts: zstd, page statistics and page index (for
-/// pruning on channel, event_id and time), no dictionary for the payload, record ids and times, the layout named in
-/// the footer.
+/// pruning on channel, event_id and time), no dictionary for the payload, record ids and times.
 /// The layout's name ([`LAYOUT_KEY`]) is added to the footer when the segment is finished.
 pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
     WriterProperties::builder()
