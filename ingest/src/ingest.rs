@@ -44,6 +44,9 @@ pub struct IngestOptions {
     /// column) only into a new, empty store that lives for one run; the default sha256 is what
     /// a kept store records and compares against.
     pub key: FileKey,
+    /// Files up to this size are read into memory in one read (see
+    /// [`crate::reader::ReadOptions::max_buffered_file`]).
+    pub max_buffered_file: u64,
 }
 
 impl Default for IngestOptions {
@@ -56,6 +59,7 @@ impl Default for IngestOptions {
             chunks_per_batch: 16,
             filter: None,
             key: FileKey::Sha256,
+            max_buffered_file: crate::reader::MAX_BUFFERED_FILE,
         }
     }
 }
@@ -199,6 +203,7 @@ fn ingest_into(
         chunks_per_batch: opts.chunks_per_batch,
         filter: opts.filter.clone(),
         key: opts.key,
+        max_buffered_file: opts.max_buffered_file,
     };
     let mut known = manifest::known(store)?;
     if opts.key != FileKey::Sha256 && !known.by_sha256.is_empty() {

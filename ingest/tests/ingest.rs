@@ -209,6 +209,59 @@ fn store_is_idempotent_and_incremental() {
     assert!(s3.problems.iter().any(|p| p.contains("test1.evtx")));
 }
 
+/// A file over the memory bound is hashed on the pool in a pass of its own and parsed from disk.
+/// With the bound at 1 MiB most of the corpus (damaged files included) takes that path: the
+/// store holds the same rows, files and sha256s, with the same problems reported, as one made
+/// the usual way; and a copy of a large file in the same run is read once.
+#[test]
+fn files_over_the_memory_bound_read_as_files_in_memory() {
+    let Some(dir) = corpus() else { return };
+    let files = evtxsql_ingest::discover(std::slice::from_ref(&dir)).files();
+    let size = |p: &std::path::PathBuf| std::fs::metadata(p).unwrap().len();
+    let large = files.iter().filter(|p| size(p) > 1 << 20).count();
+    assert!(large >= 5, "{large} files over 1 MiB");
+    let tmp = tempfile::tempdir().unwrap();
+    let again = tmp.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let largest = files.iter().max_by_key(|p| size(p)).unwrap();
+    std::fs::copy(largest, again.join("copy.evtx")).unwrap();
+    let inputs = [dir.clone(), again];
+
+    let usual = tmp.path().join("usual");
+    let s1 = ingest(&inputs, &usual, &IngestOptions::default(), &NoProgress).unwrap();
+    let bounded = tmp.path().join("bounded");
+    let opts = IngestOptions {
+        max_buffered_file: 1 << 20,
+        ..IngestOptions::default()
+    };
+    let s2 = ingest(&inputs, &bounded, &opts, &NoProgress).unwrap();
+    let counts = |s: &evtxsql_ingest::IngestSummary| {
+        (
+            s.files_ingested,
+            s.files_duplicate,
+            s.files_damaged,
+            s.files_failed,
+            s.records,
+            s.failed_records,
+        )
+    };
+    assert_eq!(counts(&s1), counts(&s2));
+    assert!(s2.files_duplicate >= 1);
+    assert_eq!(s1.problems, s2.problems);
+    assert_same_rows(&read_back(&usual).0, &read_back(&bounded).0);
+    let known = |store: &Path| {
+        let store = Store::open(store).unwrap();
+        let mut keys: Vec<(String, u32)> = evtxsql_ingest::manifest::known(&store)
+            .unwrap()
+            .by_sha256
+            .into_iter()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(known(&usual), known(&bounded));
+}
+
 #[test]
 fn bad_inputs_are_named_and_the_rest_goes_on() {
     let tmp = tempfile::tempdir().unwrap();

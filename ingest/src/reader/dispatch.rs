@@ -19,8 +19,8 @@ use super::buffers::{BufferPool, FileBytes};
 use super::chunks::ChunkBytes;
 use super::group::{Group, convert_group};
 use super::{
-    Admission, Admit, DECODER, Input, Item, MAX_BUFFERED_FILE, Msg, ProblemKind, RecordPath,
-    Source, error_chain, problem,
+    Admission, Admit, DECODER, Input, Item, Msg, ProblemKind, RecordPath, Source, error_chain,
+    problem,
 };
 use crate::error::IngestError;
 use crate::filter::RecordFilter;
@@ -28,10 +28,6 @@ use crate::manifest::FileKey;
 
 /// Most bytes of files read and being hashed ahead of the file being dispatched.
 pub(super) const LOOKAHEAD_BYTES: u64 = 16 << 20;
-
-/// Most bytes of files in memory at once: read ahead, being decoded, or kept for reuse (see
-/// [`BufferPool`]; one file is always let in).
-pub(super) const BUFFER_BUDGET: usize = MAX_BUFFERED_FILE as usize;
 
 /// What the dispatcher hands to the pool and the consumer.
 pub(super) struct Dispatcher<'p> {
@@ -46,6 +42,9 @@ pub(super) struct Dispatcher<'p> {
     pub(super) key: FileKey,
     pub(super) per_batch: usize,
     pub(super) seq: u64,
+    /// Files up to this size are read into memory (`ReadOptions::max_buffered_file`), into
+    /// `buffers`, whose budget it is too.
+    pub(super) max_buffered: u64,
     /// Buffers of files read into memory, used again once a file's chunks are done.
     pub(super) buffers: Arc<BufferPool>,
 }
@@ -63,9 +62,25 @@ enum Read {
         bytes: Arc<FileBytes>,
         hash: mpsc::Receiver<String>,
     },
-    /// Too large to hold: hashed in a pass of its own when its turn comes, parsed from disk.
-    Large,
+    /// Too large to hold: hashed on the pool in a pass of its own (1 MiB at a time), parsed
+    /// from disk when its turn comes.
+    Large {
+        hash: mpsc::Receiver<Result<String, String>>,
+    },
     Failed(String),
+}
+
+impl Read {
+    /// What a file read ahead counts against [`LOOKAHEAD_BYTES`]: its bytes in memory; a large
+    /// file the whole window, so that one is hashed ahead at a time (its hashing then overlaps
+    /// the decoding of the file before it, where it used to stop the dispatcher).
+    fn weight(&self) -> u64 {
+        match self {
+            Read::Buffered { bytes, .. } => bytes.len() as u64,
+            Read::Large { .. } => LOOKAHEAD_BYTES,
+            Read::Failed(_) => 0,
+        }
+    }
 }
 
 impl Dispatcher<'_> {
@@ -83,31 +98,25 @@ impl Dispatcher<'_> {
         for (file, input) in inputs.iter().enumerate() {
             // Within the pool's budget: dispatch files read ahead until this one fits, then
             // (with none left ahead) wait for the decoders to give buffers back.
-            if input.size <= MAX_BUFFERED_FILE {
+            if input.size <= self.max_buffered {
                 while !self.buffers.has_room(input.size) {
                     let Some(next) = ahead.pop_front() else {
                         self.buffers.wait_for_room(input.size);
                         break;
                     };
-                    if let Read::Buffered { bytes, .. } = &next.read {
-                        ahead_bytes -= bytes.len() as u64;
-                    }
+                    ahead_bytes -= next.read.weight();
                     if !self.admit_and_dispatch(next, admit) {
                         return false;
                     }
                 }
             }
             let read = self.read_ahead(input);
-            if let Read::Buffered { bytes, .. } = &read {
-                ahead_bytes += bytes.len() as u64;
-            }
+            ahead_bytes += read.weight();
             ahead.push_back(Ahead { file, input, read });
             while ahead_bytes > LOOKAHEAD_BYTES
                 && let Some(next) = ahead.pop_front()
             {
-                if let Read::Buffered { bytes, .. } = &next.read {
-                    ahead_bytes -= bytes.len() as u64;
-                }
+                ahead_bytes -= next.read.weight();
                 if !self.admit_and_dispatch(next, admit) {
                     return false;
                 }
@@ -121,11 +130,16 @@ impl Dispatcher<'_> {
         true
     }
 
-    /// Read a file into memory and start hashing it on the pool (a large file is left for
-    /// its turn).
+    /// Read a file into memory and start hashing it on the pool (a large file is hashed from
+    /// disk there).
     fn read_ahead(&self, input: &Input) -> Read {
-        if input.size > MAX_BUFFERED_FILE {
-            return Read::Large;
+        if input.size > self.max_buffered {
+            let (tx, hash) = mpsc::channel();
+            let (key, path) = (self.key, input.path.clone());
+            self.pool.spawn(move || {
+                let _ = tx.send(key.of_file(&path).map_err(|e| e.to_string()));
+            });
+            return Read::Large { hash };
         }
         match self.buffers.read(&input.path, input.size) {
             Ok(bytes) => {
@@ -151,12 +165,15 @@ impl Dispatcher<'_> {
                 // The hashing job cannot fail; a pool torn down means the run is over.
                 Err(_) => return false,
             },
-            Read::Large => match self.key.of_file(&input.path) {
-                Ok(h) => (h, None),
-                Err(e) => {
-                    let fatal = Some(e.to_string());
-                    return self.send(Msg::End { file, fatal });
+            Read::Large { hash } => match hash.recv() {
+                Ok(Ok(h)) => (h, None),
+                Ok(Err(why)) => {
+                    return self.send(Msg::End {
+                        file,
+                        fatal: Some(why),
+                    });
                 }
+                Err(_) => return false,
             },
             Read::Failed(why) => {
                 return self.send(Msg::End {
@@ -191,7 +208,7 @@ impl Dispatcher<'_> {
     /// evtx crate's, as before); false once the consumer has gone.
     pub(super) fn unhashed(&mut self, inputs: &[Input]) -> bool {
         for (file, input) in inputs.iter().enumerate() {
-            let read = (input.size <= MAX_BUFFERED_FILE).then(|| {
+            let read = (input.size <= self.max_buffered).then(|| {
                 // Every buffer in use is held by a dispatched group, given back when it is done.
                 self.buffers.wait_for_room(input.size);
                 self.buffers.read(&input.path, input.size)

@@ -44,7 +44,8 @@ pub const CHUNK_SIZE: u64 = 65_536;
 pub const MAX_MESSAGES_PER_FILE: usize = 20;
 /// Files up to this size are read into memory once, hashed and parsed from there; a larger
 /// file is hashed in a pass of its own and then parsed from disk, chunk by chunk, so memory
-/// stays bounded. The same as the budget of files in memory ([`dispatch::BUFFER_BUDGET`]): a
+/// stays bounded. The same as the budget of files in memory (read ahead, being decoded, or
+/// kept for reuse in the buffer pool; one file is always let in): a
 /// larger file, let in alone, would hold more than the budget (at 256 MiB, a generated 10 GB
 /// set's 135 MB files made its peak memory ~130 MB higher than a 1 GB set's).
 pub const MAX_BUFFERED_FILE: u64 = 64 << 20;
@@ -85,6 +86,10 @@ pub struct ReadOptions {
     pub filter: Option<Arc<RecordFilter>>,
     /// How a read with an admission tells files apart (the key it hands the admission).
     pub key: crate::manifest::FileKey,
+    /// Files up to this size are read into memory in one read, and the bytes of files in
+    /// memory stay within it; a larger file is hashed in a pass of its own and parsed from
+    /// disk ([`MAX_BUFFERED_FILE`] unless a test sends small files down that path).
+    pub max_buffered_file: u64,
 }
 
 impl Default for ReadOptions {
@@ -94,6 +99,7 @@ impl Default for ReadOptions {
             chunks_per_batch: 16,
             filter: None,
             key: crate::manifest::FileKey::Sha256,
+            max_buffered_file: MAX_BUFFERED_FILE,
         }
     }
 }
@@ -343,7 +349,10 @@ pub fn read_admitted(
             key: opts.key,
             per_batch,
             seq: 0,
-            buffers: buffers::BufferPool::new(dispatch::BUFFER_BUDGET),
+            max_buffered: opts.max_buffered_file,
+            buffers: buffers::BufferPool::new(
+                usize::try_from(opts.max_buffered_file).unwrap_or(usize::MAX),
+            ),
         };
         scope.spawn(move || match admit {
             Some(admit) => dispatcher.admitted(inputs, admit),
