@@ -104,6 +104,13 @@ pub fn render<T>(
         };
         if let ([Node::Sub { id, .. }], false) = (nodes, rec.arrays) {
             let v = rec.vals[..top.vals.1 as usize].get(usize::from(*id));
+            if let Some(Val::FileTime(ft)) = v
+                && f == Field::SystemTime as usize
+                && let Some(t) = filetime_micros(*ft)
+            {
+                time_direct = Some(t);
+                continue;
+            }
             match v {
                 Some(v) if v.is_bare() => {
                     nums[f] = v.bare_number();
@@ -119,12 +126,6 @@ pub fn render<T>(
                 }
                 Some(Val::Hex64(x)) if !FIELD_IS_TEXT[f] => {
                     nums[f] = Some(*x);
-                    continue;
-                }
-                Some(Val::FileTime(ft))
-                    if f == Field::SystemTime as usize && filetime_micros(*ft).is_some() =>
-                {
-                    time_direct = filetime_micros(*ft);
                     continue;
                 }
                 Some(Val::Frag(_) | Val::Array(_)) => {}
