@@ -20,12 +20,18 @@ fn any_lane_below(w: u64, n: u64) -> bool {
     w.wrapping_sub(n * LANE_ONES) & !w & LANE_TOPS != 0
 }
 
-/// Whether the four code units of `w` are printable ASCII that JSON keeps as it is (no
-/// control, quote or backslash): then each is its low byte.
+/// Whether the four code units of `w` are printable ASCII (no control): then each is its
+/// low byte.
+#[inline]
+fn printable_ascii(w: u64) -> bool {
+    w & 0xff80_ff80_ff80_ff80 == 0 && !any_lane_below(w, 0x20)
+}
+
+/// Whether the four code units of `w` are printable ASCII that JSON keeps as it is (no quote
+/// or backslash either).
 #[inline]
 fn plain_ascii(w: u64) -> bool {
-    w & 0xff80_ff80_ff80_ff80 == 0
-        && !any_lane_below(w, 0x20)
+    printable_ascii(w)
         && !any_lane_below(w ^ (u64::from(b'"') * LANE_ONES), 1)
         && !any_lane_below(w ^ (u64::from(b'\\') * LANE_ONES), 1)
 }
@@ -132,9 +138,12 @@ fn push_utf16(out: &mut String, bytes: &[u8], json: bool) {
         // Runs of plain ASCII, four units at a time (most of what Windows writes).
         if i + 8 <= bytes.len() && n + 4 <= BLOCK {
             let w = four_units(&bytes[i..]);
-            if plain_ascii(w)
-                || (!json && w & 0xff80_ff80_ff80_ff80 == 0 && !any_lane_below(w, 0x20))
-            {
+            let kept = if json {
+                plain_ascii(w)
+            } else {
+                printable_ascii(w)
+            };
+            if kept {
                 block[n..n + 4].copy_from_slice(&[
                     w as u8,
                     (w >> 16) as u8,

@@ -74,6 +74,11 @@ impl BufferPool {
         })
     }
 
+    /// The budget: also the largest file read into memory (see `MAX_BUFFERED_FILE`).
+    pub fn budget(&self) -> u64 {
+        self.budget as u64
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held left plain numbers and buffers: still consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

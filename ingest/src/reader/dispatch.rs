@@ -42,10 +42,8 @@ pub(super) struct Dispatcher<'p> {
     pub(super) key: FileKey,
     pub(super) per_batch: usize,
     pub(super) seq: u64,
-    /// Files up to this size are read into memory (`ReadOptions::max_buffered_file`), into
-    /// `buffers`, whose budget it is too.
-    pub(super) max_buffered: u64,
-    /// Buffers of files read into memory, used again once a file's chunks are done.
+    /// Buffers of files read into memory, used again once a file's chunks are done. Files up
+    /// to its budget are read into memory (`ReadOptions::max_buffered_file`).
     pub(super) buffers: Arc<BufferPool>,
 }
 
@@ -98,7 +96,7 @@ impl Dispatcher<'_> {
         for (file, input) in inputs.iter().enumerate() {
             // Within the pool's budget: dispatch files read ahead until this one fits, then
             // (with none left ahead) wait for the decoders to give buffers back.
-            if input.size <= self.max_buffered {
+            if input.size <= self.buffers.budget() {
                 while !self.buffers.has_room(input.size) {
                     let Some(next) = ahead.pop_front() else {
                         self.buffers.wait_for_room(input.size);
@@ -133,7 +131,7 @@ impl Dispatcher<'_> {
     /// Read a file into memory and start hashing it on the pool (a large file is hashed from
     /// disk there).
     fn read_ahead(&self, input: &Input) -> Read {
-        if input.size > self.max_buffered {
+        if input.size > self.buffers.budget() {
             let (tx, hash) = mpsc::channel();
             let (key, path) = (self.key, input.path.clone());
             self.pool.spawn(move || {
@@ -208,7 +206,7 @@ impl Dispatcher<'_> {
     /// evtx crate's, as before); false once the consumer has gone.
     pub(super) fn unhashed(&mut self, inputs: &[Input]) -> bool {
         for (file, input) in inputs.iter().enumerate() {
-            let read = (input.size <= self.max_buffered).then(|| {
+            let read = (input.size <= self.buffers.budget()).then(|| {
                 // Every buffer in use is held by a dispatched group, given back when it is done.
                 self.buffers.wait_for_room(input.size);
                 self.buffers.read(&input.path, input.size)

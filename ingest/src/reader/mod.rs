@@ -349,7 +349,6 @@ pub fn read_admitted(
             key: opts.key,
             per_batch,
             seq: 0,
-            max_buffered: opts.max_buffered_file,
             buffers: buffers::BufferPool::new(
                 usize::try_from(opts.max_buffered_file).unwrap_or(usize::MAX),
             ),
