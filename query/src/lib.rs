@@ -17,6 +17,7 @@ pub mod cells;
 pub mod error;
 pub mod evtx;
 pub mod functions;
+pub mod grouping;
 pub mod ntstatus;
 pub mod objects;
 pub mod output;

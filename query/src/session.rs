@@ -22,6 +22,7 @@ use evtxsql_ingest::{IngestError, Store, events_schema, files_schema};
 use arrow::datatypes::SchemaRef;
 
 use crate::error::QueryError;
+use crate::grouping::DictionaryGrouping;
 use crate::{evtx, functions, views};
 
 /// How a session uses the machine.
@@ -159,7 +160,7 @@ pub async fn session_for_evtx(
 
 /// An empty session with evtxsql's configuration, functions and the `read_evtx` table function.
 pub fn new_context(opts: &SessionOptions) -> Result<SessionContext, QueryError> {
-    let ctx = SessionContext::new_with_state(session_state(opts)?);
+    let ctx = SessionContext::new_with_state(build_state(opts, true)?);
     ctx.register_udtf(
         "read_evtx",
         Arc::new(evtx::ReadEvtx {
@@ -204,6 +205,12 @@ pub fn session_config(opts: &SessionOptions) -> SessionConfig {
 /// spill directory of `opts`, DataFusion's defaults and evtxsql's functions
 /// ([`functions::register_functions`]). Local sessions and cluster clients start from it.
 pub fn session_state(opts: &SessionOptions) -> Result<SessionState, QueryError> {
+    build_state(opts, false)
+}
+
+/// [`session_state`], with evtxsql's own physical operators when `local` (a cluster's executors
+/// would not know them: [`crate::grouping`]).
+fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, QueryError> {
     let config = session_config(opts);
     let mut runtime = crate::objects::runtime_builder();
     if let Some(limit) = opts.memory_limit {
@@ -219,11 +226,14 @@ pub fn session_state(opts: &SessionOptions) -> Result<SessionState, QueryError> 
         what: "runtime (memory pool, spill directory)".into(),
         source,
     })?;
-    let mut state = SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_default_features()
-        .build();
+        .with_default_features();
+    if local {
+        builder = builder.with_physical_optimizer_rule(Arc::new(DictionaryGrouping));
+    }
+    let mut state = builder.build();
     functions::register_functions(&mut state).map_err(|source| QueryError::Setup {
         what: "functions".into(),
         source,

@@ -1,0 +1,687 @@
+//! GROUP BY one dictionary column (`computer`, `channel`, `provider`, `provider_guid`): the
+//! partial aggregation DataFusion plans for it encodes every row of the column in its row format
+//! and hashes the encoded bytes, though a batch of that column holds a handful of distinct
+//! strings and one small integer key per row. [`DictionaryGrouping`] is a physical optimizer rule
+//! that puts [`DictionaryAggregateExec`] in place of such a partial aggregation (and splits a
+//! one-phase aggregation into ours and DataFusion's final phase): it looks up each distinct
+//! string of a batch's dictionary once, then gives each row its group by its key.
+//!
+//! It takes over only what it computes the same way: one group expression of type
+//! `Dictionary(Int32, Utf8)`, no grouping sets, input in no particular order, and aggregates
+//! with a groups accumulator, without DISTINCT or ORDER BY inside them. Its output has the
+//! schema, partitioning and meaning of the partial aggregation it replaces, so the final
+//! aggregation above it is unchanged. Under memory pressure it does what a partial aggregation
+//! may: it sends the groups it holds on early and starts again (the final stage merges them).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, StringArray,
+};
+use arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DataFusionError, HashMap, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{
+    AggregateExec, AggregateMode, aggregate_expressions, evaluate_many,
+};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+
+/// The physical optimizer rule: every eligible partial aggregation becomes a
+/// [`DictionaryAggregateExec`]. It runs after DataFusion's own rules.
+#[derive(Debug, Default)]
+pub struct DictionaryGrouping;
+
+impl PhysicalOptimizerRule for DictionaryGrouping {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if !eligible(aggregate)? {
+                return Ok(Transformed::no(node));
+            }
+            let final_mode = match aggregate.mode() {
+                AggregateMode::Partial => {
+                    let exec = DictionaryAggregateExec::try_new(Arc::clone(&node))?;
+                    return Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>));
+                }
+                AggregateMode::Single => AggregateMode::Final,
+                AggregateMode::SinglePartitioned => AggregateMode::FinalPartitioned,
+                _ => return Ok(Transformed::no(node)),
+            };
+            // A one-phase aggregation becomes ours and DataFusion's final phase above it (the
+            // plan DataFusion makes for two phases), so that its memory stays bounded.
+            let partial = AggregateExec::try_new(
+                AggregateMode::Partial,
+                aggregate.group_expr().clone(),
+                aggregate.aggr_expr().to_vec(),
+                aggregate.filter_expr().to_vec(),
+                Arc::clone(aggregate.input()),
+                aggregate.input_schema(),
+            )?;
+            let partial = DictionaryAggregateExec::try_new(Arc::new(partial))?;
+            let merged = AggregateExec::try_new(
+                final_mode,
+                aggregate.group_expr().as_final(),
+                aggregate.aggr_expr().to_vec(),
+                aggregate.filter_expr().to_vec(),
+                Arc::new(partial),
+                aggregate.input_schema(),
+            )?;
+            Ok(Transformed::yes(Arc::new(merged) as Arc<dyn ExecutionPlan>))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "dictionary_grouping"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// The one group key type taken over: the store's dictionary columns.
+fn dictionary_key() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// Whether this module computes the raw-input phase of `aggregate` the same way.
+fn eligible(aggregate: &AggregateExec) -> Result<bool> {
+    let group_by = aggregate.group_expr();
+    let raw = matches!(
+        aggregate.mode(),
+        AggregateMode::Partial | AggregateMode::Single | AggregateMode::SinglePartitioned
+    );
+    if !raw
+        || group_by.has_grouping_set()
+        || !group_by.is_single()
+        || group_by.expr().len() != 1
+        || aggregate.limit_options().is_some()
+        || !aggregate.dynamic_expressions_produced().is_empty()
+        || *aggregate.input_order_mode() != InputOrderMode::Linear
+    {
+        return Ok(false);
+    }
+    let input_schema = aggregate.input_schema();
+    if group_by.expr()[0].0.data_type(&input_schema)? != dictionary_key() {
+        return Ok(false);
+    }
+    Ok(aggregate
+        .aggr_expr()
+        .iter()
+        .all(|a| a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty()))
+}
+
+/// A partial aggregation grouped by one `Dictionary(Int32, Utf8)` expression (see the module
+/// documentation). Built from the [`AggregateExec`] it replaces, which it keeps for its schema,
+/// properties and expressions.
+#[derive(Debug)]
+pub struct DictionaryAggregateExec {
+    /// The replaced partial aggregation (an [`AggregateExec`]).
+    aggregate: Arc<dyn ExecutionPlan>,
+    input: Arc<dyn ExecutionPlan>,
+    group: Arc<dyn PhysicalExpr>,
+    group_name: String,
+    aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl DictionaryAggregateExec {
+    /// Take over `aggregate`, which must be an eligible [`AggregateExec`].
+    fn try_new(aggregate: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        let Some(agg) = aggregate.downcast_ref::<AggregateExec>() else {
+            return Err(DataFusionError::Internal(
+                "DictionaryAggregateExec built from a plan that is not an aggregation".into(),
+            ));
+        };
+        let (group, group_name) = agg.group_expr().expr()[0].clone();
+        let aggregates = agg.aggr_expr().to_vec();
+        let arguments = aggregate_expressions(&aggregates, agg.mode(), 1)?;
+        Ok(Self {
+            input: Arc::clone(agg.input()),
+            filters: agg.filter_expr().to_vec(),
+            aggregate,
+            group,
+            group_name,
+            aggregates,
+            arguments,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+impl DisplayAs for DictionaryAggregateExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let names: Vec<&str> = self.aggregates.iter().map(|a| a.name()).collect();
+        write!(
+            f,
+            "DictionaryAggregateExec: mode=Partial, gby=[{}], aggr=[{}]",
+            self.group_name,
+            names.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for DictionaryAggregateExec {
+    fn name(&self) -> &str {
+        "DictionaryAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.aggregate.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        self.aggregate.apply_expressions(f)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let aggregate = Arc::clone(&self.aggregate).with_new_children(children)?;
+        Ok(Arc::new(Self::try_new(aggregate)?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = self.schema();
+        let input = self.input.execute(partition, Arc::clone(&context))?;
+        let accumulators = self
+            .aggregates
+            .iter()
+            .map(|a| a.create_groups_accumulator())
+            .collect::<Result<Vec<_>>>()?;
+        let reservation = MemoryConsumer::new(format!("DictionaryAggregateExec[{partition}]"))
+            .register(context.memory_pool());
+        let state = Grouping {
+            schema: Arc::clone(&schema),
+            group: Arc::clone(&self.group),
+            aggregates: self.aggregates.clone(),
+            arguments: self.arguments.clone(),
+            filters: self.filters.clone(),
+            accumulators,
+            groups: DictGroups::default(),
+            indices: Vec::new(),
+            reservation,
+            batch_size: context.session_config().batch_size().max(1),
+            metrics: BaselineMetrics::new(&self.metrics, partition),
+        };
+        let stream = futures::stream::try_unfold(
+            (input, state, VecDeque::new(), false),
+            |(mut input, mut state, mut ready, mut done)| async move {
+                loop {
+                    if let Some(batch) = ready.pop_front() {
+                        return Ok(Some((batch, (input, state, ready, done))));
+                    }
+                    if done {
+                        return Ok(None);
+                    }
+                    let elapsed = state.metrics.elapsed_compute().clone();
+                    match input.try_next().await? {
+                        Some(batch) => {
+                            let timer = elapsed.timer();
+                            let full = state.update(&batch)?;
+                            if full {
+                                ready.extend(state.emit()?);
+                            }
+                            timer.done();
+                        }
+                        None => {
+                            let timer = elapsed.timer();
+                            ready.extend(state.emit()?);
+                            timer.done();
+                            done = true;
+                        }
+                    }
+                }
+            },
+        );
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            stream.boxed(),
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// The running state of one partition.
+struct Grouping {
+    schema: SchemaRef,
+    group: Arc<dyn PhysicalExpr>,
+    aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    groups: DictGroups,
+    /// The group of each row of the batch being added (kept to reuse its allocation).
+    indices: Vec<usize>,
+    reservation: MemoryReservation,
+    batch_size: usize,
+    metrics: BaselineMetrics,
+}
+
+impl Grouping {
+    /// Add `batch` to the groups. True when the memory pool refuses the state's growth: the
+    /// caller then emits what is held (a partial aggregation's way to stay within memory).
+    fn update(&mut self, batch: &RecordBatch) -> Result<bool> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(false);
+        }
+        let keys = self.group.evaluate(batch)?.into_array(rows)?;
+        self.groups.assign(&keys, &mut self.indices)?;
+        let arguments = evaluate_many(&self.arguments, batch)?;
+        let total = self.groups.len();
+        for (i, accumulator) in self.accumulators.iter_mut().enumerate() {
+            let filter = match &self.filters[i] {
+                Some(f) => Some(f.evaluate(batch)?.into_array(rows)?),
+                None => None,
+            };
+            let filter: Option<&BooleanArray> = match &filter {
+                Some(f) => Some(f.as_boolean_opt().ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "the FILTER of {} is not boolean",
+                        self.aggregates[i].name()
+                    ))
+                })?),
+                None => None,
+            };
+            accumulator.update_batch(&arguments[i], &self.indices, filter, total)?;
+        }
+        let size = self.size();
+        Ok(self.reservation.try_resize(size).is_err())
+    }
+
+    fn size(&self) -> usize {
+        self.groups.size()
+            + self.indices.capacity() * size_of::<usize>()
+            + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+    }
+
+    /// The groups held so far as batches of the partial aggregation's schema; the state is
+    /// empty afterwards.
+    fn emit(&mut self) -> Result<Vec<RecordBatch>> {
+        if self.groups.len() == 0 {
+            return Ok(Vec::new());
+        }
+        let mut columns = vec![self.groups.take()?];
+        for accumulator in &mut self.accumulators {
+            columns.extend(accumulator.state(EmitTo::All)?);
+        }
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        self.reservation.try_resize(self.size())?;
+        let mut out = Vec::with_capacity(batch.num_rows().div_ceil(self.batch_size));
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = self.batch_size.min(batch.num_rows() - offset);
+            out.push(batch.slice(offset, len));
+            offset += len;
+        }
+        self.metrics.record_output(batch.num_rows());
+        Ok(out)
+    }
+}
+
+/// No group assigned yet to a dictionary key (see [`DictGroups::memo`]).
+const UNSET: u32 = u32::MAX;
+
+/// The groups of one partition: each distinct string gets the next group number; null rows
+/// share one group.
+#[derive(Default)]
+struct DictGroups {
+    ids: HashMap<Box<str>, u32>,
+    /// Group number → its string (None for the null group).
+    names: Vec<Option<Box<str>>>,
+    null_group: Option<u32>,
+    /// The dictionary `memo` belongs to: batches of one column chunk share theirs.
+    memo_of: Option<ArrayRef>,
+    /// Dictionary key → group number, filled as keys are met.
+    memo: Vec<u32>,
+    /// Bytes of the strings held.
+    text_bytes: usize,
+}
+
+impl DictGroups {
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    fn size(&self) -> usize {
+        // Each string is held twice (map key and name) plus the table's and vectors' slots.
+        2 * self.text_bytes
+            + self.ids.capacity() * (size_of::<(Box<str>, u32)>() + 1)
+            + self.names.capacity() * size_of::<Option<Box<str>>>()
+            + self.memo.capacity() * size_of::<u32>()
+    }
+
+    fn intern(&mut self, text: &str) -> u32 {
+        if let Some(&g) = self.ids.get(text) {
+            return g;
+        }
+        let g = self.names.len() as u32;
+        self.text_bytes += text.len();
+        self.ids.insert(text.into(), g);
+        self.names.push(Some(text.into()));
+        g
+    }
+
+    fn null(&mut self) -> u32 {
+        *self.null_group.get_or_insert_with(|| {
+            self.names.push(None);
+            (self.names.len() - 1) as u32
+        })
+    }
+
+    /// The group of each row of `keys` (a `Dictionary(Int32, Utf8)` array) into `out`.
+    fn assign(&mut self, keys: &ArrayRef, out: &mut Vec<usize>) -> Result<()> {
+        let dict = keys
+            .as_dictionary_opt::<Int32Type>()
+            .ok_or_else(|| key_type_error(keys.data_type()))?;
+        let values = dict
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| key_type_error(keys.data_type()))?;
+        let same = self
+            .memo_of
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, dict.values()));
+        if !same {
+            self.memo.clear();
+            self.memo.resize(values.len(), UNSET);
+            self.memo_of = Some(Arc::clone(dict.values()));
+        }
+        out.clear();
+        out.reserve(dict.len());
+        let key_values = dict.keys().values();
+        let key_nulls = dict.keys().nulls();
+        for (row, &key) in key_values.iter().enumerate() {
+            let group = if key_nulls.is_some_and(|n| n.is_null(row)) {
+                self.null()
+            } else {
+                let Some(k) = usize::try_from(key).ok().filter(|k| *k < values.len()) else {
+                    return Err(DataFusionError::Internal(format!(
+                        "dictionary key {key} out of range ({} values)",
+                        values.len()
+                    )));
+                };
+                match self.memo[k] {
+                    UNSET => {
+                        let g = if values.is_null(k) {
+                            self.null()
+                        } else {
+                            self.intern(values.value(k))
+                        };
+                        self.memo[k] = g;
+                        g
+                    }
+                    g => g,
+                }
+            };
+            out.push(group as usize);
+        }
+        Ok(())
+    }
+
+    /// The groups as a `Dictionary(Int32, Utf8)` column, row i for group i; the state is
+    /// empty afterwards.
+    fn take(&mut self) -> Result<ArrayRef> {
+        let names = std::mem::take(&mut self.names);
+        let keys: Int32Array = (0..names.len())
+            .map(|g| names[g].as_ref().map(|_| g as i32))
+            .collect();
+        let values: StringArray = names
+            .iter()
+            .map(|n| Some(n.as_deref().unwrap_or("")))
+            .collect();
+        *self = Self::default();
+        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+            keys,
+            Arc::new(values),
+        )?))
+    }
+}
+
+fn key_type_error(found: &DataType) -> DataFusionError {
+    DataFusionError::Internal(format!(
+        "DictionaryAggregateExec expects {} keys, got {found}",
+        dictionary_key()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::cells::ColumnCells;
+    use crate::session::{SessionOptions, new_context};
+    use arrow::array::UInt32Array;
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("computer", dictionary_key(), true),
+            Field::new("n", DataType::UInt32, true),
+            Field::new("note", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(keys: Int32Array, values: &ArrayRef, n: Vec<Option<u32>>) -> RecordBatch {
+        let note: StringArray = n
+            .iter()
+            .map(|v| v.map(|v| format!("note {}", v % 7)))
+            .collect();
+        let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::clone(values)).unwrap();
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(dict),
+                Arc::new(UInt32Array::from(n)),
+                Arc::new(note),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Two partitions whose batches have every shape of dictionary: a null key, a key to a
+    /// null value, two keys to the same string, one dictionary shared by two batches (the
+    /// memo kept), a dictionary much larger than its batch, an empty batch.
+    fn partitions() -> Vec<Vec<RecordBatch>> {
+        let shared: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("WS-B"),
+            Some("WS-A"),
+            None,
+            Some("DC-1"),
+        ]));
+        let first = batch(
+            Int32Array::from(vec![Some(0), Some(1), None, Some(2), Some(3), Some(1)]),
+            &shared,
+            vec![Some(1), Some(2), Some(3), None, Some(5), Some(6)],
+        );
+        let second = batch(
+            Int32Array::from(vec![Some(3), Some(3), Some(0), None]),
+            &shared,
+            vec![Some(10), None, Some(12), Some(13)],
+        );
+        let twice: ArrayRef = Arc::new(StringArray::from(vec!["WS-A", "WS-A", "NAS-9"]));
+        let third = batch(
+            Int32Array::from(vec![0, 1, 2, 1, 0]),
+            &twice,
+            vec![Some(20), Some(21), Some(22), Some(23), None],
+        );
+        let many: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..1000).map(|i| format!("HOST-{i:04}")),
+        ));
+        let fourth = batch(
+            Int32Array::from(vec![999, 3, 999, 500]),
+            &many,
+            vec![Some(30), Some(31), Some(32), Some(33)],
+        );
+        let empty = batch(Int32Array::from(Vec::<i32>::new()), &many, vec![]);
+        vec![vec![first, empty, second], vec![third, fourth]]
+    }
+
+    async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            let cols: Vec<ColumnCells<'_>> = b
+                .columns()
+                .iter()
+                .map(|c| ColumnCells::new(c.as_ref(), None).unwrap())
+                .collect();
+            for r in 0..b.num_rows() {
+                let cells: Vec<String> = cols.iter().map(|c| c.cell(r).to_text("NULL")).collect();
+                out.push(cells.join("|"));
+            }
+        }
+        out
+    }
+
+    fn register(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) {
+        let table = MemTable::try_new(schema(), parts).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+    }
+
+    const QUERIES: [&str; 4] = [
+        "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
+         GROUP BY computer ORDER BY computer NULLS FIRST",
+        "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
+         GROUP BY computer ORDER BY computer NULLS FIRST",
+        "SELECT lower(c), n FROM (SELECT computer AS c, count(*) AS n FROM t GROUP BY computer) \
+         ORDER BY n DESC, c LIMIT 3",
+        "SELECT computer, count(DISTINCT n) FROM t GROUP BY computer ORDER BY computer",
+    ];
+
+    /// The rule's plans give DataFusion's own answers, and the rule is in the plan of the
+    /// shapes it takes over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouping_by_a_dictionary_column_gives_datafusions_answers() {
+        let opts = SessionOptions {
+            threads: Some(2),
+            ..SessionOptions::default()
+        };
+        let ours = new_context(&opts).unwrap();
+        register(&ours, partitions());
+        let plain = SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_target_partitions(2),
+        );
+        register(&plain, partitions());
+        for q in QUERIES {
+            let expected = rows(&plain, q).await;
+            assert!(expected.len() >= 3, "{q}: {expected:?}");
+            assert_eq!(rows(&ours, q).await, expected, "{q}");
+        }
+        let plan = rows(&ours, &format!("EXPLAIN {}", QUERIES[0]))
+            .await
+            .join("\n");
+        assert!(plan.contains("DictionaryAggregateExec"), "{plan}");
+        let plan = rows(&plain, &format!("EXPLAIN {}", QUERIES[0]))
+            .await
+            .join("\n");
+        assert!(!plan.contains("DictionaryAggregateExec"), "{plan}");
+    }
+
+    /// Under a memory limit too small for its groups, the partial aggregation sends them on
+    /// early (more rows out than groups), and what it sends adds up to the true counts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn groups_beyond_the_memory_limit_are_sent_on_early() {
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..4096).map(|i| format!("{i:05}-{}", "x".repeat(200))),
+        ));
+        let batches: Vec<RecordBatch> = (0..64)
+            .map(|b| {
+                let keys = Int32Array::from_iter_values((0..4096).map(|i| (i * 7 + b) % 4096));
+                let n = (0..4096).map(|i| Some(i as u32)).collect();
+                batch(keys, &names, n)
+            })
+            .collect();
+        let limited = new_context(&SessionOptions {
+            memory_limit: Some(1 << 20),
+            threads: Some(1),
+            spill_dir: None,
+        })
+        .unwrap();
+        register(&limited, vec![batches]);
+        let q = "SELECT computer, count(*) AS c FROM t GROUP BY computer";
+        let plan = limited
+            .sql(q)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut ours = None;
+        plan.apply(|node| {
+            if node.is::<DictionaryAggregateExec>() {
+                ours = Some(Arc::clone(node));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        let ours = ours.expect("the rule takes the GROUP BY");
+        let out: Vec<RecordBatch> = ours
+            .execute(0, limited.task_ctx())
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        let mut rows = 0;
+        for b in &out {
+            let groups = b.column(0).as_dictionary::<Int32Type>();
+            let values = groups.values().as_string::<i32>();
+            let partial = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+            for r in 0..b.num_rows() {
+                let key = groups.keys().value(r) as usize;
+                *counts.entry(values.value(key).to_string()).or_default() += partial.value(r);
+            }
+            rows += b.num_rows();
+        }
+        assert!(
+            rows > 4096,
+            "{rows} rows: the groups were not sent on early"
+        );
+        assert_eq!(counts.len(), 4096);
+        assert!(counts.values().all(|&c| c == 64));
+    }
+}
