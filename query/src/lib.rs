@@ -21,6 +21,7 @@ pub mod grouping;
 pub mod ntstatus;
 pub mod objects;
 pub mod output;
+pub mod pushdown;
 pub mod session;
 pub mod statement;
 pub mod views;

@@ -14,6 +14,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use evtxsql_ingest::s3::{S3Location, S3Store};
 use evtxsql_ingest::store::{EVENTS_DIR, FILES_DIR};
@@ -23,6 +24,7 @@ use arrow::datatypes::SchemaRef;
 
 use crate::error::QueryError;
 use crate::grouping::DictionaryGrouping;
+use crate::pushdown::PushdownChoice;
 use crate::{evtx, functions, views};
 
 /// How a session uses the machine.
@@ -211,7 +213,7 @@ pub fn session_state(opts: &SessionOptions) -> Result<SessionState, QueryError> 
 /// [`session_state`], with evtxsql's own physical operators when `local` (a cluster's executors
 /// would not know them: [`crate::grouping`]).
 fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, QueryError> {
-    let config = session_config(opts);
+    let mut config = session_config(opts);
     let mut runtime = crate::objects::runtime_builder();
     if let Some(limit) = opts.memory_limit {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -226,14 +228,22 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
         what: "runtime (memory pool, spill directory)".into(),
         source,
     })?;
-    let mut builder = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(runtime)
-        .with_default_features();
+    let mut builder = SessionStateBuilder::new().with_runtime_env(runtime);
     if local {
-        builder = builder.with_physical_optimizer_rule(Arc::new(DictionaryGrouping));
+        // Row-level pushdown is chosen scan by scan (see `pushdown`), before DataFusion pushes
+        // filters into scans; our dictionary grouping replaces aggregations once they are
+        // planned.
+        config.options_mut().execution.parquet.pushdown_filters = false;
+        let mut rules = PhysicalOptimizer::new().rules;
+        let at = rules
+            .iter()
+            .position(|r| r.name() == "FilterPushdown")
+            .unwrap_or(0);
+        rules.insert(at, Arc::new(PushdownChoice));
+        rules.push(Arc::new(DictionaryGrouping));
+        builder = builder.with_physical_optimizer_rules(rules);
     }
-    let mut state = builder.build();
+    let mut state = builder.with_config(config).with_default_features().build();
     functions::register_functions(&mut state).map_err(|source| QueryError::Setup {
         what: "functions".into(),
         source,
