@@ -11,7 +11,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryLimit};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
@@ -20,7 +20,7 @@ use evtxsql_ingest::s3::{S3Location, S3Store};
 use evtxsql_ingest::store::{EVENTS_DIR, FILES_DIR};
 use evtxsql_ingest::{IngestError, Store, events_schema, files_schema};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::QueryError;
 use crate::grouping::DictionaryGrouping;
@@ -98,7 +98,16 @@ async fn register_tables(
     event_parts: &[String],
     manifest_parts: &[String],
 ) -> Result<(), QueryError> {
-    register(ctx, "events", parquet_table(event_parts, events_schema())?)?;
+    let unbounded = matches!(
+        ctx.runtime_env().memory_pool.memory_limit(),
+        MemoryLimit::Infinite
+    );
+    let events = if unbounded {
+        string_views(&events_schema())
+    } else {
+        events_schema()
+    };
+    register(ctx, "events", parquet_table(event_parts, events)?)?;
     register(ctx, "files", parquet_table(manifest_parts, files_schema())?)?;
     views::register_views(ctx).await
 }
@@ -262,6 +271,24 @@ fn register(
             source,
         })?;
     Ok(())
+}
+
+/// `schema` with its plain string columns (`data` and the promoted ones) read as string views:
+/// a view points into the Parquet page instead of copying each string out of it, which filters,
+/// GROUP BY and LIKE take from faster (10.5 M-event store: GROUP BY client_ip 85 -> 46 ms).
+/// Used without a memory limit only: under one, DataFusion counts the page buffers shared by
+/// view batches once per batch, and a sort that should spill fails instead (a test of the
+/// query crate holds that).
+fn string_views(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// A Parquet listing over exactly `parts` (absolute paths or URLs; never a directory listing:
