@@ -1,17 +1,20 @@
-//! GROUP BY one dictionary column (`computer`, `channel`, `provider`, `provider_guid`): the
-//! partial aggregation DataFusion plans for it encodes every row of the column in its row format
-//! and hashes the encoded bytes, though a batch of that column holds a handful of distinct
-//! strings and one small integer key per row. [`DictionaryGrouping`] is a physical optimizer rule
-//! that puts [`DictionaryAggregateExec`] in place of such a partial aggregation (and splits a
-//! one-phase aggregation into ours and DataFusion's final phase): it looks up each distinct
-//! string of a batch's dictionary once, then gives each row its group by its key.
+//! GROUP BY a dictionary column (`computer`, `channel`, `provider`, `provider_guid`), alone or
+//! beside one string column: the partial aggregation DataFusion plans for it encodes every row
+//! of the key in its row format and hashes the encoded bytes, though a batch of a dictionary
+//! column holds a handful of distinct strings and one small integer key per row.
+//! [`DictionaryGrouping`] is a physical optimizer rule that puts [`DictionaryAggregateExec`] in
+//! place of such a partial aggregation (and splits a one-phase aggregation into ours and
+//! DataFusion's final phase). It numbers the strings of each key column (a dictionary's
+//! strings once per batch, then each row by its key; a string view of up to 12 bytes by its
+//! 16 bytes), and a group is a number, or a pair of numbers for two key columns.
 //!
-//! It takes over only what it computes the same way: one group expression of type
-//! `Dictionary(Int32, Utf8)`, no grouping sets, input in no particular order, and aggregates
-//! with a groups accumulator, without DISTINCT or ORDER BY inside them. Its output has the
-//! schema, partitioning and meaning of the partial aggregation it replaces, so the final
-//! aggregation above it is unchanged. Under memory pressure it does what a partial aggregation
-//! may: it sends the groups it holds on early and starts again (the final stage merges them).
+//! It takes over only what it computes the same way: one or two group expressions of type
+//! `Dictionary(Int32, Utf8)`, `Utf8` or `Utf8View`, at least one of them a dictionary, no
+//! grouping sets, input in no particular order, and aggregates with a groups accumulator,
+//! without DISTINCT or ORDER BY inside them. Its output has the schema, partitioning and
+//! meaning of the partial aggregation it replaces, so the final aggregation above it is
+//! unchanged. Under memory pressure it does what a partial aggregation may: it sends the groups
+//! it holds on early and starts again (the final stage merges them).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,6 +22,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, StringArray,
+    StringViewArray,
 };
 use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -101,9 +105,14 @@ impl PhysicalOptimizerRule for DictionaryGrouping {
     }
 }
 
-/// The one group key type taken over: the store's dictionary columns.
+/// The store's dictionary columns' type.
 fn dictionary_key() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The group key types taken over: dictionary strings and plain or view strings beside them.
+fn key_type(data_type: &DataType) -> bool {
+    *data_type == dictionary_key() || matches!(data_type, DataType::Utf8 | DataType::Utf8View)
 }
 
 /// Whether this module computes the raw-input phase of `aggregate` the same way.
@@ -116,7 +125,7 @@ fn eligible(aggregate: &AggregateExec) -> Result<bool> {
     if !raw
         || group_by.has_grouping_set()
         || !group_by.is_single()
-        || group_by.expr().len() != 1
+        || !(1..=2).contains(&group_by.expr().len())
         || aggregate.limit_options().is_some()
         || !aggregate.dynamic_expressions_produced().is_empty()
         || *aggregate.input_order_mode() != InputOrderMode::Linear
@@ -124,7 +133,16 @@ fn eligible(aggregate: &AggregateExec) -> Result<bool> {
         return Ok(false);
     }
     let input_schema = aggregate.input_schema();
-    if group_by.expr()[0].0.data_type(&input_schema)? != dictionary_key() {
+    let mut dictionary = false;
+    for (expr, _) in group_by.expr() {
+        let data_type = expr.data_type(&input_schema)?;
+        dictionary |= data_type == dictionary_key();
+        if !key_type(&data_type) {
+            return Ok(false);
+        }
+    }
+    // Without a dictionary key, DataFusion's own grouping of strings is as good.
+    if !dictionary {
         return Ok(false);
     }
     Ok(aggregate
@@ -141,8 +159,9 @@ pub struct DictionaryAggregateExec {
     /// The replaced partial aggregation (an [`AggregateExec`]).
     aggregate: Arc<dyn ExecutionPlan>,
     input: Arc<dyn ExecutionPlan>,
-    group: Arc<dyn PhysicalExpr>,
-    group_name: String,
+    /// The group expressions, their names and types.
+    groups: Vec<(Arc<dyn PhysicalExpr>, String)>,
+    group_types: Vec<DataType>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
@@ -157,15 +176,20 @@ impl DictionaryAggregateExec {
                 "DictionaryAggregateExec built from a plan that is not an aggregation".into(),
             ));
         };
-        let (group, group_name) = agg.group_expr().expr()[0].clone();
+        let groups = agg.group_expr().expr().to_vec();
+        let input_schema = agg.input_schema();
+        let group_types = groups
+            .iter()
+            .map(|(e, _)| e.data_type(&input_schema))
+            .collect::<Result<Vec<_>>>()?;
         let aggregates = agg.aggr_expr().to_vec();
-        let arguments = aggregate_expressions(&aggregates, agg.mode(), 1)?;
+        let arguments = aggregate_expressions(&aggregates, agg.mode(), groups.len())?;
         Ok(Self {
             input: Arc::clone(agg.input()),
             filters: agg.filter_expr().to_vec(),
             aggregate,
-            group,
-            group_name,
+            groups,
+            group_types,
             aggregates,
             arguments,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -175,11 +199,12 @@ impl DictionaryAggregateExec {
 
 impl DisplayAs for DictionaryAggregateExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let groups: Vec<&str> = self.groups.iter().map(|(_, n)| n.as_str()).collect();
         let names: Vec<&str> = self.aggregates.iter().map(|a| a.name()).collect();
         write!(
             f,
             "DictionaryAggregateExec: mode=Partial, gby=[{}], aggr=[{}]",
-            self.group_name,
+            groups.join(", "),
             names.join(", ")
         )
     }
@@ -230,12 +255,12 @@ impl ExecutionPlan for DictionaryAggregateExec {
             .register(context.memory_pool());
         let state = Grouping {
             schema: Arc::clone(&schema),
-            group: Arc::clone(&self.group),
+            keys: self.groups.iter().map(|(e, _)| Arc::clone(e)).collect(),
             aggregates: self.aggregates.clone(),
             arguments: self.arguments.clone(),
             filters: self.filters.clone(),
             accumulators,
-            groups: DictGroups::default(),
+            groups: Groups::new(&self.group_types),
             indices: Vec::new(),
             reservation,
             batch_size: context.session_config().batch_size().max(1),
@@ -285,12 +310,12 @@ impl ExecutionPlan for DictionaryAggregateExec {
 /// The running state of one partition.
 struct Grouping {
     schema: SchemaRef,
-    group: Arc<dyn PhysicalExpr>,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
-    groups: DictGroups,
+    groups: Groups,
     /// The group of each row of the batch being added (kept to reuse its allocation).
     indices: Vec<usize>,
     reservation: MemoryReservation,
@@ -306,7 +331,11 @@ impl Grouping {
         if rows == 0 {
             return Ok(false);
         }
-        let keys = self.group.evaluate(batch)?.into_array(rows)?;
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| k.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
         self.groups.assign(&keys, &mut self.indices)?;
         let arguments = evaluate_many(&self.arguments, batch)?;
         let total = self.groups.len();
@@ -342,7 +371,7 @@ impl Grouping {
         if self.groups.len() == 0 {
             return Ok(Vec::new());
         }
-        let mut columns = vec![self.groups.take()?];
+        let mut columns = self.groups.take()?;
         for accumulator in &mut self.accumulators {
             columns.extend(accumulator.state(EmitTo::All)?);
         }
@@ -360,65 +389,146 @@ impl Grouping {
     }
 }
 
-/// No group assigned yet to a dictionary key (see [`DictGroups::memo`]).
+/// No group assigned yet to a dictionary key (see [`KeyColumn::memo`]).
 const UNSET: u32 = u32::MAX;
 
-/// The groups of one partition: each distinct string gets the next group number; null rows
-/// share one group.
+/// The distinct strings of one key column, numbered in order of arrival; null has its number.
 #[derive(Default)]
-struct DictGroups {
+struct Strings {
     ids: HashMap<Box<str>, u32>,
-    /// Group number → its string (None for the null group).
+    /// Number → its string (None for null).
     names: Vec<Option<Box<str>>>,
-    null_group: Option<u32>,
-    /// The dictionary `memo` belongs to: batches of one column chunk share theirs.
-    memo_of: Option<ArrayRef>,
-    /// Dictionary key → group number, filled as keys are met.
-    memo: Vec<u32>,
+    null: Option<u32>,
     /// Bytes of the strings held.
-    text_bytes: usize,
+    bytes: usize,
 }
 
-impl DictGroups {
+impl Strings {
     fn len(&self) -> usize {
         self.names.len()
     }
 
     fn size(&self) -> usize {
-        // Each string is held twice (map key and name) plus the table's and vectors' slots.
-        2 * self.text_bytes
+        // Each string is held twice (map key and name) plus the table's and vector's slots.
+        2 * self.bytes
             + self.ids.capacity() * (size_of::<(Box<str>, u32)>() + 1)
             + self.names.capacity() * size_of::<Option<Box<str>>>()
-            + self.memo.capacity() * size_of::<u32>()
     }
 
     fn intern(&mut self, text: &str) -> u32 {
-        if let Some(&g) = self.ids.get(text) {
-            return g;
+        if let Some(&id) = self.ids.get(text) {
+            return id;
         }
-        let g = self.names.len() as u32;
-        self.text_bytes += text.len();
-        self.ids.insert(text.into(), g);
+        let id = self.names.len() as u32;
+        self.bytes += text.len();
+        self.ids.insert(text.into(), id);
         self.names.push(Some(text.into()));
-        g
+        id
     }
 
     fn null(&mut self) -> u32 {
-        *self.null_group.get_or_insert_with(|| {
+        *self.null.get_or_insert_with(|| {
             self.names.push(None);
             (self.names.len() - 1) as u32
         })
     }
 
-    /// The group of each row of `keys` (a `Dictionary(Int32, Utf8)` array) into `out`.
-    fn assign(&mut self, keys: &ArrayRef, out: &mut Vec<usize>) -> Result<()> {
-        let dict = keys
-            .as_dictionary_opt::<Int32Type>()
-            .ok_or_else(|| key_type_error(keys.data_type()))?;
-        let values = dict
-            .values()
-            .as_string_opt::<i32>()
-            .ok_or_else(|| key_type_error(keys.data_type()))?;
+    /// A column of `data_type` whose row i is the string numbered `ids[i]`.
+    fn column(&self, ids: &[u32], data_type: &DataType) -> Result<ArrayRef> {
+        let name = |id: &u32| self.names[*id as usize].as_deref();
+        Ok(match data_type {
+            DataType::Utf8 => Arc::new(ids.iter().map(name).collect::<StringArray>()),
+            DataType::Utf8View => Arc::new(ids.iter().map(name).collect::<StringViewArray>()),
+            _ => {
+                let keys: Int32Array = ids.iter().map(|id| name(id).map(|_| *id as i32)).collect();
+                let values: StringArray = self
+                    .names
+                    .iter()
+                    .map(|n| Some(n.as_deref().unwrap_or("")))
+                    .collect();
+                Arc::new(DictionaryArray::<Int32Type>::try_new(
+                    keys,
+                    Arc::new(values),
+                )?)
+            }
+        })
+    }
+}
+
+/// One key column: its strings, and how the rows of a batch find theirs.
+struct KeyColumn {
+    data_type: DataType,
+    strings: Strings,
+    /// The dictionary `memo` belongs to: batches of one column chunk share theirs.
+    memo_of: Option<ArrayRef>,
+    /// Dictionary key → string number, filled as keys are met.
+    memo: Vec<u32>,
+    /// A string view of at most 12 bytes (the string is inside it) → string number.
+    short: HashMap<u128, u32>,
+}
+
+impl KeyColumn {
+    fn new(data_type: &DataType) -> Self {
+        KeyColumn {
+            data_type: data_type.clone(),
+            strings: Strings::default(),
+            memo_of: None,
+            memo: Vec::new(),
+            short: HashMap::default(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.strings.size()
+            + self.memo.capacity() * size_of::<u32>()
+            + self.short.capacity() * (size_of::<(u128, u32)>() + 1)
+    }
+
+    /// The string number of each row of `array` into `out`.
+    fn assign(&mut self, array: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
+        out.clear();
+        out.reserve(array.len());
+        let wrong = || key_type_error(array.data_type());
+        match &self.data_type {
+            DataType::Utf8 => {
+                let strings = array.as_string_opt::<i32>().ok_or_else(wrong)?;
+                for row in 0..strings.len() {
+                    out.push(if strings.is_null(row) {
+                        self.strings.null()
+                    } else {
+                        self.strings.intern(strings.value(row))
+                    });
+                }
+            }
+            DataType::Utf8View => {
+                let views = array.as_string_view_opt().ok_or_else(wrong)?;
+                for (row, &view) in views.views().iter().enumerate() {
+                    let id = if views.is_null(row) {
+                        self.strings.null()
+                    } else if view as u32 <= 12 {
+                        match self.short.get(&view) {
+                            Some(&id) => id,
+                            None => {
+                                let id = self.strings.intern(views.value(row));
+                                self.short.insert(view, id);
+                                id
+                            }
+                        }
+                    } else {
+                        self.strings.intern(views.value(row))
+                    };
+                    out.push(id);
+                }
+            }
+            _ => self.assign_dictionary(array, out)?,
+        }
+        Ok(())
+    }
+
+    fn assign_dictionary(&mut self, array: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
+        let wrong = || key_type_error(array.data_type());
+        let dict = array.as_dictionary_opt::<Int32Type>().ok_or_else(wrong)?;
+        let values = dict.values().as_string_opt::<i32>().ok_or_else(wrong)?;
         let same = self
             .memo_of
             .as_ref()
@@ -428,13 +538,10 @@ impl DictGroups {
             self.memo.resize(values.len(), UNSET);
             self.memo_of = Some(Arc::clone(dict.values()));
         }
-        out.clear();
-        out.reserve(dict.len());
-        let key_values = dict.keys().values();
         let key_nulls = dict.keys().nulls();
-        for (row, &key) in key_values.iter().enumerate() {
-            let group = if key_nulls.is_some_and(|n| n.is_null(row)) {
-                self.null()
+        for (row, &key) in dict.keys().values().iter().enumerate() {
+            let id = if key_nulls.is_some_and(|n| n.is_null(row)) {
+                self.strings.null()
             } else {
                 let Some(k) = usize::try_from(key).ok().filter(|k| *k < values.len()) else {
                     return Err(DataFusionError::Internal(format!(
@@ -444,45 +551,116 @@ impl DictGroups {
                 };
                 match self.memo[k] {
                     UNSET => {
-                        let g = if values.is_null(k) {
-                            self.null()
+                        let id = if values.is_null(k) {
+                            self.strings.null()
                         } else {
-                            self.intern(values.value(k))
+                            self.strings.intern(values.value(k))
                         };
-                        self.memo[k] = g;
-                        g
+                        self.memo[k] = id;
+                        id
                     }
-                    g => g,
+                    id => id,
                 }
             };
-            out.push(group as usize);
+            out.push(id);
+        }
+        Ok(())
+    }
+}
+
+/// The groups of one partition: with one key column, a group is a string number of it; with
+/// two, a pair of string numbers, numbered in order of arrival.
+struct Groups {
+    columns: Vec<KeyColumn>,
+    /// Both columns' string numbers of a pair (high and low half) → group.
+    pairs: HashMap<u64, u32>,
+    /// Group → its pair.
+    tuples: Vec<[u32; 2]>,
+    /// The string numbers of each key column for the batch being added.
+    ids: Vec<Vec<u32>>,
+}
+
+impl Groups {
+    fn new(types: &[DataType]) -> Self {
+        Groups {
+            columns: types.iter().map(KeyColumn::new).collect(),
+            pairs: HashMap::default(),
+            tuples: Vec::new(),
+            ids: vec![Vec::new(); types.len()],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self.columns.as_slice() {
+            [one] => one.strings.len(),
+            _ => self.tuples.len(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.columns.iter().map(KeyColumn::size).sum::<usize>()
+            + self.pairs.capacity() * (size_of::<(u64, u32)>() + 1)
+            + self.tuples.capacity() * size_of::<[u32; 2]>()
+            + self
+                .ids
+                .iter()
+                .map(|v| v.capacity() * size_of::<u32>())
+                .sum::<usize>()
+    }
+
+    /// The group of each row (`keys`: one array per key column) into `out`.
+    fn assign(&mut self, keys: &[ArrayRef], out: &mut Vec<usize>) -> Result<()> {
+        for ((column, array), ids) in self.columns.iter_mut().zip(keys).zip(&mut self.ids) {
+            column.assign(array, ids)?;
+        }
+        out.clear();
+        match self.ids.as_slice() {
+            [one] => out.extend(one.iter().map(|&id| id as usize)),
+            [a, b] => {
+                for (&x, &y) in a.iter().zip(b) {
+                    let key = (u64::from(x) << 32) | u64::from(y);
+                    let next = self.tuples.len() as u32;
+                    let group = *self.pairs.entry(key).or_insert(next);
+                    if group == next {
+                        self.tuples.push([x, y]);
+                    }
+                    out.push(group as usize);
+                }
+            }
+            _ => {
+                return Err(DataFusionError::Internal(format!(
+                    "DictionaryAggregateExec with {} key columns",
+                    self.ids.len()
+                )));
+            }
         }
         Ok(())
     }
 
-    /// The groups as a `Dictionary(Int32, Utf8)` column, row i for group i; the state is
-    /// empty afterwards.
-    fn take(&mut self) -> Result<ArrayRef> {
-        let names = std::mem::take(&mut self.names);
-        let keys: Int32Array = (0..names.len())
-            .map(|g| names[g].as_ref().map(|_| g as i32))
-            .collect();
-        let values: StringArray = names
-            .iter()
-            .map(|n| Some(n.as_deref().unwrap_or("")))
-            .collect();
-        *self = Self::default();
-        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
-            keys,
-            Arc::new(values),
-        )?))
+    /// The key columns of the groups, row i for group i; the state is empty afterwards.
+    fn take(&mut self) -> Result<Vec<ArrayRef>> {
+        let mut out = Vec::with_capacity(self.columns.len());
+        match self.columns.as_slice() {
+            [one] => {
+                let ids: Vec<u32> = (0..one.strings.len() as u32).collect();
+                out.push(one.strings.column(&ids, &one.data_type)?);
+            }
+            columns => {
+                for (i, column) in columns.iter().enumerate() {
+                    let ids: Vec<u32> = self.tuples.iter().map(|t| t[i]).collect();
+                    out.push(column.strings.column(&ids, &column.data_type)?);
+                }
+            }
+        }
+        let types: Vec<DataType> = self.columns.iter().map(|c| c.data_type.clone()).collect();
+        *self = Groups::new(&types);
+        Ok(out)
     }
 }
 
 fn key_type_error(found: &DataType) -> DataFusionError {
     DataFusionError::Internal(format!(
-        "DictionaryAggregateExec expects {} keys, got {found}",
-        dictionary_key()
+        "DictionaryAggregateExec: a key column of {found} where the plan said otherwise"
     ))
 }
 
@@ -502,6 +680,7 @@ mod tests {
             Field::new("computer", dictionary_key(), true),
             Field::new("n", DataType::UInt32, true),
             Field::new("note", DataType::Utf8, true),
+            Field::new("tag", DataType::Utf8View, true),
         ]))
     }
 
@@ -510,6 +689,17 @@ mod tests {
             .iter()
             .map(|v| v.map(|v| format!("note {}", v % 7)))
             .collect();
+        // Short views (the string inside), long ones (in a buffer), nulls.
+        let tag: StringViewArray = n
+            .iter()
+            .map(|v| {
+                v.map(|v| match v % 3 {
+                    0 => format!("u{}", v % 4),
+                    1 => format!("a-much-longer-user-name-{}", v % 5),
+                    _ => "u1".to_string(),
+                })
+            })
+            .collect();
         let dict = DictionaryArray::<Int32Type>::try_new(keys, Arc::clone(values)).unwrap();
         RecordBatch::try_new(
             schema(),
@@ -517,6 +707,7 @@ mod tests {
                 Arc::new(dict),
                 Arc::new(UInt32Array::from(n)),
                 Arc::new(note),
+                Arc::new(tag),
             ],
         )
         .unwrap()
@@ -582,7 +773,7 @@ mod tests {
         ctx.register_table("t", Arc::new(table)).unwrap();
     }
 
-    const QUERIES: [&str; 4] = [
+    const QUERIES: [&str; 7] = [
         "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
          GROUP BY computer ORDER BY computer NULLS FIRST",
         "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
@@ -590,6 +781,13 @@ mod tests {
         "SELECT lower(c), n FROM (SELECT computer AS c, count(*) AS n FROM t GROUP BY computer) \
          ORDER BY n DESC, c LIMIT 3",
         "SELECT computer, count(DISTINCT n) FROM t GROUP BY computer ORDER BY computer",
+        "SELECT computer, note, count(*), sum(n) FROM t GROUP BY computer, note \
+         ORDER BY computer NULLS FIRST, note NULLS FIRST",
+        "SELECT tag, computer, count(*), max(note) FROM t GROUP BY tag, computer \
+         ORDER BY tag NULLS FIRST, computer NULLS FIRST",
+        "SELECT computer, tag, n FROM (SELECT computer, tag, count(*) AS n, row_number() OVER \
+         (PARTITION BY computer ORDER BY count(*) DESC, tag) AS rn FROM t GROUP BY computer, tag) \
+         WHERE rn <= 2 ORDER BY computer NULLS FIRST, n DESC, tag",
     ];
 
     /// The rule's plans give DataFusion's own answers, and the rule is in the plan of the
