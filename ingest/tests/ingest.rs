@@ -624,6 +624,48 @@ fn row_groups_are_clustered() {
     }
 }
 
+/// Record ids and times are stored as deltas (they are sorted within runs), every other column
+/// as dictionaries or plain values; all with zstd.
+#[test]
+fn record_ids_and_times_are_stored_as_deltas() {
+    use parquet::basic::{Compression, Encoding};
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    ingest(
+        std::slice::from_ref(&data),
+        &store,
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let parts = Store::open(&store)
+        .unwrap()
+        .committed_event_parts()
+        .unwrap();
+    assert!(!parts.is_empty());
+    for part in parts {
+        let file = std::fs::File::open(&part).unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&reader);
+        for group in meta.row_groups() {
+            for chunk in group.columns() {
+                let name = chunk.column_path().string();
+                let delta = chunk
+                    .encodings()
+                    .any(|e| e == Encoding::DELTA_BINARY_PACKED);
+                let sorted = name == "record_id" || name == "time_created";
+                let encodings: Vec<Encoding> = chunk.encodings().collect();
+                assert_eq!(delta, sorted, "{name}: {encodings:?}");
+                assert!(
+                    matches!(chunk.compression(), Compression::ZSTD(_)),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
 #[path = "support/compaction.rs"]
 mod compaction;
 
