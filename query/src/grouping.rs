@@ -1,30 +1,34 @@
 //! GROUP BY a dictionary column (`computer`, `channel`, `provider`, `provider_guid`), alone or
-//! beside one string column: the partial aggregation DataFusion plans for it encodes every row
-//! of the key in its row format and hashes the encoded bytes, though a batch of a dictionary
-//! column holds a handful of distinct strings and one small integer key per row.
-//! [`DictionaryGrouping`] is a physical optimizer rule that puts [`DictionaryAggregateExec`] in
-//! place of such a partial aggregation (and splits a one-phase aggregation into ours and
-//! DataFusion's final phase). It numbers the strings of each key column (a dictionary's
-//! strings once per batch, then each row by its key; a string view of up to 12 bytes by its
-//! 16 bytes), and a group is a number, or a pair of numbers for two key columns.
+//! beside one string or integer column: the partial aggregation DataFusion plans for it
+//! encodes every row of the key in its row format and hashes the encoded bytes, though a batch
+//! of a dictionary column holds a handful of distinct strings and one small integer key per
+//! row. [`DictionaryGrouping`] is a physical optimizer rule that puts
+//! [`DictionaryAggregateExec`] in place of such a partial aggregation (and splits a one-phase
+//! aggregation into ours and DataFusion's final phase). It numbers the values of each key
+//! column (a dictionary's strings once per batch, then each row by its key; a string view of
+//! up to 12 bytes by its 16 bytes; an integer below 65 536 in a table), and a group is a
+//! number, or a pair of numbers for two key columns.
 //!
 //! It takes over only what it computes the same way: one or two group expressions of type
-//! `Dictionary(Int32, Utf8)`, `Utf8` or `Utf8View`, at least one of them a dictionary, no
-//! grouping sets, input in no particular order, and aggregates with a groups accumulator,
-//! without DISTINCT or ORDER BY inside them. Its output has the schema, partitioning and
-//! meaning of the partial aggregation it replaces, so the final aggregation above it is
-//! unchanged. Under memory pressure it does what a partial aggregation may: it sends the groups
-//! it holds on early and starts again (the final stage merges them).
+//! `Dictionary(Int32, Utf8)`, `Utf8`, `Utf8View` or an integer of up to 32 bits, at least one
+//! of them a dictionary, no grouping sets, input in no particular order, and aggregates with a
+//! groups accumulator, without DISTINCT or ORDER BY inside them. Its output has the schema,
+//! partitioning and meaning of the partial aggregation it replaces, so the final aggregation
+//! above it is unchanged. Under memory pressure it does what a partial aggregation may: it
+//! sends the groups it holds on early and starts again (the final stage merges them).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, StringArray,
-    StringViewArray,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int8Array, Int16Array, Int32Array,
+    StringArray, StringViewArray, UInt8Array, UInt16Array, UInt32Array,
 };
-use arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Int8Type, Int16Type, Int32Type, SchemaRef, UInt8Type, UInt16Type,
+    UInt32Type,
+};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
@@ -110,9 +114,24 @@ fn dictionary_key() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// The group key types taken over: dictionary strings and plain or view strings beside them.
+/// The group key types taken over: dictionary strings, and beside them plain or view strings
+/// or integers of up to 32 bits (`event_id`, `level`, `logon_type`, `status`, ...).
 fn key_type(data_type: &DataType) -> bool {
-    *data_type == dictionary_key() || matches!(data_type, DataType::Utf8 | DataType::Utf8View)
+    *data_type == dictionary_key()
+        || matches!(data_type, DataType::Utf8 | DataType::Utf8View)
+        || integer_key(data_type)
+}
+
+fn integer_key(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+    )
 }
 
 /// Whether this module computes the raw-input phase of `aggregate` the same way.
@@ -141,7 +160,7 @@ fn eligible(aggregate: &AggregateExec) -> Result<bool> {
             return Ok(false);
         }
     }
-    // Without a dictionary key, DataFusion's own grouping of strings is as good.
+    // Without a dictionary key, DataFusion's own grouping is as good.
     if !dictionary {
         return Ok(false);
     }
@@ -455,10 +474,76 @@ impl Strings {
     }
 }
 
-/// One key column: its strings, and how the rows of a batch find theirs.
+/// The distinct values of one integer key column, numbered in order of arrival; null has its
+/// number. A value below 65 536 finds its number in a table, others in a map.
+#[derive(Default)]
+struct Numbers {
+    small: Vec<u32>,
+    large: HashMap<u32, u32>,
+    /// Number → its value as 32 bits (None for null).
+    values: Vec<Option<u32>>,
+    null: Option<u32>,
+}
+
+impl Numbers {
+    fn size(&self) -> usize {
+        self.small.capacity() * size_of::<u32>()
+            + self.large.capacity() * (size_of::<(u32, u32)>() + 1)
+            + self.values.capacity() * size_of::<Option<u32>>()
+    }
+
+    fn number(&mut self, value: Option<u32>) -> u32 {
+        let Some(v) = value else {
+            return *self.null.get_or_insert_with(|| {
+                self.values.push(None);
+                (self.values.len() - 1) as u32
+            });
+        };
+        let next = self.values.len() as u32;
+        let slot = if v < 1 << 16 {
+            if self.small.is_empty() {
+                self.small = vec![UNSET; 1 << 16];
+            }
+            &mut self.small[v as usize]
+        } else {
+            self.large.entry(v).or_insert(UNSET)
+        };
+        if *slot == UNSET {
+            *slot = next;
+            self.values.push(Some(v));
+        }
+        *slot
+    }
+
+    /// A column of `data_type` whose row i is the value numbered `ids[i]`.
+    fn column(&self, ids: &[u32], data_type: &DataType) -> Result<ArrayRef> {
+        let bits: Vec<Option<u32>> = ids.iter().map(|id| self.values[*id as usize]).collect();
+        Ok(match data_type {
+            DataType::Int8 => Arc::new(Int8Array::from_iter(
+                bits.iter().map(|v| v.map(|v| v as i8)),
+            )),
+            DataType::Int16 => Arc::new(Int16Array::from_iter(
+                bits.iter().map(|v| v.map(|v| v as i16)),
+            )),
+            DataType::Int32 => Arc::new(Int32Array::from_iter(
+                bits.iter().map(|v| v.map(|v| v as i32)),
+            )),
+            DataType::UInt8 => Arc::new(UInt8Array::from_iter(
+                bits.iter().map(|v| v.map(|v| v as u8)),
+            )),
+            DataType::UInt16 => Arc::new(UInt16Array::from_iter(
+                bits.iter().map(|v| v.map(|v| v as u16)),
+            )),
+            _ => Arc::new(UInt32Array::from_iter(bits)),
+        })
+    }
+}
+
+/// One key column: its strings or numbers, and how the rows of a batch find theirs.
 struct KeyColumn {
     data_type: DataType,
     strings: Strings,
+    numbers: Numbers,
     /// The dictionary `memo` belongs to: batches of one column chunk share theirs.
     memo_of: Option<ArrayRef>,
     /// Dictionary key → string number, filled as keys are met.
@@ -472,14 +557,29 @@ impl KeyColumn {
         KeyColumn {
             data_type: data_type.clone(),
             strings: Strings::default(),
+            numbers: Numbers::default(),
             memo_of: None,
             memo: Vec::new(),
             short: HashMap::default(),
         }
     }
 
+    fn len(&self) -> usize {
+        self.strings.len() + self.numbers.values.len()
+    }
+
+    /// A column of the key's type whose row i is the key numbered `ids[i]`.
+    fn column(&self, ids: &[u32]) -> Result<ArrayRef> {
+        if integer_key(&self.data_type) {
+            self.numbers.column(ids, &self.data_type)
+        } else {
+            self.strings.column(ids, &self.data_type)
+        }
+    }
+
     fn size(&self) -> usize {
         self.strings.size()
+            + self.numbers.size()
             + self.memo.capacity() * size_of::<u32>()
             + self.short.capacity() * (size_of::<(u128, u32)>() + 1)
     }
@@ -520,9 +620,38 @@ impl KeyColumn {
                     out.push(id);
                 }
             }
+            t if integer_key(t) => self.assign_integers(array, out)?,
             _ => self.assign_dictionary(array, out)?,
         }
         Ok(())
+    }
+
+    fn assign_integers(&mut self, array: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
+        fn bits<T: ArrowPrimitiveType>(
+            array: &ArrayRef,
+            to_u32: impl Fn(T::Native) -> u32,
+            numbers: &mut Numbers,
+            out: &mut Vec<u32>,
+        ) -> Result<()> {
+            let values = array
+                .as_primitive_opt::<T>()
+                .ok_or_else(|| key_type_error(array.data_type()))?;
+            for (row, &v) in values.values().iter().enumerate() {
+                let value = (!values.is_null(row)).then(|| to_u32(v));
+                out.push(numbers.number(value));
+            }
+            Ok(())
+        }
+        let n = &mut self.numbers;
+        match array.data_type() {
+            DataType::UInt8 => bits::<UInt8Type>(array, u32::from, n, out),
+            DataType::UInt16 => bits::<UInt16Type>(array, u32::from, n, out),
+            DataType::UInt32 => bits::<UInt32Type>(array, |v| v, n, out),
+            DataType::Int8 => bits::<Int8Type>(array, |v| v as u8 as u32, n, out),
+            DataType::Int16 => bits::<Int16Type>(array, |v| v as u16 as u32, n, out),
+            DataType::Int32 => bits::<Int32Type>(array, |v| v as u32, n, out),
+            other => Err(key_type_error(other)),
+        }
     }
 
     fn assign_dictionary(&mut self, array: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
@@ -592,7 +721,7 @@ impl Groups {
 
     fn len(&self) -> usize {
         match self.columns.as_slice() {
-            [one] => one.strings.len(),
+            [one] => one.len(),
             _ => self.tuples.len(),
         }
     }
@@ -642,13 +771,13 @@ impl Groups {
         let mut out = Vec::with_capacity(self.columns.len());
         match self.columns.as_slice() {
             [one] => {
-                let ids: Vec<u32> = (0..one.strings.len() as u32).collect();
-                out.push(one.strings.column(&ids, &one.data_type)?);
+                let ids: Vec<u32> = (0..one.len() as u32).collect();
+                out.push(one.column(&ids)?);
             }
             columns => {
                 for (i, column) in columns.iter().enumerate() {
                     let ids: Vec<u32> = self.tuples.iter().map(|t| t[i]).collect();
-                    out.push(column.strings.column(&ids, &column.data_type)?);
+                    out.push(column.column(&ids)?);
                 }
             }
         }
@@ -670,7 +799,6 @@ mod tests {
     use super::*;
     use crate::cells::ColumnCells;
     use crate::session::{SessionOptions, new_context};
-    use arrow::array::UInt32Array;
     use arrow::datatypes::{Field, Schema};
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
@@ -773,7 +901,7 @@ mod tests {
         ctx.register_table("t", Arc::new(table)).unwrap();
     }
 
-    const QUERIES: [&str; 7] = [
+    const QUERIES: [&str; 10] = [
         "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
          GROUP BY computer ORDER BY computer NULLS FIRST",
         "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
@@ -788,6 +916,13 @@ mod tests {
         "SELECT computer, tag, n FROM (SELECT computer, tag, count(*) AS n, row_number() OVER \
          (PARTITION BY computer ORDER BY count(*) DESC, tag) AS rn FROM t GROUP BY computer, tag) \
          WHERE rn <= 2 ORDER BY computer NULLS FIRST, n DESC, tag",
+        "SELECT computer, n, count(*) FROM t GROUP BY computer, n \
+         ORDER BY computer NULLS FIRST, n NULLS FIRST",
+        "SELECT computer, big, count(*) FROM (SELECT computer, n * arrow_cast(5000, 'UInt32') \
+         AS big FROM t) GROUP BY computer, big ORDER BY computer NULLS FIRST, big NULLS FIRST",
+        "SELECT small, computer, count(*) FROM (SELECT computer, arrow_cast(n, 'Int16') - \
+         arrow_cast(20, 'Int16') AS small FROM t) GROUP BY small, computer \
+         ORDER BY small NULLS FIRST, computer NULLS FIRST",
     ];
 
     /// The rule's plans give DataFusion's own answers, and the rule is in the plan of the
