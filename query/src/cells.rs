@@ -97,6 +97,27 @@ enum Kind<'a> {
 
 const FORMAT: FormatOptions<'static> = FormatOptions::new().with_null("");
 
+/// Each row of `batches` as one line of text, cells between `|`, nulls as `null_text`, times in
+/// UTC: a compact form to compare results by (tests, diagnostics).
+pub fn row_lines(
+    batches: &[arrow::record_batch::RecordBatch],
+    null_text: &str,
+) -> Result<Vec<String>, ArrowError> {
+    let mut out = Vec::new();
+    for b in batches {
+        let cols = b
+            .columns()
+            .iter()
+            .map(|c| ColumnCells::new(c.as_ref(), None))
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = cols.iter().map(|c| c.cell(r).to_text(null_text)).collect();
+            out.push(cells.join("|"));
+        }
+    }
+    Ok(out)
+}
+
 fn cast(array: &dyn Array, to: &DataType) -> Result<ArrayRef, ArrowError> {
     let opts = CastOptions {
         safe: true,

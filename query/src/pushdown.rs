@@ -96,6 +96,7 @@ fn with_pushdown(plan: &Arc<dyn ExecutionPlan>, on: bool) -> Option<Arc<dyn Exec
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::cells::row_lines;
     use crate::session::{SessionOptions, new_context};
     use arrow::array::{Int64Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
@@ -124,9 +125,7 @@ mod tests {
 
     async fn text(ctx: &SessionContext, sql: &str) -> String {
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string()
+        row_lines(&batches, "NULL").unwrap().join("\n")
     }
 
     /// A filter whose one column is all its scan reads is evaluated above the scan; any other

@@ -15,7 +15,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 use evtxsql_ingest::{Store, events_schema};
-use evtxsql_query::cells::ColumnCells;
+use evtxsql_query::cells::row_lines;
 use evtxsql_query::{
     Format, OutputOptions, QueryError, SessionOptions, new_context, session_for_evtx,
     session_for_store, write_batches,
@@ -71,23 +71,7 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
         Err(e) => panic!("{sql}: {}", e.render_with_sql(sql)),
     };
     let batches = df.collect().await.unwrap();
-    let mut out = Vec::new();
-    for b in &batches {
-        let cols: Vec<ColumnCells<'_>> = b
-            .columns()
-            .iter()
-            .map(|c| ColumnCells::new(c.as_ref(), None).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            out.push(
-                cols.iter()
-                    .map(|c| c.cell(r).to_text("NULL"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
-    }
-    out
+    row_lines(&batches, "NULL").unwrap()
 }
 
 /// Every table, view and function gives the same answer over the store, over `events` of an

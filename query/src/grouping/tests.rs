@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 use super::*;
-use crate::cells::ColumnCells;
+use crate::cells::row_lines;
 use crate::session::{SessionOptions, new_context};
 use arrow::array::{
     ArrayRef, DictionaryArray, Int32Array, StringArray, StringViewArray, UInt32Array,
@@ -90,19 +90,7 @@ fn partitions() -> Vec<Vec<RecordBatch>> {
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let mut out = Vec::new();
-    for b in &batches {
-        let cols: Vec<ColumnCells<'_>> = b
-            .columns()
-            .iter()
-            .map(|c| ColumnCells::new(c.as_ref(), None).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = cols.iter().map(|c| c.cell(r).to_text("NULL")).collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out
+    row_lines(&batches, "NULL").unwrap()
 }
 
 fn register(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) {
