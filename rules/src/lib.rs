@@ -4,6 +4,7 @@
 //! - [`rule`]: the rule file format (`-- key: value` header + one SELECT) and [`Severity`].
 //! - [`pack`]: the built-in packs embedded in the binary (`smb-guest`) and `--rules DIR`.
 //! - [`runner`]: builds the shared relation `smb_events` once, then runs every rule on it.
+//! - [`reuse`]: runs a rule's plan with each repeated subplan (a CTE read twice) computed once.
 //! - [`shared`]: plans which rows and columns the rules read; the partitioned in-memory relation.
 //! - [`check`]: plans rules against an empty store (`rules check`).
 //! - [`finding`]: a finding, converted from a rule's result rows.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod finding;
 pub mod pack;
 pub mod report;
+mod reuse;
 pub mod rule;
 pub mod runner;
 pub mod shared;

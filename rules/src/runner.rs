@@ -16,7 +16,6 @@ use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
 use chrono::{DateTime, Utc};
-use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionContext, col, lit};
 use serde::Serialize;
@@ -25,6 +24,7 @@ use evtxsql_ingest::schema::col as schema;
 
 use crate::error::{Result, RulesError};
 use crate::finding::{Finding, column_names, findings_from_batches, missing_standard_columns};
+use crate::reuse;
 use crate::rule::{Requirement, Rule, TimelineQuery};
 use crate::shared::{self, RelationPlan, RelationRows, SharedRelation};
 use crate::timeline::{self, DailyCount};
@@ -306,18 +306,19 @@ pub async fn register_relation_from(
 
 /// Run one rule against a session where [`RELATION`] is registered (planning its SQL).
 pub async fn run_rule(ctx: &SessionContext, rule: &Rule) -> Result<Vec<Finding>> {
-    let df = ctx
+    let plan = ctx
         .sql_with_options(&rule.sql, shared::query_only())
         .await
+        .and_then(|df| df.into_optimized_plan())
         .map_err(|source| RulesError::Rule {
             rule: rule.id.clone(),
             origin: rule.origin.clone(),
             source,
         })?;
-    run_plan(ctx, rule, df.logical_plan()).await
+    run_plan(ctx, rule, &plan).await
 }
 
-/// Run a rule's (logical) plan.
+/// Run a rule's logical plan, optimized by `ctx`'s optimizer.
 async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Result<Vec<Finding>> {
     let err = |source| RulesError::Rule {
         rule: rule.id.clone(),
@@ -333,10 +334,7 @@ async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Resu
             message: format!("result lacks the standard column(s) {}", missing.join(", ")),
         });
     }
-    let batches = DataFrame::new(ctx.state(), plan.clone())
-        .collect()
-        .await
-        .map_err(err)?;
+    let batches = reuse::collect(ctx, plan).await.map_err(err)?;
     findings_from_batches(rule, &batches)
 }
 

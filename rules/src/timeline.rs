@@ -7,13 +7,13 @@
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
-use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::error::{Result, RulesError};
 use crate::finding::column_names;
+use crate::reuse::collect_optimized;
 use crate::rule::{TIMELINE_COLUMNS, TimelineQuery};
 
 /// Counts for one day and one host (short name, as in the findings) or server.
@@ -58,11 +58,15 @@ pub async fn daily_counts(
 ) -> Result<Vec<DailyCount>> {
     let stage = format!("timeline query {}", query.origin);
     let df_err = |e| RulesError::df(stage.clone(), e);
-    let df = match plan {
-        Some(p) => DataFrame::new(ctx.state(), p.clone()),
-        None => ctx.sql(&query.sql).await.map_err(df_err)?,
+    let plan = match plan {
+        Some(p) => p.clone(),
+        None => ctx
+            .sql(&query.sql)
+            .await
+            .and_then(|df| df.into_optimized_plan())
+            .map_err(df_err)?,
     };
-    let names = column_names(df.schema());
+    let names = column_names(plan.schema());
     if let Some(problem) = column_problem(&names) {
         return Err(RulesError::Output {
             rule: "timeline".into(),
@@ -70,7 +74,7 @@ pub async fn daily_counts(
             message: problem,
         });
     }
-    let batches = df.collect().await.map_err(df_err)?;
+    let batches = collect_optimized(ctx, &plan).await.map_err(df_err)?;
     let mut out = Vec::new();
     for b in &batches {
         let cast = |i: usize, t: &DataType| {
