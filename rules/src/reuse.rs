@@ -11,17 +11,16 @@
 //! Left alone: subplans with a volatile function (each occurrence may differ), plans with a
 //! recursive query (a subplan may read its work table), and subqueries inside expressions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, Result};
+use datafusion::common::{Column, HashMap, Result};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::provider_as_source;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Projection};
-use datafusion::prelude::SessionContext;
 
 /// At most this many subplans are kept for one plan.
 const MAX_KEPT: usize = 64;
@@ -32,15 +31,15 @@ fn kept_name(n: usize) -> String {
     format!("__evtxsql_kept_{n}")
 }
 
-/// Run `plan` (optimized by `ctx`'s optimizer), each repeated subplan computed once.
-pub(crate) async fn collect(ctx: &SessionContext, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
-    let (plan, _) = keep_repeated(ctx, plan).await?;
-    collect_optimized(ctx, &plan).await
+/// Run `plan` (optimized by `state`'s optimizer), each repeated subplan computed once.
+pub(crate) async fn collect(state: &SessionState, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
+    let (plan, _) = keep_repeated(state, plan).await?;
+    collect_optimized(state, &plan).await
 }
 
 /// `plan` with each repeated subplan worth keeping run (now) and replaced by a scan of its
 /// rows; and how many were kept.
-async fn keep_repeated(ctx: &SessionContext, plan: &LogicalPlan) -> Result<(LogicalPlan, usize)> {
+async fn keep_repeated(state: &SessionState, plan: &LogicalPlan) -> Result<(LogicalPlan, usize)> {
     let mut plan = plan.clone();
     let mut kept = 0;
     if has_recursive_query(&plan)? {
@@ -51,8 +50,8 @@ async fn keep_repeated(ctx: &SessionContext, plan: &LogicalPlan) -> Result<(Logi
     while kept < MAX_KEPT
         && let Some(repeated) = innermost_repeated(&plan)
     {
-        let batches = collect_optimized(ctx, &repeated).await?;
-        let Some(scan) = scan_of(&repeated, batches, &kept_name(kept), ctx)? else {
+        let batches = collect_optimized(state, &repeated).await?;
+        let Some(scan) = scan_of(&repeated, batches, &kept_name(kept), state)? else {
             break;
         };
         kept += 1;
@@ -69,17 +68,16 @@ async fn keep_repeated(ctx: &SessionContext, plan: &LogicalPlan) -> Result<(Logi
     Ok((plan, kept))
 }
 
-/// Run a logical plan that was optimized by `ctx`'s own optimizer: physical planning only.
+/// Run a logical plan that was optimized by `state`'s optimizer: physical planning only.
 /// (`DataFrame::collect` would analyze and optimize it again, about as long as the first time:
 /// with 200 rules, most of a second.)
 pub(crate) async fn collect_optimized(
-    ctx: &SessionContext,
+    state: &SessionState,
     plan: &LogicalPlan,
 ) -> Result<Vec<RecordBatch>> {
-    let state = ctx.state();
     let physical = state
         .query_planner()
-        .create_physical_plan(plan, &state)
+        .create_physical_plan(plan, state)
         .await?;
     datafusion::physical_plan::collect(physical, state.task_ctx()).await
 }
@@ -89,13 +87,18 @@ fn has_recursive_query(plan: &LogicalPlan) -> Result<bool> {
 }
 
 /// The first subplan (leftmost, innermost) that occurs at least twice in `plan` and is worth
-/// keeping, if any.
+/// keeping, if any. It is rooted at a node that does work: a repeated subplan that does work
+/// holds one (itself, or deeper), which is repeated as often and is innermost.
 fn innermost_repeated(plan: &LogicalPlan) -> Option<LogicalPlan> {
+    // Only subplans rooted at a node that does work are counted: hashing a subplan hashes all
+    // of it, so hashing every node's would cost the depth of the plan times its size.
+    // (`apply` visits plan inputs, not subqueries in expressions, as `transform_down` does when
+    // the occurrences are replaced.)
     let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
-    // Count every node's subtree (`apply` visits plan inputs, not subqueries in expressions,
-    // as `transform_down` does when the occurrences are replaced).
     let _ = plan.apply(|node| {
-        *counts.entry(node).or_default() += 1;
+        if does_work(node) {
+            *counts.entry(node).or_default() += 1;
+        }
         Ok(TreeNodeRecursion::Continue)
     });
     fn find<'a>(
@@ -107,25 +110,32 @@ fn innermost_repeated(plan: &LogicalPlan) -> Option<LogicalPlan> {
                 return Some(found);
             }
         }
-        (counts.get(node).copied().unwrap_or(0) >= 2 && worth_keeping(node)).then_some(node)
+        (counts.get(node).copied().unwrap_or(0) >= 2 && deterministic(node)).then_some(node)
+    }
+    if counts.values().all(|&n| n < 2) {
+        return None;
     }
     find(plan, &counts).cloned()
 }
 
-/// A subplan whose result is worth keeping: it does work beyond reading and filtering
-/// (aggregates, joins, sorts, windows, DISTINCT) and every expression in it is deterministic.
-fn worth_keeping(plan: &LogicalPlan) -> bool {
-    let mut works = false;
+/// A node whose result is worth keeping: it does work beyond reading, projecting and
+/// filtering.
+fn does_work(node: &LogicalPlan) -> bool {
+    matches!(
+        node,
+        LogicalPlan::Aggregate(_)
+            | LogicalPlan::Join(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Distinct(_)
+    )
+}
+
+/// Every expression in the subplan is deterministic (a volatile one may give each occurrence
+/// other rows).
+fn deterministic(plan: &LogicalPlan) -> bool {
     let mut volatile = false;
     let _ = plan.apply(|node| {
-        works |= matches!(
-            node,
-            LogicalPlan::Aggregate(_)
-                | LogicalPlan::Join(_)
-                | LogicalPlan::Sort(_)
-                | LogicalPlan::Window(_)
-                | LogicalPlan::Distinct(_)
-        );
         volatile |= node.expressions().iter().any(Expr::is_volatile);
         Ok(if volatile {
             TreeNodeRecursion::Stop
@@ -133,7 +143,7 @@ fn worth_keeping(plan: &LogicalPlan) -> bool {
             TreeNodeRecursion::Continue
         })
     });
-    works && !volatile
+    !volatile
 }
 
 /// A plan that scans `batches` (the rows of `original`) and gives them `original`'s schema:
@@ -142,7 +152,7 @@ fn scan_of(
     original: &LogicalPlan,
     batches: Vec<RecordBatch>,
     name: &str,
-    ctx: &SessionContext,
+    state: &SessionState,
 ) -> Result<Option<LogicalPlan>> {
     let logical = original.schema();
     // Positional column names: a join's output may hold one name under two qualifiers.
@@ -153,7 +163,7 @@ fn scan_of(
         .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), f.is_nullable()))
         .collect();
     let schema: SchemaRef = Arc::new(Schema::new(fields));
-    let lanes = ctx.state().config().target_partitions().max(1);
+    let lanes = state.config().target_partitions().max(1);
     let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); lanes];
     for (i, b) in batches.into_iter().enumerate() {
         let Ok(renamed) = RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()) else {
@@ -186,6 +196,7 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::DataType;
     use arrow::util::pretty::pretty_format_batches;
+    use datafusion::prelude::SessionContext;
 
     fn context() -> SessionContext {
         let schema = Arc::new(Schema::new(vec![
@@ -215,8 +226,8 @@ mod tests {
     async fn both(sql: &str) -> (String, String, usize) {
         let ctx = context();
         let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
-        let (kept_plan, kept) = keep_repeated(&ctx, &plan).await.unwrap();
-        let ours = collect_optimized(&ctx, &kept_plan).await.unwrap();
+        let (kept_plan, kept) = keep_repeated(&ctx.state(), &plan).await.unwrap();
+        let ours = collect_optimized(&ctx.state(), &kept_plan).await.unwrap();
         let theirs = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         let text = |b: &[RecordBatch]| pretty_format_batches(b).unwrap().to_string();
         (text(&ours), text(&theirs), kept)
@@ -275,7 +286,7 @@ mod tests {
         let ctx = context();
         let sql = "SELECT k, count(*) FROM t GROUP BY k";
         let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
-        let (same, kept) = keep_repeated(&ctx, &plan).await.unwrap();
+        let (same, kept) = keep_repeated(&ctx.state(), &plan).await.unwrap();
         assert_eq!(kept, 0);
         assert_eq!(same, plan);
     }

@@ -16,6 +16,7 @@ use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
 use chrono::{DateTime, Utc};
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionContext, col, lit};
 use serde::Serialize;
@@ -315,11 +316,11 @@ pub async fn run_rule(ctx: &SessionContext, rule: &Rule) -> Result<Vec<Finding>>
             origin: rule.origin.clone(),
             source,
         })?;
-    run_plan(ctx, rule, &plan).await
+    run_plan(&ctx.state(), rule, &plan).await
 }
 
-/// Run a rule's logical plan, optimized by `ctx`'s optimizer.
-async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Result<Vec<Finding>> {
+/// Run a rule's logical plan, optimized by `state`'s optimizer.
+async fn run_plan(state: &SessionState, rule: &Rule, plan: &LogicalPlan) -> Result<Vec<Finding>> {
     let err = |source| RulesError::Rule {
         rule: rule.id.clone(),
         origin: rule.origin.clone(),
@@ -334,7 +335,7 @@ async fn run_plan(ctx: &SessionContext, rule: &Rule, plan: &LogicalPlan) -> Resu
             message: format!("result lacks the standard column(s) {}", missing.join(", ")),
         });
     }
-    let batches = reuse::collect(ctx, plan).await.map_err(err)?;
+    let batches = reuse::collect(state, plan).await.map_err(err)?;
     findings_from_batches(rule, &batches)
 }
 
@@ -364,6 +365,17 @@ pub async fn run_from(
         ctx.state().config().target_partitions().clamp(1, 4)
     };
     let prepared = &prepared;
+    // With rules running side by side, each runs in one partition: the rules are the
+    // parallelism, and over the cached rows a rule's repartitioning (planned, started and run
+    // for every rule) costs more than it gains.
+    let state = {
+        let mut state = ctx.state();
+        if lanes > 1 {
+            state.config_mut().options_mut().execution.target_partitions = 1;
+        }
+        Arc::new(state)
+    };
+    let state = &state;
     let rules_started = Instant::now();
     let results: Vec<Result<(Vec<Finding>, Duration)>> =
         futures::stream::iter(rules.iter().enumerate())
@@ -372,8 +384,9 @@ pub async fn run_from(
                 let f = match prepared.plans.get(i) {
                     // On its own task, so that two rules' CPU work runs on two threads.
                     Some(plan) => {
-                        let (ctx, rule, plan) = (ctx.clone(), rule.clone(), plan.clone());
-                        let task = tokio::spawn(async move { run_plan(&ctx, &rule, &plan).await });
+                        let (state, rule, plan) = (Arc::clone(state), rule.clone(), plan.clone());
+                        let task =
+                            tokio::spawn(async move { run_plan(&state, &rule, &plan).await });
                         task.await.map_err(|e| {
                             RulesError::df(
                                 "running a rule",

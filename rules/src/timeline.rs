@@ -74,7 +74,9 @@ pub async fn daily_counts(
             message: problem,
         });
     }
-    let batches = collect_optimized(ctx, &plan).await.map_err(df_err)?;
+    let batches = collect_optimized(&ctx.state(), &plan)
+        .await
+        .map_err(df_err)?;
     let mut out = Vec::new();
     for b in &batches {
         let cast = |i: usize, t: &DataType| {
