@@ -84,8 +84,8 @@ pub struct RunOutput {
     pub prepare: Duration,
     /// Of `prepare`, the time spent planning the rules against the empty relation.
     pub planning: Duration,
-    /// Passes over the store the shared scan made (zero in naive mode).
-    pub passes: usize,
+    /// The passes over the store the shared scan made (none in naive mode).
+    pub passes: Vec<PassRun>,
     /// Rules run at a time, and the wall time they took together.
     pub lanes: usize,
     pub rules_elapsed: Duration,
@@ -180,8 +180,24 @@ pub struct Prepared {
     timeline: Option<LogicalPlan>,
     /// Time spent planning the rules before the scan (shared mode).
     pub planning: Duration,
-    /// Passes over the store the shared scan made.
-    pub passes: usize,
+    /// The passes over the store the shared scan made.
+    pub passes: Vec<PassRun>,
+}
+
+/// One pass of the shared scan over the store, as it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassRun {
+    /// Event ids it fetched.
+    pub event_ids: usize,
+    /// Columns it fetched.
+    pub columns: usize,
+    /// Whether it fetched the payload (`data`).
+    pub payload: bool,
+    /// Rows it kept.
+    pub rows: usize,
+    /// Wall time, from planning the pass to its last batch.
+    #[serde(serialize_with = "as_millis")]
+    pub elapsed: Duration,
 }
 
 /// Register [`RELATION`] in `ctx`: cached (shared) or a view (naive).
@@ -270,7 +286,10 @@ pub async fn register_relation_from(
     let plan = RelationPlan::new(&full, &ids, &uses);
     let stage = "reading the shared relation";
     let mut rows = RelationRows::new(full);
+    let mut passes = Vec::with_capacity(plan.passes.len());
     for pass in &plan.passes {
+        let pass_started = Instant::now();
+        let before = rows.rows();
         let names: Vec<&str> = pass.columns.iter().map(String::as_str).collect();
         // Separate conjuncts, cheapest first: the Parquet reader evaluates them in turn and
         // decodes each one's columns only for the rows the earlier ones left.
@@ -293,6 +312,13 @@ pub async fn register_relation_from(
             rows.push(&batch, &plan)
                 .map_err(|e| RulesError::df(stage, e))?;
         }
+        passes.push(PassRun {
+            event_ids: pass.event_ids.len(),
+            columns: pass.columns.len(),
+            payload: pass.columns.iter().any(|c| c == schema::DATA),
+            rows: rows.rows() - before,
+            elapsed: pass_started.elapsed(),
+        });
     }
     rows.finish().map_err(|e| RulesError::df(stage, e))?;
     relation.fill(rows);
@@ -301,7 +327,7 @@ pub async fn register_relation_from(
         plans,
         timeline: timeline_plan,
         planning,
-        passes: plan.passes.len(),
+        passes,
     })
 }
 
@@ -424,7 +450,7 @@ pub async fn run_from(
         relation_rows: prepared.rows,
         prepare,
         planning: prepared.planning,
-        passes: prepared.passes,
+        passes: prepared.passes.clone(),
         lanes,
         rules_elapsed,
         rule_runs,

@@ -86,7 +86,8 @@ pub struct ReportOptions {
     #[arg(long)]
     pub no_shared_scan: bool,
 
-    /// Print how long the shared scan and each rule took (on standard error).
+    /// Print how long the shared scan (and each of its passes over the store, with the rows it
+    /// kept) and each rule took (on standard error).
     #[arg(long)]
     pub timings: bool,
 
@@ -188,13 +189,26 @@ pub fn report_store(store: &Path, source: &str, opts: &ReportOptions) -> anyhow:
     if opts.timings {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         match run.relation_rows {
-            Some(n) => eprintln!(
-                "shared scan: {:.1} ms ({n} events kept, {} pass(es) over the store; planning \
-                 the rules first: {:.1} ms)",
-                ms(run.prepare),
-                run.passes,
-                ms(run.planning)
-            ),
+            Some(n) => {
+                eprintln!(
+                    "shared scan: {:.1} ms ({n} events kept, {} pass(es) over the store; \
+                     planning the rules first: {:.1} ms)",
+                    ms(run.prepare),
+                    run.passes.len(),
+                    ms(run.planning)
+                );
+                for (i, p) in run.passes.iter().enumerate() {
+                    eprintln!(
+                        "  pass {}: {:>8.1} ms  {} rows kept; {} event ids, {} columns{}",
+                        i + 1,
+                        ms(p.elapsed),
+                        p.rows,
+                        p.event_ids,
+                        p.columns,
+                        if p.payload { " with the payload" } else { "" }
+                    );
+                }
+            }
             None => eprintln!("no shared scan: each rule scans the store"),
         }
         if let Some(url) = &opts.cluster {

@@ -161,6 +161,8 @@ fn report_since_until_and_naive_scan() {
         .success()
         .stderr(
             predicate::str::contains("shared scan:")
+                .and(predicate::str::contains("  pass 1: "))
+                .and(predicate::str::contains("rows kept;"))
                 .and(predicate::str::contains("client_allowed_guest")),
         );
 }

@@ -52,9 +52,24 @@ async fn shared_relation_holds_only_what_rules_read_and_findings_match_naive() {
         "relation kept {kept} rows, the required Security/PowerShell/Sysmon ids alone have {required}"
     );
     assert!(
-        shared.passes >= 1 && shared.passes <= 2,
-        "{} passes",
+        (1..=2).contains(&shared.passes.len()),
+        "{:?} passes",
         shared.passes
+    );
+    // Each pass says what it kept: together, the relation's rows.
+    assert_eq!(
+        shared.passes.iter().map(|p| p.rows).sum::<usize>() as i64,
+        kept
+    );
+    assert!(
+        shared
+            .passes
+            .iter()
+            .all(|p| p.event_ids > 0 && p.columns > 0)
+    );
+    assert!(
+        shared.passes.iter().any(|p| p.payload),
+        "the pack reads the payload (31018, 4104, Sysmon 13)"
     );
 
     // User rules that read the same event ids differently: one with no filter beyond the event
