@@ -69,8 +69,8 @@ async fn keep_repeated(state: &SessionState, plan: &LogicalPlan) -> Result<(Logi
 }
 
 /// Run a logical plan that was optimized by `state`'s optimizer: physical planning only.
-/// (`DataFrame::collect` would analyze and optimize it again, about as long as the first time:
-/// with 200 rules, most of a second.)
+/// (`DataFrame::collect` would analyze and optimize it again: with 200 rules that was about
+/// 1 CPU-s, 0.5 s of the run's wall time on 2 cores.)
 pub(crate) async fn collect_optimized(
     state: &SessionState,
     plan: &LogicalPlan,
