@@ -16,6 +16,7 @@ pub use datafusion;
 pub mod cells;
 pub mod error;
 pub mod evtx;
+mod footers;
 pub mod functions;
 pub mod grouping;
 pub mod ntstatus;

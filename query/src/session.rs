@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -23,6 +24,7 @@ use evtxsql_ingest::{IngestError, Store, events_schema, files_schema};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::QueryError;
+use crate::footers::FooterFirst;
 use crate::grouping::DictionaryGrouping;
 use crate::pushdown::PushdownChoice;
 use crate::{evtx, functions, views};
@@ -107,8 +109,13 @@ async fn register_tables(
     } else {
         events_schema()
     };
-    register(ctx, "events", parquet_table(event_parts, events)?)?;
-    register(ctx, "files", parquet_table(manifest_parts, files_schema())?)?;
+    let local = is_local(ctx);
+    register(ctx, "events", parquet_table(event_parts, events, local)?)?;
+    register(
+        ctx,
+        "files",
+        parquet_table(manifest_parts, files_schema(), local)?,
+    )?;
     views::register_views(ctx).await
 }
 
@@ -251,6 +258,7 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
         rules.insert(at, Arc::new(PushdownChoice));
         rules.push(Arc::new(DictionaryGrouping));
         builder = builder.with_physical_optimizer_rules(rules);
+        config = config.with_extension(Arc::new(LocalSession));
     }
     let mut state = builder.with_config(config).with_default_features().build();
     functions::register_functions(&mut state).map_err(|source| QueryError::Setup {
@@ -291,11 +299,27 @@ fn string_views(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// Marks the configuration of a session whose plans run here (not on a cluster).
+#[derive(Debug)]
+struct LocalSession;
+
+/// Whether `ctx`'s plans run in this process ([`new_context`]), not on a cluster.
+pub(crate) fn is_local(ctx: &SessionContext) -> bool {
+    ctx.state_ref()
+        .read()
+        .config()
+        .get_extension::<LocalSession>()
+        .is_some()
+}
+
 /// A Parquet listing over exactly `parts` (absolute paths or URLs; never a directory listing:
 /// a directory can hold a crashed writer's leftovers), or an empty table when there are none.
+/// `local`: the plans run in this process, which plans from the footers alone
+/// ([`FooterFirst`]).
 fn parquet_table(
     parts: &[String],
     schema: SchemaRef,
+    local: bool,
 ) -> Result<Arc<dyn TableProvider>, QueryError> {
     let setup = |what: String| move |source| QueryError::Setup { what, source };
     if parts.is_empty() {
@@ -307,8 +331,12 @@ fn parquet_table(
         let url = ListingTableUrl::parse(p).map_err(setup(format!("Parquet part {p}")))?;
         urls.push(url);
     }
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let format: Arc<dyn FileFormat> = if local {
+        Arc::new(FooterFirst::default())
+    } else {
+        Arc::new(ParquetFormat::default())
+    };
+    let options = ListingOptions::new(format).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);

@@ -161,6 +161,81 @@ async fn store_and_evtx_sessions_agree() {
     assert_eq!(failed, ["failed"]);
 }
 
+/// The views are planned when first read: each answers exactly as its SQL run directly, they are
+/// listed as views before any is read, and a user's view of the same name replaces ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_planned_when_read_answer_as_their_sql() {
+    let Some(fx) = FIXTURE.as_ref() else { return };
+    let opts = SessionOptions::default();
+    let ctx = session_for_store(&fx.store, &opts).await.unwrap();
+    let listed = rows(
+        &ctx,
+        "SELECT table_name, table_type FROM information_schema.tables \
+         WHERE table_type = 'VIEW' AND table_schema = 'public' ORDER BY table_name",
+    )
+    .await;
+    assert_eq!(
+        listed,
+        [
+            "logons|VIEW",
+            "share_access|VIEW",
+            "smb_client|VIEW",
+            "smb_server|VIEW"
+        ]
+    );
+    for (name, _, select) in evtxsql_query::views::VIEWS {
+        let order = "ORDER BY record_id, provider, computer, time_created";
+        let direct = rows(&ctx, &format!("SELECT * FROM ({select}) v {order}")).await;
+        let view = rows(&ctx, &format!("SELECT * FROM {name} {order}")).await;
+        assert!(!view.is_empty(), "{name} is empty in the fixture");
+        assert_eq!(view, direct, "{name} differs from its SQL");
+        let columns = rows(
+            &ctx,
+            &format!("SELECT count(*) FROM information_schema.columns WHERE table_name = '{name}'"),
+        )
+        .await;
+        let events = rows(
+            &ctx,
+            "SELECT count(*) + 1 FROM information_schema.columns WHERE table_name = 'events'",
+        )
+        .await;
+        assert_eq!(
+            columns, events,
+            "{name}: the columns of events and status_name"
+        );
+    }
+    let fresh = session_for_store(&fx.store, &opts).await.unwrap();
+    rows(&fresh, "CREATE OR REPLACE VIEW smb_client AS SELECT 1 AS x").await;
+    assert_eq!(rows(&fresh, "SELECT * FROM smb_client").await, ["1"]);
+    rows(&fresh, "DROP VIEW smb_server").await;
+    let gone = evtxsql_query::sql(&fresh, "SELECT * FROM smb_server").await;
+    assert!(gone.is_err(), "a dropped view is gone");
+}
+
+/// The payload column keeps no statistics (no filter can use them), and DataFusion does not
+/// take that for "all null": counts of `data` come from the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_counts_without_statistics() {
+    let Some(fx) = FIXTURE.as_ref() else { return };
+    let ctx = session_for_store(&fx.store, &SessionOptions::default())
+        .await
+        .unwrap();
+    let counts = rows(
+        &ctx,
+        "SELECT count(*), count(data), count(*) FILTER (WHERE data IS NULL) FROM events",
+    )
+    .await;
+    let direct = rows(
+        &ctx,
+        "SELECT count(*), sum(CASE WHEN data IS NULL THEN 0 ELSE 1 END), \
+         sum(CASE WHEN data IS NULL THEN 1 ELSE 0 END) FROM events WHERE record_id >= 0",
+    )
+    .await;
+    assert_eq!(counts, direct);
+    let fields: Vec<&str> = counts[0].split('|').collect();
+    assert_ne!(fields[1], "0", "count(data) read as all null: {counts:?}");
+}
+
 /// `read_evtx` takes several paths, projects and stops at a LIMIT; bad paths are plan errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_evtx_paths_projection_and_limit() {

@@ -335,10 +335,22 @@ pub fn run(args: QueryArgs) -> anyhow::Result<u8> {
         let data = classify(&inputs)?;
         let ctx = open_session(&data, &opts, args.engine.cluster.as_deref()).await?;
         let (out_opts, mut out) = args.output.open()?;
-        run_sql(&ctx, &sql, &mut out, &out_opts).await
+        let result = run_sql(&ctx, &sql, &mut out, &out_opts).await;
+        drop(out);
+        leave_behind(ctx);
+        result
     });
     Ok(match result {
         Ok(()) => EXIT_OK,
         Err(e) => report_error(&e, &sql),
     })
+}
+
+/// Let the process's exit free a session it is done with, instead of tearing its catalog,
+/// functions and cached Parquet footers down piece by piece first (~1 ms of a 20 ms query).
+/// Dropped as usual when it made a spill directory, so the directory is removed.
+fn leave_behind(ctx: SessionContext) {
+    if ctx.runtime_env().disk_manager.temp_dir_paths().is_empty() {
+        std::mem::forget(ctx);
+    }
 }

@@ -92,8 +92,8 @@ impl Layout {
 }
 
 /// The Parquet writer properties of events parts: zstd, page statistics and page index (for
-/// pruning on channel, event_id and time), no dictionary for the payload, record ids and times,
-/// record ids and times as deltas.
+/// pruning on channel, event_id and time) except for the payload, no dictionary for the
+/// payload, record ids and times, record ids and times as deltas.
 /// The layout's name ([`LAYOUT_KEY`]) is added to the footer when the segment is finished.
 pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
     WriterProperties::builder()
@@ -101,6 +101,9 @@ pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_dictionary_enabled(ColumnPath::from(col::DATA), false)
+        // No filter can use the min/max of JSON text, yet every query read them: on the 10.5
+        // M-event store they were 395 of the 830 KB of column index that a query parses.
+        .set_column_statistics_enabled(ColumnPath::from(col::DATA), EnabledStatistics::None)
         // Unique, or nearly, in every row group: a dictionary would only cost its building.
         // Sorted within runs of a channel and event id, so stored as deltas (zstd on top
         // still finds repeats in some logs): on the 10.5 M-event store the times took 37.8 MB
