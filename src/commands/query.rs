@@ -347,7 +347,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<u8> {
 }
 
 /// Let the process's exit free a session it is done with, instead of tearing its catalog,
-/// functions and cached Parquet footers down piece by piece first (~1 ms of a 20 ms query).
+/// functions and cached Parquet footers down piece by piece first (~5 % of the samples of a
+/// profiled `SELECT count(*)` on a 10.5 M-event store).
 /// Dropped as usual when it made a spill directory, so the directory is removed.
 fn leave_behind(ctx: SessionContext) {
     if ctx.runtime_env().disk_manager.temp_dir_paths().is_empty() {
