@@ -98,7 +98,7 @@ fn register(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) {
     ctx.register_table("t", Arc::new(table)).unwrap();
 }
 
-const QUERIES: [&str; 10] = [
+const QUERIES: [&str; 11] = [
     "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
      GROUP BY computer ORDER BY computer NULLS FIRST",
     "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
@@ -120,6 +120,7 @@ const QUERIES: [&str; 10] = [
     "SELECT small, computer, count(*) FROM (SELECT computer, arrow_cast(n, 'Int16') - \
      arrow_cast(20, 'Int16') AS small FROM t) GROUP BY small, computer \
      ORDER BY small NULLS FIRST, computer NULLS FIRST",
+    "SELECT tag, count(*), sum(n), max(note) FROM t GROUP BY tag ORDER BY tag NULLS FIRST",
 ];
 
 /// The rule's plans give DataFusion's own answers, and the rule is in the plan of the
@@ -145,6 +146,10 @@ async fn grouping_by_a_dictionary_column_gives_datafusions_answers() {
         .await
         .join("\n");
     assert!(plan.contains("DictionaryAggregateExec"), "{plan}");
+    let view_key = rows(&ours, &format!("EXPLAIN {}", QUERIES[10]))
+        .await
+        .join("\n");
+    assert!(view_key.contains("DictionaryAggregateExec"), "{view_key}");
     let plan = rows(&plain, &format!("EXPLAIN {}", QUERIES[0]))
         .await
         .join("\n");
