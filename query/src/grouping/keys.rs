@@ -198,18 +198,20 @@ impl KeyColumn {
         match &self.data_type {
             DataType::Utf8 => {
                 let strings = array.as_string_opt::<i32>().ok_or_else(wrong)?;
-                for row in 0..strings.len() {
-                    out.push(if strings.is_null(row) {
+                out.resize(strings.len(), UNSET);
+                for (row, slot) in out.iter_mut().enumerate() {
+                    *slot = if strings.is_null(row) {
                         self.strings.null()
                     } else {
                         self.strings.intern(strings.value(row))
-                    });
+                    };
                 }
             }
             DataType::Utf8View => {
                 let views = array.as_string_view_opt().ok_or_else(wrong)?;
-                for (row, &view) in views.views().iter().enumerate() {
-                    let id = if views.is_null(row) {
+                out.resize(views.len(), UNSET);
+                for (row, (slot, &view)) in out.iter_mut().zip(views.views().iter()).enumerate() {
+                    *slot = if views.is_null(row) {
                         self.strings.null()
                     } else if view as u32 <= 12 {
                         match self.short.get(&view) {
@@ -223,7 +225,6 @@ impl KeyColumn {
                     } else {
                         self.strings.intern(views.value(row))
                     };
-                    out.push(id);
                 }
             }
             t if integer_key(t) => self.assign_integers(array, out)?,
