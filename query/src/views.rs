@@ -75,7 +75,7 @@ pub async fn register_views(ctx: &SessionContext) -> Result<(), QueryError> {
         let planning = Arc::new(Planning::of(ctx, events));
         for (name, _, select) in VIEWS {
             let view = LazyView {
-                definition: format!("CREATE VIEW {name} AS {select}"),
+                definition: definition(name, select),
                 select,
                 planning: Arc::clone(&planning),
                 view: OnceLock::new(),
@@ -86,13 +86,20 @@ pub async fn register_views(ctx: &SessionContext) -> Result<(), QueryError> {
         return Ok(());
     }
     for (name, _, select) in VIEWS {
-        let sql = format!("CREATE OR REPLACE VIEW {name} AS {select}");
-        ctx.sql(&sql).await.map_err(|source| QueryError::Setup {
-            what: format!("view {name}"),
-            source,
-        })?;
+        ctx.sql(&definition(name, select))
+            .await
+            .map_err(|source| QueryError::Setup {
+                what: format!("view {name}"),
+                source,
+            })?;
     }
     Ok(())
+}
+
+/// The statement that makes view `name`: run as such in a cluster session, and the definition
+/// `information_schema.views` shows in either kind of session.
+fn definition(name: &str, select: &str) -> String {
+    format!("CREATE OR REPLACE VIEW {name} AS {select}")
 }
 
 /// What planning a view's SQL needs, taken from the session when the views are registered: the

@@ -190,15 +190,16 @@ impl KeyColumn {
             + self.short.capacity() * (size_of::<(u128, u32)>() + 1)
     }
 
-    /// The string number of each row of `array` into `out`.
+    /// The string number of each row of `array` into `out`, one slot a row sized up front:
+    /// pushing row by row kept the vector's length in memory, stored and reloaded for every row
+    /// (a quarter of a GROUP BY computer's time).
     fn assign(&mut self, array: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
         out.clear();
-        out.reserve(array.len());
+        out.resize(array.len(), UNSET);
         let wrong = || key_type_error(array.data_type());
         match &self.data_type {
             DataType::Utf8 => {
                 let strings = array.as_string_opt::<i32>().ok_or_else(wrong)?;
-                out.resize(strings.len(), UNSET);
                 for (row, slot) in out.iter_mut().enumerate() {
                     *slot = if strings.is_null(row) {
                         self.strings.null()
@@ -209,7 +210,6 @@ impl KeyColumn {
             }
             DataType::Utf8View => {
                 let views = array.as_string_view_opt().ok_or_else(wrong)?;
-                out.resize(views.len(), UNSET);
                 for (row, (slot, &view)) in out.iter_mut().zip(views.views().iter()).enumerate() {
                     *slot = if views.is_null(row) {
                         self.strings.null()
@@ -233,20 +233,17 @@ impl KeyColumn {
         Ok(())
     }
 
-    fn assign_integers(&mut self, array: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
+    fn assign_integers(&mut self, array: &ArrayRef, out: &mut [u32]) -> Result<()> {
         fn bits<T: ArrowPrimitiveType>(
             array: &ArrayRef,
             to_u32: impl Fn(T::Native) -> u32,
             numbers: &mut Numbers,
-            out: &mut Vec<u32>,
+            out: &mut [u32],
         ) -> Result<()> {
             let values = array
                 .as_primitive_opt::<T>()
                 .ok_or_else(|| key_type_error(array.data_type()))?;
-            let start = out.len();
-            out.resize(start + values.len(), UNSET);
-            let slots = &mut out[start..];
-            for (row, (slot, &v)) in slots.iter_mut().zip(values.values().iter()).enumerate() {
+            for (row, (slot, &v)) in out.iter_mut().zip(values.values().iter()).enumerate() {
                 let value = (!values.is_null(row)).then(|| to_u32(v));
                 *slot = numbers.number(value);
             }
@@ -264,7 +261,7 @@ impl KeyColumn {
         }
     }
 
-    fn assign_dictionary(&mut self, array: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
+    fn assign_dictionary(&mut self, array: &ArrayRef, out: &mut [u32]) -> Result<()> {
         let wrong = || key_type_error(array.data_type());
         let dict = array.as_dictionary_opt::<Int32Type>().ok_or_else(wrong)?;
         let values = dict.values().as_string_opt::<i32>().ok_or_else(wrong)?;
@@ -277,14 +274,9 @@ impl KeyColumn {
             self.memo.resize(values.len(), UNSET);
             self.memo_of = Some(Arc::clone(dict.values()));
         }
-        // Written into slots sized up front: pushing row by row kept the vector's length in
-        // memory, stored and reloaded for every row (a quarter of a GROUP BY computer's time).
         let keys = dict.keys();
-        let start = out.len();
-        out.resize(start + keys.len(), UNSET);
-        let slots = &mut out[start..];
         let any_null = keys.null_count() > 0;
-        for (row, (slot, &key)) in slots.iter_mut().zip(keys.values().iter()).enumerate() {
+        for (row, (slot, &key)) in out.iter_mut().zip(keys.values().iter()).enumerate() {
             if any_null && keys.is_null(row) {
                 *slot = self.strings.null();
                 continue;
