@@ -12,25 +12,40 @@
 //! Local sessions only: a cluster's executors know DataFusion's Parquet format, not this one
 //! (a plan is sent to them by name of its format).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
+use bytes::Bytes;
 use datafusion::catalog::Session;
 use datafusion::common::{Result, Statistics};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::FileMeta;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::parquet::metadata::{
     DFParquetMetadata, ordering_from_parquet_metadata,
 };
-use datafusion::datasource::physical_plan::{FileScanConfig, FileSinkConfig, FileSource};
+use datafusion::datasource::physical_plan::{
+    FileScanConfig, FileSinkConfig, FileSource, ParquetFileReaderFactory,
+};
 use datafusion::datasource::table_schema::TableSchema;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::physical_expr::{LexOrdering, LexRequirement};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use tokio::sync::OnceCell;
 
 /// [`ParquetFormat`] whose statistics and ordering come from the footer alone.
 #[derive(Debug, Default)]
@@ -137,5 +152,89 @@ impl FileFormat for FooterFirst {
 
     fn file_source(&self, table_schema: TableSchema) -> Arc<dyn FileSource> {
         self.inner.file_source(table_schema)
+    }
+}
+
+/// Opens a scan's files with their page index, read once per file and kept in the session's
+/// metadata cache.
+///
+/// DataFusion's Parquet scan reads a file's page index when its filter can prune pages, and
+/// does not keep it: every file it opens reads and parses the page index again. A scan cut into
+/// pieces of row groups ([`crate::pieces`]) opens each file once per piece. With this factory a
+/// file's footer comes with its page index, read by the first piece that opens it (the others
+/// wait for it), so the scan finds it there and reads nothing more.
+#[derive(Debug)]
+pub(crate) struct PageIndexOnce {
+    inner: CachedParquetFileReaderFactory,
+    loaded: Mutex<HashMap<Path, Arc<OnceCell<Arc<ParquetMetaData>>>>>,
+}
+
+impl PageIndexOnce {
+    /// Reading from `store`, keeping footers in `cache` (the session's metadata cache).
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, cache: Arc<FileMetadataCache>) -> Self {
+        PageIndexOnce {
+            inner: CachedParquetFileReaderFactory::new(store, cache),
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl ParquetFileReaderFactory for PageIndexOnce {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        partitioned_file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> Result<Box<dyn AsyncFileReader + Send>> {
+        let footer = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = loaded.entry(partitioned_file.object_meta.location.clone());
+            Arc::clone(entry.or_default())
+        };
+        let inner = self.inner.create_reader(
+            partition_index,
+            partitioned_file,
+            metadata_size_hint,
+            metrics,
+        )?;
+        Ok(Box::new(IndexedReader { inner, footer }))
+    }
+}
+
+/// A file's reader whose footer comes with the page index, read once for all its readers.
+struct IndexedReader {
+    inner: Box<dyn AsyncFileReader + Send>,
+    footer: Arc<OnceCell<Arc<ParquetMetaData>>>,
+}
+
+impl AsyncFileReader for IndexedReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.inner.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        self.inner.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        let IndexedReader { inner, footer } = self;
+        async move {
+            let options = options
+                .cloned()
+                .unwrap_or_default()
+                .with_page_index_policy(PageIndexPolicy::Optional);
+            let footer = footer
+                .get_or_try_init(|| inner.get_metadata(Some(&options)))
+                .await?;
+            Ok(Arc::clone(footer))
+        }
+        .boxed()
     }
 }

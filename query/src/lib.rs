@@ -22,6 +22,7 @@ pub mod grouping;
 pub mod ntstatus;
 pub mod objects;
 pub mod output;
+mod pieces;
 pub mod pushdown;
 pub mod session;
 pub mod statement;

@@ -26,6 +26,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::error::QueryError;
 use crate::footers::FooterFirst;
 use crate::grouping::DictionaryGrouping;
+use crate::pieces::RowGroupPieces;
 use crate::pushdown::PushdownChoice;
 use crate::{evtx, functions, views};
 
@@ -244,11 +245,11 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
         what: "runtime (memory pool, spill directory)".into(),
         source,
     })?;
-    let mut builder = SessionStateBuilder::new().with_runtime_env(runtime);
+    let mut builder = SessionStateBuilder::new().with_runtime_env(Arc::clone(&runtime));
     if local {
         // Row-level pushdown is chosen scan by scan (see `pushdown`), before DataFusion pushes
         // filters into scans; our dictionary grouping replaces aggregations once they are
-        // planned.
+        // planned; scans are cut at row groups after pruning (see `pieces`).
         config.options_mut().execution.parquet.pushdown_filters = false;
         let mut rules = PhysicalOptimizer::new().rules;
         let at = rules
@@ -257,6 +258,8 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
             .unwrap_or(0);
         rules.insert(at, Arc::new(PushdownChoice));
         rules.push(Arc::new(DictionaryGrouping));
+        // Last: the scans' partitions are final, and so is each scan's filter.
+        rules.push(Arc::new(RowGroupPieces::new(Arc::clone(&runtime))));
         builder = builder.with_physical_optimizer_rules(rules);
         config = config.with_extension(Arc::new(LocalSession));
     }
@@ -316,7 +319,7 @@ pub(crate) fn is_local(ctx: &SessionContext) -> bool {
 /// a directory can hold a crashed writer's leftovers), or an empty table when there are none.
 /// `local`: the plans run in this process, which plans from the footers alone
 /// ([`FooterFirst`]).
-fn parquet_table(
+pub(crate) fn parquet_table(
     parts: &[String],
     schema: SchemaRef,
     local: bool,
