@@ -521,9 +521,12 @@ fn kill_9_mid_ingest_then_rerun_equals_one_clean_run() {
     let (_tmp, clean) = ingested(&data);
     let url = "s3://crash/store";
     // Small segments on one thread: many commits, so the kill lands between two of them.
+    // The killed writer leaves its local staging directory behind: in a directory of the test.
+    let staging = tempfile::tempdir().unwrap();
     let mut writer = moto
         .command()
         .env("EVTXSQL_S3_LOCK_TTL", "2")
+        .env("TMPDIR", staging.path())
         .arg("ingest")
         .arg(&data)
         .args(["--store", url, "--quiet", "-j", "1", "--segment-rows", "50"])
