@@ -23,6 +23,7 @@
 //!
 //! Local sessions only, like the footer cache it reads.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -103,14 +104,12 @@ impl RowGroupPieces {
         }
         // Each file once, whole: the byte ranges DataFusion cut are replaced.
         let mut files: Vec<&PartitionedFile> = Vec::new();
+        let mut seen = HashSet::new();
         for file in config.file_groups.iter().flat_map(FileGroup::iter) {
             if !file.extensions.is_empty() || !file.partition_values.is_empty() {
                 return None;
             }
-            if !files
-                .iter()
-                .any(|f| f.object_meta.location == file.object_meta.location)
-            {
+            if seen.insert(&file.object_meta.location) {
                 files.push(file);
             }
         }
