@@ -5,9 +5,9 @@
 //! answer `count(*)` and choose join sides). With its default metadata cache, DataFusion's
 //! Parquet format reads the file's page index along with the footer there, for every query,
 //! whether or not a filter will use it: on the 10.5 M-event store, parsing the page index was
-//! ~15 % of a `SELECT count(*)`. Here planning reads the footer alone (into the same cache), and
-//! the scan loads a file's page index when its filter can use it, as DataFusion's scan does
-//! on its own.
+//! ~15 % of a `SELECT count(*)`. Here planning reads the footer alone (into the same cache).
+//! Whether a scan reads the page index is decided per scan by [`crate::pieces`]; when it does,
+//! [`PageIndexOnce`] reads it once per file and keeps it in that cache.
 //!
 //! Local sessions only: a cluster's executors know DataFusion's Parquet format, not this one
 //! (a plan is sent to them by name of its format).
@@ -27,6 +27,7 @@ use datafusion::datasource::file_format::file_compression_type::FileCompressionT
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::metadata::{
     DFParquetMetadata, ordering_from_parquet_metadata,
 };
@@ -153,6 +154,23 @@ impl FileFormat for FooterFirst {
     fn file_source(&self, table_schema: TableSchema) -> Arc<dyn FileSource> {
         self.inner.file_source(table_schema)
     }
+}
+
+/// `object`'s footer as the session's metadata cache holds it (with or without its page index),
+/// if it is there and still the file's.
+pub(crate) fn cached(
+    cache: &FileMetadataCache,
+    object: &ObjectMeta,
+) -> Option<Arc<ParquetMetaData>> {
+    let entry = cache.get(&object.location)?;
+    if !entry.is_valid_for(object) {
+        return None;
+    }
+    let footer = entry
+        .file_metadata
+        .as_any()
+        .downcast_ref::<CachedParquetMetaData>()?;
+    Some(Arc::clone(footer.parquet_metadata()))
 }
 
 /// Opens a scan's files with their page index, read once per file and kept in the session's

@@ -31,7 +31,6 @@ use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::{
     ParquetAccessPlan, ParquetFileMetrics, RowGroupAccessPlanFilter,
 };
@@ -48,7 +47,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use parquet::file::metadata::ParquetMetaData;
 
-use crate::footers::PageIndexOnce;
+use crate::footers::{self, PageIndexOnce};
 
 /// The rule's name.
 pub const NAME: &str = "row_group_pieces";
@@ -81,15 +80,7 @@ impl RowGroupPieces {
 
     /// The footer of `file` if planning cached it and it is still the file's.
     fn footer(&self, file: &PartitionedFile) -> Option<Arc<ParquetMetaData>> {
-        let entry = self.footers.get(&file.object_meta.location)?;
-        if !entry.is_valid_for(&file.object_meta) {
-            return None;
-        }
-        let cached = entry
-            .file_metadata
-            .as_any()
-            .downcast_ref::<CachedParquetMetaData>()?;
-        Some(Arc::clone(cached.parquet_metadata()))
+        footers::cached(self.footers.as_ref(), &file.object_meta)
     }
 
     /// `config` with its files cut into pieces of kept row groups; None when it should stay as
@@ -332,6 +323,7 @@ mod tests {
     use arrow::array::{Int64Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+    use object_store::ObjectMeta;
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
     const ROW_GROUPS: i64 = 20;
@@ -506,15 +498,15 @@ mod tests {
     /// Whether the session's metadata cache holds `path`'s footer with its page index.
     fn page_index_cached(ctx: &SessionContext, path: &str) -> bool {
         let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
-        let location = object_store::path::Path::from_filesystem_path(path).unwrap();
-        let entry = cache.get(&location).unwrap();
-        let footer = entry
-            .file_metadata
-            .as_any()
-            .downcast_ref::<CachedParquetMetaData>()
-            .unwrap()
-            .parquet_metadata()
-            .clone();
+        let meta = std::fs::metadata(path).unwrap();
+        let object = ObjectMeta {
+            location: object_store::path::Path::from_filesystem_path(path).unwrap(),
+            last_modified: meta.modified().unwrap().into(),
+            size: meta.len(),
+            e_tag: None,
+            version: None,
+        };
+        let footer = footers::cached(cache.as_ref(), &object).unwrap();
         footer.column_index().is_some() && footer.offset_index().is_some()
     }
 
