@@ -24,6 +24,7 @@ pub mod objects;
 pub mod output;
 mod pieces;
 pub mod pushdown;
+mod rowstats;
 pub mod session;
 pub mod statement;
 pub mod views;

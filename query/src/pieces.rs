@@ -21,9 +21,12 @@
 //! opened through [`PageIndexOnce`], which reads a file's page index once and keeps it;
 //! otherwise the scan does without it.
 //!
+//! A file that comes with an access plan of whole row groups (from [`crate::rowstats`]) is cut
+//! among the row groups that plan reads.
+//!
 //! Local sessions only, like the footer cache it reads.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -32,7 +35,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
-    ParquetAccessPlan, ParquetFileMetrics, RowGroupAccessPlanFilter,
+    ParquetAccessPlan, ParquetFileMetrics, RowGroupAccess, RowGroupAccessPlanFilter,
 };
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
@@ -45,6 +48,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use object_store::path::Path;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::footers::{self, PageIndexOnce};
@@ -93,15 +97,24 @@ impl RowGroupPieces {
         if !config.output_ordering.is_empty() {
             return None;
         }
-        // Each file once, whole: the byte ranges DataFusion cut are replaced.
+        // Each file once, whole: the byte ranges DataFusion cut are replaced. A file may come
+        // with an access plan of whole row groups (`rowstats` leaves a scan the row groups it
+        // could not answer); the same plan for every range of it.
         let mut files: Vec<&PartitionedFile> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen: HashMap<&Path, Option<&ParquetAccessPlan>> = HashMap::new();
         for file in config.file_groups.iter().flat_map(FileGroup::iter) {
-            if !file.extensions.is_empty() || !file.partition_values.is_empty() {
+            let plan = file.extensions.get::<ParquetAccessPlan>();
+            let others = file.extensions.len() - usize::from(plan.is_some());
+            if others > 0 || !file.partition_values.is_empty() || plan.is_some_and(selects_rows) {
                 return None;
             }
-            if seen.insert(&file.object_meta.location) {
-                files.push(file);
+            match seen.get(&file.object_meta.location) {
+                Some(earlier) if *earlier != plan => return None,
+                Some(_) => {}
+                None => {
+                    seen.insert(&file.object_meta.location, plan);
+                    files.push(file);
+                }
             }
         }
         let schema = config.file_schema();
@@ -124,7 +137,7 @@ impl RowGroupPieces {
         let mut kept = Vec::with_capacity(files.len());
         for file in files {
             let footer = self.footer(file)?;
-            let indexes = kept_row_groups(&footer, schema, pruning.as_ref(), file);
+            let indexes = kept_row_groups(&footer, schema, pruning.as_ref(), file)?;
             let costs: Vec<u64> = indexes
                 .iter()
                 .map(|&i| read_cost(&footer, i, &read))
@@ -260,15 +273,28 @@ fn read_cost(footer: &ParquetMetaData, i: usize, read: &[String]) -> u64 {
     u64::try_from(cost).unwrap_or(0).max(1)
 }
 
-/// The indexes of `footer`'s row groups that `pruning` keeps (all of them without one).
+/// Whether `plan` reads only some rows of a row group (a selection), not whole ones.
+fn selects_rows(plan: &ParquetAccessPlan) -> bool {
+    plan.inner()
+        .iter()
+        .any(|access| matches!(access, RowGroupAccess::Selection(_)))
+}
+
+/// The indexes of `footer`'s row groups that `pruning` keeps (all of them without one) among
+/// those the file's access plan reads (all without one); None if that plan is not the file's.
 fn kept_row_groups(
     footer: &ParquetMetaData,
     schema: &SchemaRef,
     pruning: Option<&Arc<PruningPredicate>>,
     file: &PartitionedFile,
-) -> Vec<usize> {
+) -> Option<Vec<usize>> {
     let row_groups = footer.row_groups();
-    let mut filter = RowGroupAccessPlanFilter::new(ParquetAccessPlan::new_all(row_groups.len()));
+    let plan = match file.extensions.get::<ParquetAccessPlan>() {
+        Some(plan) if plan.len() != row_groups.len() => return None,
+        Some(plan) => plan.clone(),
+        None => ParquetAccessPlan::new_all(row_groups.len()),
+    };
+    let mut filter = RowGroupAccessPlanFilter::new(plan);
     if let Some(pruning) = pruning {
         // The scan's own metrics count its pruning; these are thrown away.
         let metrics = ExecutionPlanMetricsSet::new();
@@ -281,7 +307,7 @@ fn kept_row_groups(
             &file_metrics,
         );
     }
-    filter.row_group_indexes().collect()
+    Some(filter.row_group_indexes().collect())
 }
 
 impl PhysicalOptimizerRule for RowGroupPieces {
@@ -315,7 +341,7 @@ impl PhysicalOptimizerRule for RowGroupPieces {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::cells::row_lines;
@@ -367,14 +393,14 @@ mod tests {
         writer.close().unwrap();
     }
 
-    async fn text(ctx: &SessionContext, sql: &str) -> String {
+    pub(crate) async fn text(ctx: &SessionContext, sql: &str) -> String {
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         row_lines(&batches, "NULL").unwrap().join("\n")
     }
 
     /// A local session over the file, planned as evtxsql plans a store (footers first), on 2
     /// partitions, with files split among partitions whatever their size.
-    async fn local(path: &str) -> SessionContext {
+    pub(crate) async fn local(path: &str) -> SessionContext {
         let ctx = new_context(&SessionOptions {
             threads: Some(2),
             ..SessionOptions::default()
@@ -397,7 +423,7 @@ mod tests {
     }
 
     /// The row groups each partition of the query's Parquet scan reads.
-    async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
+    pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
         let plan = ctx
             .sql(sql)
             .await

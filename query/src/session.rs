@@ -28,6 +28,7 @@ use crate::footers::FooterFirst;
 use crate::grouping::DictionaryGrouping;
 use crate::pieces::RowGroupPieces;
 use crate::pushdown::PushdownChoice;
+use crate::rowstats::RowGroupAggregates;
 use crate::{evtx, functions, views};
 
 /// How a session uses the machine.
@@ -254,8 +255,9 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
     let mut builder = SessionStateBuilder::new().with_runtime_env(Arc::clone(&runtime));
     if local {
         // Row-level pushdown is chosen scan by scan (see `pushdown`), before DataFusion pushes
-        // filters into scans; our dictionary grouping replaces aggregations once they are
-        // planned; scans are cut at row groups after pruning (see `pieces`).
+        // filters into scans; row groups that hold one group are aggregated from their
+        // statistics (see `rowstats`); our dictionary grouping replaces aggregations once they
+        // are planned; scans are cut at row groups after pruning (see `pieces`).
         config.options_mut().execution.parquet.pushdown_filters = false;
         let mut rules = PhysicalOptimizer::new().rules;
         let at = rules
@@ -263,6 +265,7 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
             .position(|r| r.name() == "FilterPushdown")
             .unwrap_or(0);
         rules.insert(at, Arc::new(PushdownChoice));
+        rules.push(Arc::new(RowGroupAggregates::new(&runtime)));
         rules.push(Arc::new(DictionaryGrouping));
         // Last: the scans' partitions are final, and so is each scan's filter.
         rules.push(Arc::new(RowGroupPieces::new(Arc::clone(&runtime))));
