@@ -282,7 +282,7 @@ fn selects_rows(plan: &ParquetAccessPlan) -> bool {
 
 /// The indexes of `footer`'s row groups that `pruning` keeps (all of them without one) among
 /// those the file's access plan reads (all without one); None if that plan is not the file's.
-fn kept_row_groups(
+pub(crate) fn kept_row_groups(
     footer: &ParquetMetaData,
     schema: &SchemaRef,
     pruning: Option<&Arc<PruningPredicate>>,

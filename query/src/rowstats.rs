@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt64Array};
 use arrow::compute::cast;
-use arrow::datatypes::Schema;
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Result, ScalarValue};
@@ -38,9 +38,14 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, replace_children_if_necessary};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -48,6 +53,7 @@ use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::footers;
+use crate::pieces::kept_row_groups;
 
 /// The rule's name.
 pub const NAME: &str = "row_group_aggregates";
@@ -91,15 +97,33 @@ impl RowGroupAggregates {
         let Some((groups, wanted)) = shape(aggregate) else {
             return Ok(None);
         };
-        let Some(exec) = aggregate.input().downcast_ref::<DataSourceExec>() else {
+        // The scan, under a filter of its own or not.
+        let input = aggregate.input();
+        let (filter_node, scan) = match input.downcast_ref::<FilterExec>() {
+            Some(filter) => (Some(input), filter.input()),
+            None => (None, input),
+        };
+        let Some(exec) = scan.downcast_ref::<DataSourceExec>() else {
             return Ok(None);
         };
         let Some((config, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
             return Ok(None);
         };
-        if FileSource::filter(source).is_some() || config.limit.is_some() {
+        if config.limit.is_some() {
             return Ok(None);
         }
+        let file_schema = config.file_schema();
+        let predicate = match filter_node.and_then(|f| f.downcast_ref::<FilterExec>()) {
+            Some(filter) => Some(on_schema(filter.predicate(), file_schema)?),
+            None => FileSource::filter(source),
+        };
+        let filter = match predicate {
+            Some(predicate) => match Filter::new(&predicate, file_schema, source) {
+                Some(filter) => Some(filter),
+                None => return Ok(None),
+            },
+            None => None,
+        };
         let schema = aggregate.input_schema();
         let column_name = |c: &Column| schema.field(c.index()).name().clone();
         let groups: Vec<String> = groups.iter().map(column_name).collect();
@@ -137,11 +161,29 @@ impl RowGroupAggregates {
             let Some(stats) = FileStats::read(&footer, &groups, &wanted) else {
                 return Ok(None);
             };
+            let matches = match &filter {
+                Some(filter) => match filter.row_groups(&footer, file) {
+                    Some(matches) => Some(matches),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
             let mut plan = ParquetAccessPlan::new_none(footer.num_row_groups());
             let mut left = false;
             for (i, row_group) in footer.row_groups().iter().enumerate() {
                 let count = u64::try_from(row_group.num_rows()).unwrap_or(u64::MAX);
-                match stats.row(i, count, &wanted)? {
+                let every_row = match &matches {
+                    // No row of it passes the filter: neither answered nor scanned.
+                    Some(m) if m[i] == Matches::None => continue,
+                    Some(m) => m[i] == Matches::All,
+                    None => true,
+                };
+                let row = if every_row {
+                    stats.row(i, count, &wanted)?
+                } else {
+                    None
+                };
+                match row {
                     Some(values) => {
                         for (column, value) in rows.iter_mut().zip(values) {
                             column.push(value);
@@ -176,10 +218,150 @@ impl RowGroupAggregates {
         if rest.is_empty() {
             return Ok(Some(answers));
         }
-        let scan = DataSourceExec::from_data_source(rest_of_scan(config, rest, partitions));
+        let mut scan: Arc<dyn ExecutionPlan> =
+            DataSourceExec::from_data_source(rest_of_scan(config, rest, partitions));
+        if let Some(filter_node) = filter_node {
+            scan = replace_children_if_necessary(Arc::clone(filter_node), vec![scan])?;
+        }
         let partial = replace_children_if_necessary(Arc::clone(node), vec![scan])?;
         Ok(Some(UnionExec::try_new(vec![partial, answers])?))
     }
+}
+
+/// Which rows of a row group pass a filter, as far as its statistics tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matches {
+    None,
+    Some,
+    All,
+}
+
+/// A scan's filter, with what tells a row group none of whose rows pass (DataFusion's pruning
+/// predicate) and one all of whose rows pass (the pruning predicate of its negation, where the
+/// filtered columns have no nulls).
+struct Filter {
+    passes: Arc<PruningPredicate>,
+    fails: Arc<PruningPredicate>,
+    columns: Vec<String>,
+    schema: SchemaRef,
+}
+
+impl Filter {
+    /// None when the filter is not made of comparisons of a column with a value, joined by AND
+    /// and OR: the negation of anything else is not written here.
+    fn new(
+        predicate: &Arc<dyn PhysicalExpr>,
+        schema: &SchemaRef,
+        source: &ParquetSource,
+    ) -> Option<Self> {
+        let negated = negate(predicate)?;
+        let build = |expr| {
+            PruningPredicateBuilder::new()
+                .with_file_schema(Arc::clone(schema))
+                .with_max_in_list_size(source.max_in_list_size())
+                .build(expr)
+        };
+        let passes = build(Arc::clone(predicate))?;
+        let fails = build(negated)?;
+        let columns = collect_columns(predicate)
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        Some(Self {
+            passes,
+            fails,
+            columns,
+            schema: Arc::clone(schema),
+        })
+    }
+
+    /// For each row group of `footer`, which of its rows pass; None if a filtered column is
+    /// not in the file.
+    fn row_groups(&self, footer: &ParquetMetaData, file: &PartitionedFile) -> Option<Vec<Matches>> {
+        let kept = |predicate: &Arc<PruningPredicate>| {
+            kept_row_groups(footer, &self.schema, Some(predicate), file)
+                .map(|kept| kept.into_iter().collect::<HashSet<usize>>())
+        };
+        let passing = kept(&self.passes)?;
+        let failing = kept(&self.fails)?;
+        let meta = footer.file_metadata();
+        let arrow = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
+        let columns = self
+            .columns
+            .iter()
+            .map(|name| ColumnStats::read(name, &arrow, footer))
+            .collect::<Option<Vec<_>>>()?;
+        let matches = (0..footer.num_row_groups())
+            .map(|i| {
+                if !passing.contains(&i) {
+                    Matches::None
+                } else if !failing.contains(&i) && columns.iter().all(|c| c.nulls(i) == Some(0)) {
+                    Matches::All
+                } else {
+                    Matches::Some
+                }
+            })
+            .collect();
+        Some(matches)
+    }
+}
+
+/// `predicate` negated, for comparisons of a column (or a cast of one) with a non-null value
+/// joined by AND and OR; None for anything else. On rows where the columns are not null, a
+/// row passes the negation exactly when it fails `predicate`.
+fn negate(predicate: &Arc<dyn PhysicalExpr>) -> Option<Arc<dyn PhysicalExpr>> {
+    let binary = predicate.downcast_ref::<BinaryExpr>()?;
+    let (left, right) = (binary.left(), binary.right());
+    let op = match binary.op() {
+        Operator::And | Operator::Or => {
+            let op = if *binary.op() == Operator::And {
+                Operator::Or
+            } else {
+                Operator::And
+            };
+            return Some(Arc::new(BinaryExpr::new(negate(left)?, op, negate(right)?)));
+        }
+        Operator::Eq => Operator::NotEq,
+        Operator::NotEq => Operator::Eq,
+        Operator::Lt => Operator::GtEq,
+        Operator::LtEq => Operator::Gt,
+        Operator::Gt => Operator::LtEq,
+        Operator::GtEq => Operator::Lt,
+        _ => return None,
+    };
+    let column = |e: &Arc<dyn PhysicalExpr>| {
+        e.downcast_ref::<Column>().is_some()
+            || e.downcast_ref::<CastExpr>()
+                .is_some_and(|c| c.expr().downcast_ref::<Column>().is_some())
+    };
+    let value = |e: &Arc<dyn PhysicalExpr>| {
+        e.downcast_ref::<Literal>()
+            .is_some_and(|l| !l.value().is_null())
+    };
+    if !(column(left) && value(right) || value(left) && column(right)) {
+        return None;
+    }
+    Some(Arc::new(BinaryExpr::new(
+        Arc::clone(left),
+        op,
+        Arc::clone(right),
+    )))
+}
+
+/// `predicate` (over a filter's input) with its columns found by name in `schema` (the file's).
+fn on_schema(
+    predicate: &Arc<dyn PhysicalExpr>,
+    schema: &SchemaRef,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    Arc::clone(predicate)
+        .transform(|e| match e.downcast_ref::<Column>() {
+            Some(c) => {
+                let index = schema.index_of(c.name())?;
+                Ok(Transformed::yes(Arc::new(Column::new(c.name(), index)) as _))
+            }
+            None => Ok(Transformed::no(e)),
+        })
+        .data()
 }
 
 /// `config` reading only `rest` (files with the row groups left), dealt out to the session's
@@ -516,7 +698,7 @@ mod tests {
     /// Row groups that hold one group are answered from their statistics, and only the others
     /// are scanned: inexact (truncated) bounds, several values, or nulls beside values keep a
     /// row group in the scan. Every answer is DataFusion's own, with and without the rule's
-    /// shapes (a filter, sum, avg, an aggregate's FILTER).
+    /// shapes (a LIKE filter, sum, avg, an aggregate's FILTER).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn row_groups_of_one_group_are_answered_from_statistics() {
         let dir = tempfile::tempdir().unwrap();
@@ -557,8 +739,26 @@ mod tests {
         let distinct = "SELECT channel, count(DISTINCT event_id) AS ids FROM t GROUP BY channel ORDER BY channel";
         assert_eq!(answered(&ours, distinct).await, Some(6));
 
+        // Under a filter: a row group all of whose rows pass it (by its statistics, and without
+        // nulls in the filtered columns) is answered; one none of whose rows pass is dropped.
+        let one_event = "SELECT channel, count(*) AS n FROM t WHERE event_id = 4624 GROUP BY channel ORDER BY channel";
+        assert_eq!(answered(&ours, one_event).await, Some(3));
+        assert_eq!(scanned(&ours, one_event).await, vec![3, 4]);
+        // Rows 150-549: row groups 2-4 whole, 1 and 5 in part.
+        let window = "SELECT channel, count(*) AS n, max(time_created) AS last FROM t \
+            WHERE time_created >= TIMESTAMP '2026-01-01T00:02:30Z' \
+            AND time_created < TIMESTAMP '2026-01-01T00:09:10Z' GROUP BY channel ORDER BY channel";
+        assert_eq!(answered(&ours, window).await, Some(2));
+        assert_eq!(scanned(&ours, window).await, vec![1, 4, 5]);
+        // Every user passes; row group 7 also has nulls, which do not.
+        let named = "SELECT channel, count(*) AS n FROM t WHERE user >= 'a' OR user = 'zed' \
+            GROUP BY channel ORDER BY channel";
+        assert_eq!(answered(&ours, named).await, Some(4));
+        assert_eq!(scanned(&ours, named).await, vec![4, 7, 8, 9]);
+
         let not_ours = [
-            "SELECT channel, count(*) AS n FROM t WHERE event_id = 4624 GROUP BY channel ORDER BY channel",
+            "SELECT channel, count(*) AS n FROM t WHERE user LIKE 'a%' GROUP BY channel ORDER BY channel",
+            "SELECT channel, count(*) AS n FROM t WHERE event_id = 4624 AND user LIKE 'a%' GROUP BY channel ORDER BY channel",
             "SELECT channel, sum(event_id) AS s FROM t GROUP BY channel ORDER BY channel",
             "SELECT channel, avg(event_id) AS a FROM t GROUP BY channel ORDER BY channel",
             "SELECT channel, count(*) FILTER (WHERE user = 'bob') AS n FROM t GROUP BY channel ORDER BY channel",
@@ -566,9 +766,18 @@ mod tests {
         for q in not_ours {
             assert_eq!(answered(&ours, q).await, None, "{q}");
         }
-        for q in [per_channel, per_event, users, by_user, distinct]
-            .into_iter()
-            .chain(not_ours)
+        for q in [
+            per_channel,
+            per_event,
+            users,
+            by_user,
+            distinct,
+            one_event,
+            window,
+            named,
+        ]
+        .into_iter()
+        .chain(not_ours)
         {
             let ours = text(&ours, q).await;
             assert_eq!(ours, text(&plain, q).await, "{q}");
