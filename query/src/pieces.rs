@@ -401,8 +401,13 @@ pub(crate) mod tests {
     /// A local session over the file, planned as evtxsql plans a store (footers first), on 2
     /// partitions, with files split among partitions whatever their size.
     pub(crate) async fn local(path: &str) -> SessionContext {
+        local_with(path, 2).await
+    }
+
+    /// [`local`] on `threads` partitions.
+    pub(crate) async fn local_with(path: &str, threads: usize) -> SessionContext {
         let ctx = new_context(&SessionOptions {
-            threads: Some(2),
+            threads: Some(threads),
             ..SessionOptions::default()
         })
         .unwrap();

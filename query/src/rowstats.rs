@@ -8,29 +8,35 @@
 //! maximum and it has no nulls, or it is null on every row), and the aggregates are the row
 //! count, the rows less the nulls, and the exact minimum and maximum.
 //!
-//! [`RowGroupAggregates`] finds a partial aggregation of that kind straight over a Parquet scan
-//! without a filter. It turns each such row group into one row of the partial aggregation's
-//! output (its state), from the footer that planning cached, and leaves the scan only the other
+//! [`RowGroupAggregates`] finds a partial aggregation of that kind over a Parquet scan. It turns
+//! each such row group into one row of the partial aggregation's output (its state), from the
+//! footer that planning cached ([`RowGroupStatisticsExec`]), and leaves the scan only the other
 //! row groups. The final aggregation above merges both, as it merges the partial results of
-//! the scan's partitions. A row group any of whose statistics is missing, inexact (a truncated
-//! string) or not a single group is read as before, and so is every file whose footer is not
-//! cached.
+//! the scan's partitions. A one-phase aggregation (one partition) is split into both phases
+//! around them. A row group any of whose statistics is missing, inexact (a truncated string)
+//! or not a single group is read as before, and so is every file whose footer is not cached.
+//!
+//! Under a filter (in the scan, or a `FilterExec` over it), a row group is answered only when
+//! every row of it passes: the filter is made of comparisons of a column with a value joined
+//! by AND and OR, the pruning predicate of its negation rules the row group out, and the
+//! filtered columns have no nulls there. A row group none of whose rows can pass is dropped
+//! from both; any other is scanned and filtered as before.
 //!
 //! Local sessions only, like the footer cache it reads. It runs before [`crate::grouping`]
 //! (which takes over the partial aggregation of the rows left) and [`crate::pieces`] (which
 //! shares those row groups among the partitions).
 
 use std::collections::HashSet;
+use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
@@ -38,16 +44,25 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::{ExecutionPlan, replace_children_if_necessary};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    replace_children_if_necessary,
+};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::ParquetMetaData;
@@ -97,12 +112,28 @@ impl RowGroupAggregates {
         let Some((groups, wanted)) = shape(aggregate) else {
             return Ok(None);
         };
-        // The scan, under a filter of its own or not.
-        let input = aggregate.input();
-        let (filter_node, scan) = match input.downcast_ref::<FilterExec>() {
-            Some(filter) => (Some(input), filter.input()),
-            None => (None, input),
-        };
+        // The scan, under a filter of its own or not, and a round-robin split of its batches
+        // (DataFusion's, when the scan has one partition).
+        let mut between: Vec<&Arc<dyn ExecutionPlan>> = Vec::new();
+        let mut filter_node = None;
+        let mut scan = aggregate.input();
+        loop {
+            if let Some(filter) = scan.downcast_ref::<FilterExec>() {
+                if filter_node.is_some() {
+                    return Ok(None);
+                }
+                filter_node = Some(scan);
+                between.push(scan);
+                scan = filter.input();
+            } else if let Some(split) = scan.downcast_ref::<RepartitionExec>()
+                && matches!(split.partitioning(), Partitioning::RoundRobinBatch(_))
+            {
+                between.push(scan);
+                scan = split.input();
+            } else {
+                break;
+            }
+        }
         let Some(exec) = scan.downcast_ref::<DataSourceExec>() else {
             return Ok(None);
         };
@@ -154,6 +185,7 @@ impl RowGroupAggregates {
         let mut rows: Vec<Vec<ScalarValue>> = vec![Vec::new(); out.fields().len()];
         let mut rest: Vec<PartitionedFile> = Vec::new();
         let mut answered = 0usize;
+        let mut rows_answered = 0u64;
         for file in files {
             let Some(footer) = footers::cached(self.footers.as_ref(), &file.object_meta) else {
                 return Ok(None);
@@ -189,6 +221,7 @@ impl RowGroupAggregates {
                             column.push(value);
                         }
                         answered += 1;
+                        rows_answered += count;
                     }
                     None => {
                         plan.scan(i);
@@ -214,17 +247,162 @@ impl RowGroupAggregates {
         }
         let batch = RecordBatch::try_new(Arc::clone(&out), columns)?;
         let answers: Arc<dyn ExecutionPlan> =
-            MemorySourceConfig::try_new_exec(&[vec![batch]], Arc::clone(&out), None)?;
+            Arc::new(RowGroupStatisticsExec::new(batch, rows_answered));
         if rest.is_empty() {
             return Ok(Some(answers));
         }
         let mut scan: Arc<dyn ExecutionPlan> =
             DataSourceExec::from_data_source(rest_of_scan(config, rest, partitions));
-        if let Some(filter_node) = filter_node {
-            scan = replace_children_if_necessary(Arc::clone(filter_node), vec![scan])?;
+        for node in between.into_iter().rev() {
+            scan = replace_children_if_necessary(Arc::clone(node), vec![scan])?;
         }
         let partial = replace_children_if_necessary(Arc::clone(node), vec![scan])?;
         Ok(Some(UnionExec::try_new(vec![partial, answers])?))
+    }
+}
+
+impl RowGroupAggregates {
+    /// [`Self::rewrite`] for a partial aggregation, and for a one-phase one over a single
+    /// partition (DataFusion plans those when the scan is not split), which becomes the
+    /// partial aggregation rewritten and a final one over its partitions gathered. The result
+    /// has as many partitions as `node` when that was one.
+    fn rewrite_any(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+        partitions: usize,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+            return Ok(None);
+        };
+        let single = node.properties().output_partitioning().partition_count() == 1;
+        if *aggregate.mode() == AggregateMode::Single {
+            if aggregate.limit_options().is_some() {
+                return Ok(None);
+            }
+            let partial: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
+                AggregateMode::Partial,
+                aggregate.group_expr().clone(),
+                aggregate.aggr_expr().to_vec(),
+                aggregate.filter_expr().to_vec(),
+                Arc::clone(aggregate.input()),
+                aggregate.input_schema(),
+            )?);
+            let Some(rewritten) = self.rewrite(&partial, partitions)? else {
+                return Ok(None);
+            };
+            let gathered = Arc::new(CoalescePartitionsExec::new(rewritten));
+            let merged = AggregateExec::try_new(
+                AggregateMode::Final,
+                aggregate.group_expr().as_final(),
+                aggregate.aggr_expr().to_vec(),
+                aggregate.filter_expr().to_vec(),
+                gathered,
+                aggregate.input_schema(),
+            )?;
+            return Ok(Some(Arc::new(merged)));
+        }
+        let Some(rewritten) = self.rewrite(node, partitions)? else {
+            return Ok(None);
+        };
+        if single
+            && rewritten
+                .properties()
+                .output_partitioning()
+                .partition_count()
+                != 1
+        {
+            return Ok(Some(Arc::new(CoalescePartitionsExec::new(rewritten))));
+        }
+        Ok(Some(rewritten))
+    }
+}
+
+/// The rows of a partial aggregation taken from row-group statistics: one per row group, in
+/// one partition (`RowGroupStatisticsExec: row_groups=N, rows=M` in `EXPLAIN`, M being the
+/// table rows they stand for).
+#[derive(Debug)]
+pub struct RowGroupStatisticsExec {
+    batch: RecordBatch,
+    rows: u64,
+    properties: Arc<PlanProperties>,
+}
+
+impl RowGroupStatisticsExec {
+    fn new(batch: RecordBatch, rows: u64) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(batch.schema()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            batch,
+            rows,
+            properties: Arc::new(properties),
+        }
+    }
+
+    /// The partial aggregation's rows (one per row group answered).
+    fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+}
+
+impl DisplayAs for RowGroupStatisticsExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "RowGroupStatisticsExec: row_groups={}, rows={}",
+            self.batch().num_rows(),
+            self.rows
+        )
+    }
+}
+
+impl ExecutionPlan for RowGroupStatisticsExec {
+    fn name(&self) -> &str {
+        "RowGroupStatisticsExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "RowGroupStatisticsExec has one partition, not {partition}"
+            )));
+        }
+        let batch = self.batch.clone();
+        let stream = futures::stream::once(async move { Ok(batch) });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.batch.schema(),
+            stream,
+        )))
     }
 }
 
@@ -568,7 +746,7 @@ impl PhysicalOptimizerRule for RowGroupAggregates {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let partitions = config.execution.target_partitions;
-        plan.transform_up(|node| match self.rewrite(&node, partitions)? {
+        plan.transform_up(|node| match self.rewrite_any(&node, partitions)? {
             Some(new) => Ok(Transformed::yes(new)),
             None => Ok(Transformed::no(node)),
         })
@@ -588,7 +766,7 @@ impl PhysicalOptimizerRule for RowGroupAggregates {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::pieces::tests::{local, pieces_of, text};
+    use crate::pieces::tests::{local, local_with, pieces_of, text};
     use arrow::array::{DictionaryArray, Int32Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::{DataType, Field, Int32Type, TimeUnit};
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -665,7 +843,7 @@ mod tests {
         writer.close().unwrap();
     }
 
-    /// The rows the plan of `sql` takes from statistics (its in-memory source), if any.
+    /// The rows the plan of `sql` takes from statistics (one per row group), if any.
     async fn answered(ctx: &SessionContext, sql: &str) -> Option<usize> {
         let plan = ctx
             .sql(sql)
@@ -676,11 +854,8 @@ mod tests {
             .unwrap();
         let mut rows = None;
         plan.apply(|node| {
-            if let Some(exec) = node.downcast_ref::<DataSourceExec>()
-                && let Some(memory) = exec.data_source().downcast_ref::<MemorySourceConfig>()
-            {
-                let n = memory.partitions().iter().flatten().map(|b| b.num_rows());
-                rows = Some(n.sum());
+            if let Some(exec) = node.downcast_ref::<RowGroupStatisticsExec>() {
+                rows = Some(exec.batch().num_rows());
             }
             Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
         })
@@ -782,6 +957,32 @@ mod tests {
             let ours = text(&ours, q).await;
             assert_eq!(ours, text(&plain, q).await, "{q}");
             assert!(!ours.is_empty());
+        }
+        // A scan of one partition: DataFusion plans one aggregation phase, which the rule
+        // splits in two around the row groups it answers.
+        ours.sql("SET datafusion.optimizer.repartition_file_min_size = 1000000000")
+            .await
+            .unwrap();
+        for q in [
+            "SELECT count(*) AS n FROM t WHERE event_id = 4624",
+            "SELECT count(*) AS n, max(time_created) AS last FROM t WHERE channel = 'System'",
+            per_event,
+        ] {
+            assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
+        }
+        assert_eq!(
+            answered(&ours, "SELECT count(*) AS n FROM t WHERE event_id = 4624").await,
+            Some(3)
+        );
+        // One thread: DataFusion plans one aggregation phase.
+        let one = local_with(&path, 1).await;
+        for q in [
+            "SELECT count(*) AS n FROM t WHERE event_id = 4624",
+            per_event,
+            window,
+        ] {
+            assert!(answered(&one, q).await.is_some(), "{q}");
+            assert_eq!(text(&one, q).await, text(&plain, q).await, "{q}");
         }
         let per_channel = text(&ours, per_channel).await;
         assert!(per_channel.contains(LONG), "{per_channel}");
