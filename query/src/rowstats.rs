@@ -68,6 +68,7 @@ use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::footers;
+use crate::grouping::{final_phase, partial_phase};
 use crate::pieces::kept_row_groups;
 
 /// The rule's name.
@@ -279,26 +280,12 @@ impl RowGroupAggregates {
             if aggregate.limit_options().is_some() {
                 return Ok(None);
             }
-            let partial: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
-                AggregateMode::Partial,
-                aggregate.group_expr().clone(),
-                aggregate.aggr_expr().to_vec(),
-                aggregate.filter_expr().to_vec(),
-                Arc::clone(aggregate.input()),
-                aggregate.input_schema(),
-            )?);
+            let partial: Arc<dyn ExecutionPlan> = Arc::new(partial_phase(aggregate)?);
             let Some(rewritten) = self.rewrite(&partial, partitions)? else {
                 return Ok(None);
             };
             let gathered = Arc::new(CoalescePartitionsExec::new(rewritten));
-            let merged = AggregateExec::try_new(
-                AggregateMode::Final,
-                aggregate.group_expr().as_final(),
-                aggregate.aggr_expr().to_vec(),
-                aggregate.filter_expr().to_vec(),
-                gathered,
-                aggregate.input_schema(),
-            )?;
+            let merged = final_phase(aggregate, AggregateMode::Final, gathered)?;
             return Ok(Some(Arc::new(merged)));
         }
         let Some(rewritten) = self.rewrite(node, partitions)? else {

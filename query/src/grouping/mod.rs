@@ -76,23 +76,8 @@ impl PhysicalOptimizerRule for DictionaryGrouping {
             };
             // A one-phase aggregation becomes ours and DataFusion's final phase above it (the
             // plan DataFusion makes for two phases), so that its memory stays bounded.
-            let partial = AggregateExec::try_new(
-                AggregateMode::Partial,
-                aggregate.group_expr().clone(),
-                aggregate.aggr_expr().to_vec(),
-                aggregate.filter_expr().to_vec(),
-                Arc::clone(aggregate.input()),
-                aggregate.input_schema(),
-            )?;
-            let partial = DictionaryAggregateExec::try_new(Arc::new(partial))?;
-            let merged = AggregateExec::try_new(
-                final_mode,
-                aggregate.group_expr().as_final(),
-                aggregate.aggr_expr().to_vec(),
-                aggregate.filter_expr().to_vec(),
-                Arc::new(partial),
-                aggregate.input_schema(),
-            )?;
+            let partial = DictionaryAggregateExec::try_new(Arc::new(partial_phase(aggregate)?))?;
+            let merged = final_phase(aggregate, final_mode, Arc::new(partial))?;
             Ok(Transformed::yes(Arc::new(merged) as Arc<dyn ExecutionPlan>))
         })
         .data()
@@ -105,6 +90,35 @@ impl PhysicalOptimizerRule for DictionaryGrouping {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// The raw-input (partial) phase of the one-phase aggregation `aggregate`.
+pub(crate) fn partial_phase(aggregate: &AggregateExec) -> Result<AggregateExec> {
+    AggregateExec::try_new(
+        AggregateMode::Partial,
+        aggregate.group_expr().clone(),
+        aggregate.aggr_expr().to_vec(),
+        aggregate.filter_expr().to_vec(),
+        Arc::clone(aggregate.input()),
+        aggregate.input_schema(),
+    )
+}
+
+/// The final phase (`mode`: final or final partitioned) of the one-phase aggregation
+/// `aggregate`, over `partials`, the output of its partial phase.
+pub(crate) fn final_phase(
+    aggregate: &AggregateExec,
+    mode: AggregateMode,
+    partials: Arc<dyn ExecutionPlan>,
+) -> Result<AggregateExec> {
+    AggregateExec::try_new(
+        mode,
+        aggregate.group_expr().as_final(),
+        aggregate.aggr_expr().to_vec(),
+        aggregate.filter_expr().to_vec(),
+        partials,
+        aggregate.input_schema(),
+    )
 }
 
 /// The store's dictionary columns' type.
