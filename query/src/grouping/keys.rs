@@ -12,7 +12,7 @@ use arrow::datatypes::{
 };
 use datafusion::common::{DataFusionError, HashMap, Result};
 
-use super::integer_key;
+use super::{dictionary_key, integer_key};
 
 /// No group assigned yet to a dictionary key (see [`KeyColumn::memo`]).
 const UNSET: u32 = u32::MAX;
@@ -296,6 +296,60 @@ impl KeyColumn {
         Ok(())
     }
 
+    /// Add the rows of each value of the dictionary column `array` to `counts` (indexed by
+    /// string number): the rows are counted by dictionary key first, and each key used is
+    /// numbered once.
+    fn count_dictionary(&mut self, array: &ArrayRef, counts: &mut Vec<i64>) -> Result<()> {
+        let wrong = || key_type_error(array.data_type());
+        let dict = array.as_dictionary_opt::<Int32Type>().ok_or_else(wrong)?;
+        let values = dict.values().as_string_opt::<i32>().ok_or_else(wrong)?;
+        let same = self
+            .memo_of
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, dict.values()));
+        if !same {
+            self.memo.clear();
+            self.memo.resize(values.len(), UNSET);
+            self.memo_of = Some(Arc::clone(dict.values()));
+        }
+        let keys = dict.keys();
+        let mut per_key = vec![0i64; values.len()];
+        let mut nulls = 0i64;
+        if keys.null_count() > 0 {
+            for (row, &key) in keys.values().iter().enumerate() {
+                if keys.is_null(row) {
+                    nulls += 1;
+                } else {
+                    count_key(&mut per_key, key)?;
+                }
+            }
+        } else {
+            for &key in keys.values().iter() {
+                count_key(&mut per_key, key)?;
+            }
+        }
+        let mut add = |id: u32, n: i64| {
+            let id = id as usize;
+            if counts.len() <= id {
+                counts.resize(id + 1, 0);
+            }
+            counts[id] += n;
+        };
+        if nulls > 0 {
+            add(self.strings.null(), nulls);
+        }
+        for (k, &n) in per_key.iter().enumerate() {
+            if n > 0 {
+                let id = match self.memo[k] {
+                    UNSET => self.first_use(k, values),
+                    id => id,
+                };
+                add(id, n);
+            }
+        }
+        Ok(())
+    }
+
     /// The string number of dictionary value `k`, numbered and remembered on its first use.
     #[cold]
     fn first_use(&mut self, k: usize, values: &StringArray) -> u32 {
@@ -379,6 +433,19 @@ impl Groups {
         Ok(())
     }
 
+    /// With one dictionary key column: the rows of each group of `key` (that column's array)
+    /// added to `counts` (indexed by group), without a group index per row. False, and nothing
+    /// done, for other keys.
+    pub(super) fn count(&mut self, key: &ArrayRef, counts: &mut Vec<i64>) -> Result<bool> {
+        match self.columns.as_mut_slice() {
+            [one] if one.data_type == dictionary_key() => {
+                one.count_dictionary(key, counts)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// The key columns of the groups, row i for group i; the state is empty afterwards.
     pub(super) fn take(&mut self) -> Result<Vec<ArrayRef>> {
         let mut out = Vec::with_capacity(self.columns.len());
@@ -398,6 +465,19 @@ impl Groups {
         *self = Groups::new(&types);
         Ok(out)
     }
+}
+
+/// One more row of dictionary key `key`.
+fn count_key(per_key: &mut [i64], key: i32) -> Result<()> {
+    let len = per_key.len();
+    let slot = usize::try_from(key)
+        .ok()
+        .and_then(|k| per_key.get_mut(k))
+        .ok_or_else(|| {
+            DataFusionError::Internal(format!("dictionary key {key} out of range ({len} values)"))
+        })?;
+    *slot += 1;
+    Ok(())
 }
 
 fn key_type_error(found: &DataType) -> DataFusionError {

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
@@ -34,6 +34,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{
     AggregateExec, AggregateMode, aggregate_expressions, evaluate_many,
@@ -119,6 +120,26 @@ pub(crate) fn final_phase(
         partials,
         aggregate.input_schema(),
     )
+}
+
+/// Whether a partial aggregation grouped by `keys` computes nothing but rows per group: one
+/// dictionary key, every aggregate `count(*)` (or of another non-null value), no FILTER.
+fn counts_only(
+    keys: &[DataType],
+    aggregates: &[Arc<AggregateFunctionExpr>],
+    filters: &[Option<Arc<dyn PhysicalExpr>>],
+) -> bool {
+    let rows = |a: &Arc<AggregateFunctionExpr>| {
+        let arguments = a.expressions();
+        a.fun().name() == "count"
+            && !a.is_distinct()
+            && matches!(arguments.as_slice(), [one] if one
+                .downcast_ref::<Literal>()
+                .is_some_and(|l| !l.value().is_null()))
+    };
+    matches!(keys, [key] if *key == dictionary_key())
+        && filters.iter().all(Option::is_none)
+        && aggregates.iter().all(rows)
 }
 
 /// The store's dictionary columns' type.
@@ -299,6 +320,7 @@ impl ExecutionPlan for DictionaryAggregateExec {
             accumulators,
             groups: Groups::new(&self.group_types),
             indices: Vec::new(),
+            counts: counts_only(&self.group_types, &self.aggregates, &self.filters).then(Vec::new),
             reservation,
             batch_size: context.session_config().batch_size().max(1),
             metrics: BaselineMetrics::new(&self.metrics, partition),
@@ -355,6 +377,10 @@ struct Grouping {
     groups: Groups,
     /// The group of each row of the batch being added (kept to reuse its allocation).
     indices: Vec<usize>,
+    /// The rows of each group, when every aggregate is `count(*)` and the key one dictionary
+    /// column: then rows are counted per dictionary key, with no group index per row and no
+    /// accumulator (GROUP BY computer: 15 % of its CPU went to the index and the count).
+    counts: Option<Vec<i64>>,
     reservation: MemoryReservation,
     batch_size: usize,
     metrics: BaselineMetrics,
@@ -373,6 +399,20 @@ impl Grouping {
             .iter()
             .map(|k| k.evaluate(batch)?.into_array(rows))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(counts) = &mut self.counts {
+            let [key] = keys.as_slice() else {
+                return Err(DataFusionError::Internal(
+                    "counting by key with several key columns".into(),
+                ));
+            };
+            if !self.groups.count(key, counts)? {
+                return Err(DataFusionError::Internal(
+                    "counting by key of a column that is not a dictionary".into(),
+                ));
+            }
+            let size = self.size();
+            return Ok(self.reservation.try_resize(size).is_err());
+        }
         self.groups.assign(&keys, &mut self.indices)?;
         let arguments = evaluate_many(&self.arguments, batch)?;
         let total = self.groups.len();
@@ -399,6 +439,10 @@ impl Grouping {
     fn size(&self) -> usize {
         self.groups.size()
             + self.indices.capacity() * size_of::<usize>()
+            + self
+                .counts
+                .as_ref()
+                .map_or(0, |c| c.capacity() * size_of::<i64>())
             + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
     }
 
@@ -408,9 +452,19 @@ impl Grouping {
         if self.groups.len() == 0 {
             return Ok(Vec::new());
         }
+        let groups = self.groups.len();
         let mut columns = self.groups.take()?;
-        for accumulator in &mut self.accumulators {
-            columns.extend(accumulator.state(EmitTo::All)?);
+        match &mut self.counts {
+            Some(counts) => {
+                counts.resize(groups, 0);
+                let state: ArrayRef = Arc::new(Int64Array::from(std::mem::take(counts)));
+                columns.extend(self.accumulators.iter().map(|_| Arc::clone(&state)));
+            }
+            None => {
+                for accumulator in &mut self.accumulators {
+                    columns.extend(accumulator.state(EmitTo::All)?);
+                }
+            }
         }
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         self.reservation.try_resize(self.size())?;

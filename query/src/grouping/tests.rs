@@ -98,7 +98,7 @@ fn register(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) {
     ctx.register_table("t", Arc::new(table)).unwrap();
 }
 
-const QUERIES: [&str; 11] = [
+const QUERIES: [&str; 13] = [
     "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
      GROUP BY computer ORDER BY computer NULLS FIRST",
     "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
@@ -121,6 +121,10 @@ const QUERIES: [&str; 11] = [
      arrow_cast(20, 'Int16') AS small FROM t) GROUP BY small, computer \
      ORDER BY small NULLS FIRST, computer NULLS FIRST",
     "SELECT tag, count(*), sum(n), max(note) FROM t GROUP BY tag ORDER BY tag NULLS FIRST",
+    // Rows counted per dictionary key: no aggregate, and two counts of rows.
+    "SELECT computer FROM t GROUP BY computer ORDER BY computer NULLS FIRST",
+    "SELECT computer, count(*) AS a, count(1) AS b FROM t GROUP BY computer \
+     ORDER BY a DESC, computer NULLS FIRST",
 ];
 
 /// The rule's plans give DataFusion's own answers, and the rule is in the plan of the
