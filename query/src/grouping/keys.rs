@@ -261,7 +261,12 @@ impl KeyColumn {
         }
     }
 
-    fn assign_dictionary(&mut self, array: &ArrayRef, out: &mut [u32]) -> Result<()> {
+    /// `array` as a dictionary of strings, with the memo of its values made ready (kept when
+    /// the batch shares the last one's dictionary).
+    fn dictionary<'a>(
+        &mut self,
+        array: &'a ArrayRef,
+    ) -> Result<(&'a DictionaryArray<Int32Type>, &'a StringArray)> {
         let wrong = || key_type_error(array.data_type());
         let dict = array.as_dictionary_opt::<Int32Type>().ok_or_else(wrong)?;
         let values = dict.values().as_string_opt::<i32>().ok_or_else(wrong)?;
@@ -274,6 +279,11 @@ impl KeyColumn {
             self.memo.resize(values.len(), UNSET);
             self.memo_of = Some(Arc::clone(dict.values()));
         }
+        Ok((dict, values))
+    }
+
+    fn assign_dictionary(&mut self, array: &ArrayRef, out: &mut [u32]) -> Result<()> {
+        let (dict, values) = self.dictionary(array)?;
         let keys = dict.keys();
         let any_null = keys.null_count() > 0;
         for (row, (slot, &key)) in out.iter_mut().zip(keys.values().iter()).enumerate() {
@@ -300,18 +310,7 @@ impl KeyColumn {
     /// string number): the rows are counted by dictionary key first, and each key used is
     /// numbered once.
     fn count_dictionary(&mut self, array: &ArrayRef, counts: &mut Vec<i64>) -> Result<()> {
-        let wrong = || key_type_error(array.data_type());
-        let dict = array.as_dictionary_opt::<Int32Type>().ok_or_else(wrong)?;
-        let values = dict.values().as_string_opt::<i32>().ok_or_else(wrong)?;
-        let same = self
-            .memo_of
-            .as_ref()
-            .is_some_and(|m| Arc::ptr_eq(m, dict.values()));
-        if !same {
-            self.memo.clear();
-            self.memo.resize(values.len(), UNSET);
-            self.memo_of = Some(Arc::clone(dict.values()));
-        }
+        let (dict, values) = self.dictionary(array)?;
         let keys = dict.keys();
         let mut per_key = vec![0i64; values.len()];
         let mut nulls = 0i64;
