@@ -97,26 +97,8 @@ impl RowGroupPieces {
         if !config.output_ordering.is_empty() {
             return None;
         }
-        // Each file once, whole: the byte ranges DataFusion cut are replaced. A file may come
-        // with an access plan of whole row groups (`rowstats` leaves a scan the row groups it
-        // could not answer); the same plan for every range of it.
-        let mut files: Vec<&PartitionedFile> = Vec::new();
-        let mut seen: HashMap<&Path, Option<&ParquetAccessPlan>> = HashMap::new();
-        for file in config.file_groups.iter().flat_map(FileGroup::iter) {
-            let plan = file.extensions.get::<ParquetAccessPlan>();
-            let others = file.extensions.len() - usize::from(plan.is_some());
-            if others > 0 || !file.partition_values.is_empty() || plan.is_some_and(selects_rows) {
-                return None;
-            }
-            match seen.get(&file.object_meta.location) {
-                Some(earlier) if *earlier != plan => return None,
-                Some(_) => {}
-                None => {
-                    seen.insert(&file.object_meta.location, plan);
-                    files.push(file);
-                }
-            }
-        }
+        // Each file once, whole: the byte ranges DataFusion cut are replaced.
+        let files = whole_files(config)?;
         let schema = config.file_schema();
         let pruning = FileSource::filter(source).and_then(|p| {
             PruningPredicateBuilder::new()
@@ -209,6 +191,31 @@ impl RowGroupPieces {
         let groups = groups.into_iter().map(FileGroup::new).collect();
         Some(builder.with_file_groups(groups).build())
     }
+}
+
+/// Each file of `config` once (DataFusion may have cut a file into byte ranges), or None when
+/// a file has partition values or extensions other than an access plan of whole row groups,
+/// or its ranges come with different plans. (`rowstats` leaves a scan such plans: the row
+/// groups it could not answer.)
+pub(crate) fn whole_files(config: &FileScanConfig) -> Option<Vec<&PartitionedFile>> {
+    let mut files: Vec<&PartitionedFile> = Vec::new();
+    let mut seen: HashMap<&Path, Option<&ParquetAccessPlan>> = HashMap::new();
+    for file in config.file_groups.iter().flat_map(FileGroup::iter) {
+        let plan = file.extensions.get::<ParquetAccessPlan>();
+        let others = file.extensions.len() - usize::from(plan.is_some());
+        if others > 0 || !file.partition_values.is_empty() || plan.is_some_and(selects_rows) {
+            return None;
+        }
+        match seen.get(&file.object_meta.location) {
+            Some(earlier) if *earlier != plan => return None,
+            Some(_) => {}
+            None => {
+                seen.insert(&file.object_meta.location, plan);
+                files.push(file);
+            }
+        }
+    }
+    Some(files)
 }
 
 /// The names of the columns a scan decodes: those it outputs and those of its filter.

@@ -156,6 +156,8 @@ struct KeyColumn {
     memo: Vec<u32>,
     /// A string view of at most 12 bytes (the string is inside it) → string number.
     short: HashMap<u128, u32>,
+    /// Rows per dictionary key of the batch being counted (kept to reuse its allocation).
+    per_key: Vec<i64>,
 }
 
 impl KeyColumn {
@@ -167,6 +169,7 @@ impl KeyColumn {
             memo_of: None,
             memo: Vec::new(),
             short: HashMap::default(),
+            per_key: Vec::new(),
         }
     }
 
@@ -188,6 +191,7 @@ impl KeyColumn {
             + self.numbers.size()
             + self.memo.capacity() * size_of::<u32>()
             + self.short.capacity() * (size_of::<(u128, u32)>() + 1)
+            + self.per_key.capacity() * size_of::<i64>()
     }
 
     /// The string number of each row of `array` into `out`, one slot a row sized up front:
@@ -312,7 +316,9 @@ impl KeyColumn {
     fn count_dictionary(&mut self, array: &ArrayRef, counts: &mut Vec<i64>) -> Result<()> {
         let (dict, values) = self.dictionary(array)?;
         let keys = dict.keys();
-        let mut per_key = vec![0i64; values.len()];
+        let mut per_key = std::mem::take(&mut self.per_key);
+        per_key.clear();
+        per_key.resize(values.len(), 0);
         let mut nulls = 0i64;
         if keys.null_count() > 0 {
             for (row, &key) in keys.values().iter().enumerate() {
@@ -346,6 +352,7 @@ impl KeyColumn {
                 add(id, n);
             }
         }
+        self.per_key = per_key;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
@@ -13,7 +13,6 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
-use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::pieces::kept_row_groups;
@@ -72,6 +71,7 @@ impl Filter {
     pub(super) fn row_groups(
         &self,
         footer: &ParquetMetaData,
+        arrow: &Schema,
         file: &PartitionedFile,
     ) -> Option<Vec<Matches>> {
         let kept = |predicate: &Arc<PruningPredicate>| {
@@ -80,12 +80,10 @@ impl Filter {
         };
         let passing = kept(&self.passes)?;
         let failing = kept(&self.fails)?;
-        let meta = footer.file_metadata();
-        let arrow = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
         let columns = self
             .columns
             .iter()
-            .map(|name| ColumnStats::read(name, &arrow, footer))
+            .map(|name| ColumnStats::read(name, arrow, footer))
             .collect::<Option<Vec<_>>>()?;
         let matches = (0..footer.num_row_groups())
             .map(|i| {

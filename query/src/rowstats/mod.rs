@@ -32,7 +32,6 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -48,6 +47,7 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
@@ -57,8 +57,11 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning, replace_children_if_necessary};
 
+use parquet::arrow::parquet_to_arrow_schema;
+
 use crate::footers;
 use crate::grouping::{final_phase, partial_phase};
+use crate::pieces::whole_files;
 
 use exec::RowGroupStatisticsExec;
 use filter::{Filter, Matches, on_schema};
@@ -149,32 +152,19 @@ impl RowGroupAggregates {
             },
             None => None,
         };
-        let schema = aggregate.input_schema();
-        let column_name = |c: &Column| schema.field(c.index()).name().clone();
-        let groups: Vec<String> = groups.iter().map(column_name).collect();
-        let wanted: Vec<Wanted> = wanted
-            .into_iter()
-            .map(|w| match w {
-                Shape::Rows => Wanted::Rows,
-                Shape::Values(c) => Wanted::Values(column_name(&c)),
-                Shape::Min(c) => Wanted::Min(column_name(&c)),
-                Shape::Max(c) => Wanted::Max(column_name(&c)),
-            })
-            .collect();
         let out = aggregate.schema();
         if out.fields().len() != groups.len() + wanted.len() {
             return Ok(None);
         }
-        // Each file once, whole (DataFusion may have cut it into byte ranges).
-        let mut files: Vec<&PartitionedFile> = Vec::new();
-        let mut seen = HashSet::new();
-        for file in config.file_groups.iter().flat_map(FileGroup::iter) {
-            if !file.extensions.is_empty() || !file.partition_values.is_empty() {
-                return Ok(None);
-            }
-            if seen.insert(&file.object_meta.location) {
-                files.push(file);
-            }
+        // Each file once, whole (DataFusion may have cut it into byte ranges), and read whole.
+        let Some(files) = whole_files(config) else {
+            return Ok(None);
+        };
+        if files
+            .iter()
+            .any(|f| f.extensions.contains::<ParquetAccessPlan>())
+        {
+            return Ok(None);
         }
         let mut rows: Vec<Vec<ScalarValue>> = vec![Vec::new(); out.fields().len()];
         let mut rest: Vec<PartitionedFile> = Vec::new();
@@ -184,11 +174,16 @@ impl RowGroupAggregates {
             let Some(footer) = footers::cached(self.footers.as_ref(), &file.object_meta) else {
                 return Ok(None);
             };
-            let Some(stats) = FileStats::read(&footer, &groups, &wanted) else {
+            let meta = footer.file_metadata();
+            let Ok(arrow) = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
+            else {
+                return Ok(None);
+            };
+            let Some(stats) = FileStats::read(&footer, &arrow, &groups, &wanted) else {
                 return Ok(None);
             };
             let matches = match &filter {
-                Some(filter) => match filter.row_groups(&footer, file) {
+                Some(filter) => match filter.row_groups(&footer, &arrow, file) {
                     Some(matches) => Some(matches),
                     None => return Ok(None),
                 },
@@ -253,9 +248,7 @@ impl RowGroupAggregates {
         let partial = replace_children_if_necessary(Arc::clone(node), vec![scan])?;
         Ok(Some(UnionExec::try_new(vec![partial, answers])?))
     }
-}
 
-impl RowGroupAggregates {
     /// [`Self::rewrite`] for a partial aggregation, and for a one-phase one over a single
     /// partition (DataFusion plans those when the scan is not split), which becomes the
     /// partial aggregation rewritten and a final one over its partitions gathered. The result
@@ -315,18 +308,11 @@ fn rest_of_scan(
         .build()
 }
 
-/// An aggregate as planned, before its column is named.
-enum Shape {
-    Rows,
-    Values(Column),
-    Min(Column),
-    Max(Column),
-}
-
-/// The group columns and aggregates of `aggregate` when it is a partial aggregation that
-/// statistics can answer: plain columns as groups (no grouping sets), and only `count(*)`,
-/// `count(col)`, `min(col)` and `max(col)`, without DISTINCT, FILTER or ORDER BY.
-fn shape(aggregate: &AggregateExec) -> Option<(Vec<Column>, Vec<Shape>)> {
+/// The names of the group columns, and the aggregates, of `aggregate` when it is a partial
+/// aggregation that statistics can answer: plain columns as groups (no grouping sets), and
+/// only `count(*)`, `count(col)`, `min(col)` and `max(col)`, without DISTINCT, FILTER or
+/// ORDER BY.
+fn shape(aggregate: &AggregateExec) -> Option<(Vec<String>, Vec<Wanted>)> {
     let group_by = aggregate.group_expr();
     if *aggregate.mode() != AggregateMode::Partial
         || !group_by.is_single()
@@ -336,10 +322,15 @@ fn shape(aggregate: &AggregateExec) -> Option<(Vec<Column>, Vec<Shape>)> {
     {
         return None;
     }
+    let schema = aggregate.input_schema();
+    let name = |e: &Arc<dyn PhysicalExpr>| {
+        e.downcast_ref::<Column>()
+            .map(|c| schema.field(c.index()).name().clone())
+    };
     let groups = group_by
         .expr()
         .iter()
-        .map(|(e, _)| e.downcast_ref::<Column>().cloned())
+        .map(|(e, _)| name(e))
         .collect::<Option<Vec<_>>>()?;
     let mut wanted = Vec::with_capacity(aggregate.aggr_expr().len());
     for expr in aggregate.aggr_expr() {
@@ -353,15 +344,15 @@ fn shape(aggregate: &AggregateExec) -> Option<(Vec<Column>, Vec<Shape>)> {
         let [argument] = arguments.as_slice() else {
             return None;
         };
-        let column = argument.downcast_ref::<Column>().cloned();
+        let column = name(argument);
         let literal = argument
             .downcast_ref::<Literal>()
             .is_some_and(|l| !l.value().is_null());
         wanted.push(match (expr.fun().name(), column) {
-            ("count", None) if literal => Shape::Rows,
-            ("count", Some(c)) => Shape::Values(c),
-            ("min", Some(c)) => Shape::Min(c),
-            ("max", Some(c)) => Shape::Max(c),
+            ("count", None) if literal => Wanted::Rows,
+            ("count", Some(c)) => Wanted::Values(c),
+            ("min", Some(c)) => Wanted::Min(c),
+            ("max", Some(c)) => Wanted::Max(c),
             _ => return None,
         });
     }

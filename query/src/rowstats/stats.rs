@@ -4,7 +4,6 @@ use arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
 use arrow::datatypes::Schema;
 use datafusion::common::{Result, ScalarValue};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::ParquetMetaData;
 
 use super::Wanted;
@@ -69,21 +68,20 @@ pub(super) struct FileStats {
 impl FileStats {
     pub(super) fn read(
         footer: &ParquetMetaData,
+        arrow: &Schema,
         groups: &[String],
         wanted: &[Wanted],
     ) -> Option<Self> {
-        let meta = footer.file_metadata();
-        let arrow = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
         let groups = groups
             .iter()
-            .map(|name| ColumnStats::read(name, &arrow, footer))
+            .map(|name| ColumnStats::read(name, arrow, footer))
             .collect::<Option<Vec<_>>>()?;
         let aggregates = wanted
             .iter()
             .map(|w| match w {
                 Wanted::Rows => Some(None),
                 Wanted::Values(c) | Wanted::Min(c) | Wanted::Max(c) => {
-                    ColumnStats::read(c, &arrow, footer).map(Some)
+                    ColumnStats::read(c, arrow, footer).map(Some)
                 }
             })
             .collect::<Option<Vec<_>>>()?;
