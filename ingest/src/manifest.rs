@@ -108,7 +108,9 @@ pub enum FileKey {
     /// BLAKE3, kept in memory only (the `sha256` column is left empty): for a store that lives
     /// for one run (`scan` without `--store`), where the key only drops duplicates among its
     /// inputs. About 2.5x faster than sha256 here (with the SHA extensions) and just as
-    /// collision resistant, so a crafted file still cannot pass for another.
+    /// collision resistant, so a crafted file still cannot pass for another. The reader hashes
+    /// a file whole only when its size and first bytes do not tell it from an earlier input
+    /// (see `reader::dedup`).
     Blake3,
 }
 

@@ -76,8 +76,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
             reqs.into_iter().map(|r| (r.source, r.event_ids)),
         ))
     });
-    // The same store tells files apart by BLAKE3 (~2.5x faster here): it records no sha256,
-    // and no rule of the run reads the `files` table.
+    // The same store tells files apart by BLAKE3 (~2.5x faster here), and hashes a file whole
+    // only when its size and first bytes match an earlier input's: it records no sha256, and
+    // no rule of the run reads the `files` table.
     let key = if filter.is_some() {
         FileKey::Blake3
     } else {

@@ -6,7 +6,8 @@
 //! computed on the pool, beside the decoding of the files before it; the dispatcher waits for a
 //! file's key only when that file is next in line, asks the admission, and only then hands its
 //! chunks to the pool. So hashing runs in parallel with decoding, and a file the store already
-//! holds is still never parsed.
+//! holds is still never parsed. A one-run store ([`FileKey::Blake3`]) hashes a file whole only
+//! when its quick key is not enough to tell it from an earlier input ([`super::dedup`]).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -17,6 +18,7 @@ use evtx::ParserSettings;
 
 use super::buffers::{BufferPool, FileBytes};
 use super::chunks::ChunkBytes;
+use super::dedup;
 use super::group::{Group, convert_group};
 use super::{
     Admission, Admit, DECODER, Input, Item, Msg, ProblemKind, RecordPath, Source, error_chain,
@@ -45,6 +47,8 @@ pub(super) struct Dispatcher<'p> {
     /// Buffers of files read into memory, used again once a file's chunks are done. Files up
     /// to its budget are read into memory (`ReadOptions::max_buffered_file`).
     pub(super) buffers: Arc<BufferPool>,
+    /// The quick keys of the run so far (with [`FileKey::Blake3`]).
+    pub(super) staged: dedup::Staged,
 }
 
 /// A file read ahead: its bytes and its hash to come, or why it could not be read.
@@ -60,8 +64,8 @@ enum Read {
         bytes: Arc<FileBytes>,
         hash: mpsc::Receiver<String>,
     },
-    /// Too large to hold: hashed on the pool in a pass of its own (1 MiB at a time), parsed
-    /// from disk when its turn comes.
+    /// Too large to hold: hashed on the pool in a pass of its own (1 MiB at a time; with
+    /// [`FileKey::Blake3`] its quick key only), parsed from disk when its turn comes.
     Large {
         hash: mpsc::Receiver<Result<String, String>>,
     },
@@ -131,8 +135,15 @@ impl Dispatcher<'_> {
     /// Read a file into memory and start hashing it on the pool (a large file is hashed from
     /// disk there).
     fn read_ahead(&self, input: &Input) -> Read {
+        let quick = self.key == FileKey::Blake3;
         if input.size > self.buffers.budget() {
             let (tx, hash) = mpsc::channel();
+            if quick {
+                let key = dedup::quick_key_of_file(&input.path, input.size)
+                    .map_err(|e| IngestError::io(&input.path, e).to_string());
+                let _ = tx.send(key);
+                return Read::Large { hash };
+            }
             let (key, path) = (self.key, input.path.clone());
             self.pool.spawn(move || {
                 let _ = tx.send(key.of_file(&path).map_err(|e| e.to_string()));
@@ -143,11 +154,15 @@ impl Dispatcher<'_> {
             Ok(bytes) => {
                 let bytes = Arc::new(bytes);
                 let (tx, hash) = mpsc::channel();
-                let mine = bytes.clone();
-                let key = self.key;
-                self.pool.spawn(move || {
-                    let _ = tx.send(key.of_bytes(&mine));
-                });
+                if quick {
+                    let _ = tx.send(dedup::quick_key(bytes.len() as u64, &bytes));
+                } else {
+                    let mine = bytes.clone();
+                    let key = self.key;
+                    self.pool.spawn(move || {
+                        let _ = tx.send(key.of_bytes(&mine));
+                    });
+                }
                 Read::Buffered { bytes, hash }
             }
             Err(e) => Read::Failed(IngestError::io(&input.path, e).to_string()),
@@ -179,6 +194,25 @@ impl Dispatcher<'_> {
                     fatal: Some(why),
                 });
             }
+        };
+        let key = if self.key == FileKey::Blake3 {
+            let whole = || match &bytes {
+                Some(b) => Ok(FileKey::Blake3.of_bytes(b)),
+                None => FileKey::Blake3
+                    .of_file(&input.path)
+                    .map_err(|e| e.to_string()),
+            };
+            match self.staged.key(key, &input.path, whole) {
+                Ok(key) => key,
+                Err(why) => {
+                    return self.send(Msg::End {
+                        file,
+                        fatal: Some(why),
+                    });
+                }
+            }
+        } else {
+            key
         };
         let item = match admit(file, &key) {
             Admit::Read { file_id } => Item::Admitted { file, key, file_id },

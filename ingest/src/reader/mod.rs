@@ -33,6 +33,7 @@ use crate::filter::RecordFilter;
 
 mod buffers;
 mod chunks;
+mod dedup;
 mod dispatch;
 mod group;
 use chunks::{ChunkBytes, SharedChunks};
@@ -352,6 +353,7 @@ pub fn read_admitted(
             buffers: buffers::BufferPool::new(
                 usize::try_from(opts.max_buffered_file).unwrap_or(usize::MAX),
             ),
+            staged: dedup::Staged::default(),
         };
         scope.spawn(move || match admit {
             Some(admit) => dispatcher.admitted(inputs, admit),
