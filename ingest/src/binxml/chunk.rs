@@ -6,6 +6,9 @@
 //! that runs past the chunk, a timestamp out of range), this walk stops and says where: the
 //! rest of the chunk is the evtx crate's to read.
 
+use std::cell::RefCell;
+
+use super::templates::Name;
 use crate::FastMap;
 
 use super::{Unsupported, strings};
@@ -62,6 +65,10 @@ pub struct Chunk<'a> {
     /// Names by offset, as the string table's chains give them: their UTF-16 bytes (checked
     /// to decode).
     names: FastMap<u32, (u32, u32)>,
+    /// Names decoded so far, by offset: a name is decoded once per chunk, however many
+    /// elements and records of it use it (the records written out as elements, without a
+    /// template, repeat their names in every record).
+    decoded: RefCell<FastMap<u32, Name>>,
 }
 
 /// Latest FILETIME the evtx crate turns into a timestamp (jiff's range ends in 9999).
@@ -84,6 +91,7 @@ impl<'a> Chunk<'a> {
             last_record_id,
             free_space: free_space.min(data.len()),
             names: FastMap::with_capacity_and_hasher(64, Default::default()),
+            decoded: RefCell::default(),
         };
         for bucket in 0..64 {
             let mut offset = u32_at(data, 128 + bucket * 4).ok_or(trunc)?;
@@ -105,8 +113,15 @@ impl<'a> Chunk<'a> {
     }
 
     /// The name a name reference at `offset` points to.
-    pub fn name(&self, offset: u32) -> Result<String, Unsupported> {
-        strings::decode_strict(self.name_bytes(offset)?).ok_or(Unsupported("unreadable name"))
+    pub fn name(&self, offset: u32) -> Result<Name, Unsupported> {
+        if let Some(name) = self.decoded.borrow().get(&offset) {
+            return Ok(name.clone());
+        }
+        let name: Name = strings::decode_strict(self.name_bytes(offset)?)
+            .ok_or(Unsupported("unreadable name"))?
+            .into();
+        self.decoded.borrow_mut().insert(offset, name.clone());
+        Ok(name)
     }
 
     /// Whether the name at `offset` is `name` (no allocation).

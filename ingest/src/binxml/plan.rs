@@ -96,7 +96,7 @@ pub(super) struct FilterKeys {
 fn filter_keys(tpl: &Template, sources: &[Option<Src>; FIELDS]) -> Option<FilterKeys> {
     let root = &tpl.elems[tpl.root as usize];
     let system = root.children.iter().find_map(|n| match n {
-        Node::Elem(id) if tpl.elems[*id as usize].name == "System" => {
+        Node::Elem(id) if tpl.elems[*id as usize].name.as_ref() == "System" => {
             Some(&tpl.elems[*id as usize])
         }
         _ => None,
@@ -148,7 +148,7 @@ fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
     for n in &e.children {
         let Node::Elem(id) = n else { return None };
         let c = &tpl.elems[*id as usize];
-        if c.name != "Data" || c.dependency.is_some() {
+        if c.name.as_ref() != "Data" || c.dependency.is_some() {
             return None;
         }
         let key = literal_name(c)?.to_owned();
@@ -163,7 +163,7 @@ fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
 
 /// A `Data` element's literal, non-empty name that needs no escaping.
 pub(super) fn literal_name(e: &Elem) -> Option<&str> {
-    let a = e.attrs.iter().find(|a| a.name == "Name")?;
+    let a = e.attrs.iter().find(|a| a.name.as_ref() == "Name")?;
     match a.value.as_slice() {
         [Node::Text(s)] if !s.is_empty() && json_safe_name(s) => Some(s),
         _ => None,
@@ -178,7 +178,7 @@ fn distinct_data(tpl: &Template, e: &Elem) -> bool {
             return false;
         };
         let c = &tpl.elems[*id as usize];
-        if c.name != "Data" {
+        if c.name.as_ref() != "Data" {
             continue;
         }
         match literal_name(c) {
@@ -253,7 +253,7 @@ fn check_generic(tpl: &Template) -> Result<(), Unsupported> {
 
 fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<(), Unsupported> {
     let root = &tpl.elems[tpl.root as usize];
-    if root.name != "Event" {
+    if root.name.as_ref() != "Event" {
         return Err(Unsupported("root element is not Event"));
     }
     let mut system = None;
@@ -264,7 +264,7 @@ fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<
             Node::Sub { .. } => continue,
             _ => return Err(Unsupported("Event has content other than elements")),
         };
-        if tpl.elems[*id as usize].name == "System" {
+        if tpl.elems[*id as usize].name.as_ref() == "System" {
             if system.is_some() {
                 return Err(Unsupported("two System elements"));
             }
@@ -284,10 +284,13 @@ fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<
             return Err(Unsupported("repeated System child"));
         }
         let attr = |name: &str| -> Option<Src> {
-            e.attrs.iter().position(|a| a.name == name).map(|i| Src {
-                elem: *id,
-                attr: Some(i as u32),
-            })
+            e.attrs
+                .iter()
+                .position(|a| a.name.as_ref() == name)
+                .map(|i| Src {
+                    elem: *id,
+                    attr: Some(i as u32),
+                })
         };
         let content = Src {
             elem: *id,
@@ -298,7 +301,7 @@ fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<
         // string, which the JSON reader refuses.
         let attrs_only = e.children.is_empty();
         let mut set = |f: Field, s: Option<Src>| sources[f as usize] = s;
-        match e.name.as_str() {
+        match e.name.as_ref() {
             "Provider" | "TimeCreated" | "Correlation" | "Execution" | "Security"
                 if !attrs_only =>
             {

@@ -172,7 +172,7 @@ pub fn render<T>(
         ev.children.iter().any(|n| match n {
             Node::Elem(id) => {
                 let e = &tpl.elems[*id as usize];
-                e.name == "System" && r.left_out(0, e)
+                e.name.as_ref() == "System" && r.left_out(0, e)
             }
             _ => false,
         })
@@ -235,13 +235,13 @@ pub fn render<T>(
                     _ => None,
                 })
                 .collect();
-            if kids.iter().any(|&k| r.elem(k).name == "Data") {
+            if kids.iter().any(|&k| r.elem(k).name.as_ref() == "Data") {
                 // Data directly in UserData: a shape Windows does not write.
                 return Err(Unsupported("Data element directly in UserData"));
             }
             let payload = match kids.as_slice() {
                 [only] if !text && r.value_is_object(*only) => {
-                    let name = &r.elem(*only).name;
+                    let name: &str = &r.elem(*only).name;
                     Some((*only, name == "EventData" || name == "UserData"))
                 }
                 _ => None,

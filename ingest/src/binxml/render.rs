@@ -468,7 +468,7 @@ impl<'s, 'a> R<'s, 'a> {
         omit_attrs: bool,
         has_text: bool,
     ) -> Result<(), Unsupported> {
-        let is_data = |r: &Self, c: ER| r.elem(c).name == "Data";
+        let is_data = |r: &Self, c: ER| r.elem(c).name.as_ref() == "Data";
         let distinct = self.res.rec.insts[er.inst as usize].plan.distinct_data[er.elem as usize]
             && !kids.iter().any(|k| k.rep > 0);
         let flatten = in_container
@@ -578,7 +578,7 @@ impl<'s, 'a> R<'s, 'a> {
             let suffix = {
                 let found = names
                     .iter_mut()
-                    .find(|(first, _)| self.elem(kids[*first as usize]).name == name);
+                    .find(|(first, _)| self.elem(kids[*first as usize]).name.as_ref() == name);
                 match found {
                     Some(e) => {
                         e.1 += 1;

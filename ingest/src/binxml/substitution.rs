@@ -238,7 +238,7 @@ impl<'s, 'a> Res<'s, 'a> {
             .iter()
             .enumerate()
             .filter(move |(_, a)| self.nodes(er, &a.value).next().is_some())
-            .map(|(i, a)| (a.name.as_str(), i))
+            .map(|(i, a)| (a.name.as_ref(), i))
     }
 
     pub(super) fn attr_nodes(self, er: ER, i: usize) -> Nodes<'s, 'a> {

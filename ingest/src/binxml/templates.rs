@@ -9,6 +9,9 @@ use super::chunk::{Chunk, u32_at};
 use super::plan::Plan;
 use super::tokens::parse_template;
 
+/// An element or attribute name: decoded once per chunk and shared by every node that names it.
+pub type Name = Arc<str>;
+
 /// A template definition's tree. Element 0 is not special: `root` says which is the root.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Template {
@@ -18,7 +21,7 @@ pub struct Template {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Elem {
-    pub name: String,
+    pub name: Name,
     /// The substitution whose NullType value leaves this element out (MS-EVEN6 2.2.12).
     pub dependency: Option<u16>,
     /// Attributes with at least one value node.
@@ -28,7 +31,7 @@ pub struct Elem {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Attr {
-    pub name: String,
+    pub name: Name,
     pub value: Vec<Node>,
 }
 
@@ -106,7 +109,7 @@ pub struct SharedPlans {
 struct Shared {
     body: Box<[u8]>,
     /// Name references outside the body, with their names.
-    refs: Vec<(u32, String)>,
+    refs: Vec<(u32, Name)>,
     plan: Arc<Plan>,
 }
 

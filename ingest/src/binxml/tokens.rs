@@ -10,7 +10,7 @@
 //! the depth, and stops at the definition's end whatever the tokens say.
 
 use super::chunk::{Chunk, u32_at};
-use super::templates::{Attr, Elem, Node, Template};
+use super::templates::{Attr, Elem, Name, Node, Template};
 use super::values::{is_known_type, ty};
 use super::{Unsupported, strings};
 
@@ -28,7 +28,7 @@ struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
     /// The name references read, with their names.
-    refs: Vec<(u32, String)>,
+    refs: Vec<(u32, Name)>,
     /// What is left of [`MAX_TEMPLATE_TEXT`].
     text_left: usize,
 }
@@ -73,7 +73,7 @@ impl<'a> Cursor<'a> {
     }
     /// A name reference: an offset into the chunk, the name stored right there when it is the
     /// first use.
-    fn name(&mut self, chunk: &Chunk<'_>) -> Result<String, Unsupported> {
+    fn name(&mut self, chunk: &Chunk<'_>) -> Result<Name, Unsupported> {
         let offset = self.u32()?;
         if offset as usize == self.pos {
             // next (u32), hash (u16), count (u16), the units, a NUL.
@@ -105,7 +105,7 @@ pub fn parse_template(
     chunk: &Chunk<'_>,
     start: usize,
     end: usize,
-) -> Result<(Template, Vec<(u32, String)>), Unsupported> {
+) -> Result<(Template, Vec<(u32, Name)>), Unsupported> {
     parse(chunk, start, end, false)
 }
 
@@ -126,7 +126,7 @@ fn parse(
     start: usize,
     end: usize,
     fragment: bool,
-) -> Result<(Template, Vec<(u32, String)>), Unsupported> {
+) -> Result<(Template, Vec<(u32, Name)>), Unsupported> {
     let mut cur = Cursor {
         data: chunk.data,
         pos: start,
@@ -277,7 +277,12 @@ fn parse(
             }
             0x09 | 0x49 => {
                 let name = cur.name(chunk)?;
-                push_node(&mut elems, &stack, &mut open, Node::Entity(name))?;
+                push_node(
+                    &mut elems,
+                    &stack,
+                    &mut open,
+                    Node::Entity(name.to_string()),
+                )?;
             }
             0x0a => {
                 let _target = cur.name(chunk)?;
