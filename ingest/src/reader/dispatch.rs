@@ -59,7 +59,8 @@ struct Ahead<'i> {
 }
 
 enum Read {
-    /// In memory; the pool sends its key.
+    /// In memory; the pool sends its key (with [`FileKey::Blake3`], its quick key is sent
+    /// at once).
     Buffered {
         bytes: Arc<FileBytes>,
         hash: mpsc::Receiver<String>,
@@ -133,7 +134,7 @@ impl Dispatcher<'_> {
     }
 
     /// Read a file into memory and start hashing it on the pool (a large file is hashed from
-    /// disk there).
+    /// disk there). With [`FileKey::Blake3`] only the quick key is taken, here: it reads 68 KiB.
     fn read_ahead(&self, input: &Input) -> Read {
         let quick = self.key == FileKey::Blake3;
         if input.size > self.buffers.budget() {
