@@ -114,6 +114,21 @@ pub enum FileKey {
     Blake3,
 }
 
+/// A sha256 fed in pieces, its key as [`FileKey::Sha256`] gives it.
+#[derive(Default)]
+pub struct Sha256Stream(Sha256);
+
+impl Sha256Stream {
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The key, as lower-case hex.
+    pub fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
 impl FileKey {
     /// The key of bytes in memory, as lower-case hex.
     pub fn of_bytes(self, bytes: &[u8]) -> String {

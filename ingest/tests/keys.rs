@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use evtxsql_ingest::{FileKey, IngestOptions, NoProgress, ingest};
+use evtxsql_ingest::store::Store;
+use evtxsql_ingest::{FileKey, IngestOptions, NoProgress, ingest, manifest};
 
 /// A one-run store (BLAKE3 keys) hashes a file whole only when its size and first bytes match
 /// an earlier input's, yet tells inputs apart as exactly as whole hashes do: a copy is read
@@ -52,4 +53,35 @@ fn one_run_keys_tell_copies_from_look_alikes() {
         );
         assert_eq!(s.records, 2 * single.records, "{name}");
     }
+}
+
+/// A kept store records each file's sha256, whether it was taken as the file was read (few
+/// threads) or on the pool (many): the same keys, each the sha256 of the whole file.
+#[test]
+fn sha256_is_of_the_whole_file_however_it_is_taken() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data/clean-fleet");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut stores = Vec::new();
+    for threads in [1, 8] {
+        let store = tmp.path().join(format!("t{threads}"));
+        let opts = IngestOptions {
+            threads,
+            ..IngestOptions::default()
+        };
+        let s = ingest(std::slice::from_ref(&data), &store, &opts, &NoProgress).unwrap();
+        assert!(s.files_ingested >= 10, "{s:?}");
+        let known = manifest::known(&Store::open(&store).unwrap()).unwrap();
+        let mut keys: Vec<String> = known.by_sha256.into_keys().collect();
+        keys.sort();
+        stores.push(keys);
+    }
+    assert_eq!(stores[0], stores[1]);
+    let mut whole: Vec<String> = evtxsql_ingest::discover(std::slice::from_ref(&data))
+        .files()
+        .iter()
+        .map(|p| manifest::sha256_file(p).unwrap())
+        .collect();
+    whole.sort();
+    whole.dedup();
+    assert_eq!(stores[0], whole);
 }

@@ -16,6 +16,12 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+/// Bytes read before [`BufferPool::read_seeing`] hands them on: well within a core's cache.
+pub const SEEN_PIECE: u64 = 256 << 10;
+
+/// What [`BufferPool::read_seeing`] hands each piece to.
+pub type Seen<'a> = dyn FnMut(&[u8]) + 'a;
+
 /// A file's bytes; back to its pool (if any) when the last chunk sharing it is done.
 pub struct FileBytes {
     bytes: Vec<u8>,
@@ -102,6 +108,17 @@ impl BufferPool {
 
     /// Read the file at `path` (about `size` bytes) into a buffer of the pool.
     pub fn read(self: &Arc<Self>, path: &Path, size: u64) -> std::io::Result<FileBytes> {
+        self.read_seeing(path, size, None)
+    }
+
+    /// [`Self::read`], handing `see` each piece of the file as soon as it is read (in order,
+    /// [`SEEN_PIECE`] bytes at a time): the piece is then still in this core's cache.
+    pub fn read_seeing(
+        self: &Arc<Self>,
+        path: &Path,
+        size: u64,
+        mut see: Option<&mut Seen<'_>>,
+    ) -> std::io::Result<FileBytes> {
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         let mut bytes = self.take(size);
         let before = bytes.capacity();
@@ -109,7 +126,17 @@ impl BufferPool {
         let read = match file.as_mut() {
             Ok(f) => {
                 bytes.reserve(size);
-                f.read_to_end(&mut bytes).map(|_| ())
+                match see.as_mut() {
+                    None => f.read_to_end(&mut bytes).map(|_| ()),
+                    Some(see) => loop {
+                        let from = bytes.len();
+                        match f.by_ref().take(SEEN_PIECE).read_to_end(&mut bytes) {
+                            Ok(0) => break Ok(()),
+                            Ok(_) => see(&bytes[from..]),
+                            Err(e) => break Err(e),
+                        }
+                    },
+                }
             }
             Err(_) => Ok(()),
         };
@@ -190,6 +217,32 @@ mod tests {
         drop(small.read(&a, 3000).unwrap());
         assert!(small.state().free.is_empty());
         assert_eq!(small.state().in_use, 0);
+    }
+
+    /// A file read piece by piece: the pieces, in order, are the file's bytes, none longer
+    /// than `SEEN_PIECE`; the buffer holds the whole file, as `read` gives it.
+    #[test]
+    fn pieces_seen_while_reading_are_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let piece = usize::try_from(SEEN_PIECE).unwrap();
+        let bytes: Vec<u8> = (0..2 * piece + piece / 2 + 7)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&a, &bytes).unwrap();
+        let pool = BufferPool::new(1 << 20);
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        let mut see = |p: &[u8]| seen.push(p.to_vec());
+        // The size listed may be stale: the file is still read whole.
+        let read = pool.read_seeing(&a, 10, Some(&mut see)).unwrap();
+        assert_eq!(&read[..], &bytes[..]);
+        assert_eq!(seen.concat(), bytes);
+        assert!(seen.len() >= 3, "{} pieces", seen.len());
+        assert!(seen.iter().all(|p| !p.is_empty() && p.len() <= piece));
+        let mut none = |_: &[u8]| panic!("an empty file has no piece");
+        let e = dir.path().join("empty");
+        std::fs::write(&e, b"").unwrap();
+        assert!(pool.read_seeing(&e, 0, Some(&mut none)).unwrap().is_empty());
     }
 
     /// Buffers in use count against the budget; one file always fits; a buffer given back

@@ -2,12 +2,14 @@
 //! pool, each message numbered so the consumer can put them back in order.
 //!
 //! With an admission, files are read ahead of their dispatch (up to [`LOOKAHEAD_BYTES`] of
-//! them, and at least one) and each one's key (sha256, or BLAKE3 for a one-run store) is
-//! computed on the pool, beside the decoding of the files before it; the dispatcher waits for a
-//! file's key only when that file is next in line, asks the admission, and only then hands its
-//! chunks to the pool. So hashing runs in parallel with decoding, and a file the store already
-//! holds is still never parsed. A one-run store ([`FileKey::Blake3`]) hashes a file whole only
-//! when its quick key is not enough to tell it from an earlier input ([`super::dedup`]).
+//! them, and at least one) and each one's key (sha256, or BLAKE3 for a one-run store) is taken
+//! before the admission sees it: with few threads, sha256 here, as the file is read
+//! ([`HASH_WHILE_READING_UP_TO`]); with more, on the pool, beside the decoding of the files
+//! before it. The dispatcher waits for a file's key only when that file is next in line, asks the
+//! admission, and only then hands its chunks to the pool. So hashing overlaps decoding, and a
+//! file the store already holds is still never parsed. A one-run store ([`FileKey::Blake3`])
+//! hashes a file whole only when its quick key is not enough to tell it from an earlier input
+//! ([`super::dedup`]).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -49,7 +51,20 @@ pub(super) struct Dispatcher<'p> {
     pub(super) buffers: Arc<BufferPool>,
     /// The quick keys of the run so far (with [`FileKey::Blake3`]).
     pub(super) staged: dedup::Staged,
+    /// Hash a file's sha256 here, piece by piece as it is read (see
+    /// [`HASH_WHILE_READING_UP_TO`]), instead of on the pool.
+    pub(super) hash_while_reading: bool,
 }
+
+/// Up to this many decoding threads, a file's sha256 is taken on the dispatcher as the file is
+/// read, [`super::buffers::SEEN_PIECE`] at a time, while each piece is still in this core's
+/// cache; with more, on the pool, where hashing scales with the threads.
+///
+/// Measured here (2 cores): sha256 reads bytes in cache at 1.93 GB/s and bytes streamed from
+/// memory at 1.40 GB/s. Ingest of 1 GB of real logs with 2 threads took 9 % less CPU and 5 %
+/// less time hashing while reading than on the pool (7 alternating runs). The dispatcher reads
+/// and hashes at about 1.4 GB/s, more than four threads decode (about 0.25 GB/s each).
+pub(super) const HASH_WHILE_READING_UP_TO: usize = 4;
 
 /// A file read ahead: its bytes and its hash to come, or why it could not be read.
 struct Ahead<'i> {
@@ -59,8 +74,8 @@ struct Ahead<'i> {
 }
 
 enum Read {
-    /// In memory; the pool sends its key (with [`FileKey::Blake3`], its quick key is sent
-    /// at once).
+    /// In memory; its key is sent by the pool, or at once when it was taken as the file was
+    /// read (sha256 with few threads, or the quick key of [`FileKey::Blake3`]).
     Buffered {
         bytes: Arc<FileBytes>,
         hash: mpsc::Receiver<String>,
@@ -133,8 +148,9 @@ impl Dispatcher<'_> {
         true
     }
 
-    /// Read a file into memory and start hashing it on the pool (a large file is hashed from
-    /// disk there). With [`FileKey::Blake3`] only the quick key is taken, here: it reads 68 KiB.
+    /// Read a file into memory and take its key: sha256 as it is read
+    /// ([`Dispatcher::hash_while_reading`]) or on the pool; a large file is hashed from disk on
+    /// the pool. With [`FileKey::Blake3`] only the quick key is taken, here: it reads 68 KiB.
     fn read_ahead(&self, input: &Input) -> Read {
         let quick = self.key == FileKey::Blake3;
         if input.size > self.buffers.budget() {
@@ -151,11 +167,22 @@ impl Dispatcher<'_> {
             });
             return Read::Large { hash };
         }
-        match self.buffers.read(&input.path, input.size) {
+        let here = self.key == FileKey::Sha256 && self.hash_while_reading;
+        let mut sha = crate::manifest::Sha256Stream::default();
+        let mut see = |piece: &[u8]| sha.update(piece);
+        let read = if here {
+            self.buffers
+                .read_seeing(&input.path, input.size, Some(&mut see))
+        } else {
+            self.buffers.read(&input.path, input.size)
+        };
+        match read {
             Ok(bytes) => {
                 let bytes = Arc::new(bytes);
                 let (tx, hash) = mpsc::channel();
-                if quick {
+                if here {
+                    let _ = tx.send(sha.finish());
+                } else if quick {
                     let _ = tx.send(dedup::quick_key(bytes.len() as u64, &bytes));
                 } else {
                     let mine = bytes.clone();

@@ -354,6 +354,7 @@ pub fn read_admitted(
                 usize::try_from(opts.max_buffered_file).unwrap_or(usize::MAX),
             ),
             staged: dedup::Staged::default(),
+            hash_while_reading: threads <= dispatch::HASH_WHILE_READING_UP_TO,
         };
         scope.spawn(move || match admit {
             Some(admit) => dispatcher.admitted(inputs, admit),
