@@ -54,6 +54,8 @@ pub(super) struct Dispatcher<'p> {
     /// Hash a file's sha256 here, piece by piece as it is read (see
     /// [`HASH_WHILE_READING_UP_TO`]), instead of on the pool.
     pub(super) hash_while_reading: bool,
+    /// How far the kernel has been asked to read files ahead.
+    pub(super) prefetch: super::prefetch::Prefetch,
 }
 
 /// Up to this many decoding threads, a file's sha256 is taken on the dispatcher as the file is
@@ -114,6 +116,7 @@ impl Dispatcher<'_> {
         let mut ahead: VecDeque<Ahead<'_>> = VecDeque::new();
         let mut ahead_bytes = 0u64;
         for (file, input) in inputs.iter().enumerate() {
+            self.prefetch.advance(inputs, file);
             // Within the pool's budget: dispatch files read ahead until this one fits, then
             // (with none left ahead) wait for the decoders to give buffers back.
             if input.size <= self.buffers.budget() {
@@ -268,6 +271,7 @@ impl Dispatcher<'_> {
     /// evtx crate's, as before); false once the consumer has gone.
     pub(super) fn unhashed(&mut self, inputs: &[Input]) -> bool {
         for (file, input) in inputs.iter().enumerate() {
+            self.prefetch.advance(inputs, file);
             let read = (input.size <= self.buffers.budget()).then(|| {
                 // Every buffer in use is held by a dispatched group, given back when it is done.
                 self.buffers.wait_for_room(input.size);

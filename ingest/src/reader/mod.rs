@@ -36,6 +36,7 @@ mod chunks;
 mod dedup;
 mod dispatch;
 mod group;
+mod prefetch;
 use chunks::{ChunkBytes, SharedChunks};
 use group::{Group, convert_group};
 
@@ -355,6 +356,7 @@ pub fn read_admitted(
             ),
             staged: dedup::Staged::default(),
             hash_while_reading: threads <= dispatch::HASH_WHILE_READING_UP_TO,
+            prefetch: prefetch::Prefetch::default(),
         };
         scope.spawn(move || match admit {
             Some(admit) => dispatcher.admitted(inputs, admit),
