@@ -141,7 +141,7 @@ impl FileKey {
     /// The key of a file's contents, read in pieces.
     pub fn of_file(self, path: &Path) -> Result<String> {
         let mut f = File::open(path).map_err(|e| IngestError::io(path, e))?;
-        let mut sha = Sha256::new();
+        let mut sha = Sha256Stream::default();
         let mut b3 = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -157,7 +157,7 @@ impl FileKey {
             }
         }
         Ok(match self {
-            FileKey::Sha256 => hex(&sha.finalize()),
+            FileKey::Sha256 => sha.finish(),
             FileKey::Blake3 => hex(b3.finalize().as_bytes()),
         })
     }

@@ -14,8 +14,9 @@
 //! At most `4 × threads + 4` groups are in flight, which bounds memory whatever the input size.
 //!
 //! With an [`Admission`] ([`read_admitted`]), each file is read once: the dispatcher reads it
-//! into memory (files up to [`MAX_BUFFERED_FILE`]), the pool hashes those bytes beside the
-//! decoding of the files before it ([`dispatch`]), the admission says whether to read it (a
+//! into memory (files up to [`MAX_BUFFERED_FILE`]) and hashes it as it reads it, or, with
+//! more than a few threads, the pool hashes those bytes beside the decoding of the files before
+//! it ([`dispatch`]); the admission says whether to read it (a
 //! store skips what it holds), and the chunks are parsed from the same bytes. Without one
 //! ([`read`], e.g. `read_evtx` in SQL), files are read into memory the same way, unhashed.
 
