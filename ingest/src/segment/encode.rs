@@ -17,6 +17,14 @@ use super::{MERGE_BATCH_ROWS, cluster_order, events_writer_properties};
 use crate::error::{IngestError, Result};
 use crate::schema::events_schema;
 
+/// Rows of a sort run copied into order per call of `interleave_record_batch`. Every call
+/// checks and prepares every batch of the run (each column's type, the dictionaries' values),
+/// whatever rows it takes: a run holds hundreds of batches, one per group of chunks. At 32 768
+/// rows rather than 8 192 that work is done a quarter as often: on 1 GB of real logs, ingest
+/// took 0.974x the wall time and 0.97x the CPU, for about 8 MiB more at peak (the sorted copy
+/// of one call is held until it is encoded).
+const SORTED_BATCH_ROWS: usize = 4 * MERGE_BATCH_ROWS;
+
 /// Encodes sorted rows into a segment file: the file (opened on first use), the pool its
 /// columns are encoded on, where the file is written.
 pub(super) struct Encoder {
@@ -49,7 +57,7 @@ impl Encoder {
     pub(super) fn encode_run(&mut self, run: Vec<RecordBatch>) -> Result<()> {
         let order = cluster_order(&run)?;
         let batches: Vec<&RecordBatch> = run.iter().collect();
-        for chunk in order.chunks(MERGE_BATCH_ROWS) {
+        for chunk in order.chunks(SORTED_BATCH_ROWS) {
             self.encode_sorted(&interleave_record_batch(&batches, chunk)?)?;
         }
         drop(batches);
