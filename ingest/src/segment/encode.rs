@@ -22,7 +22,7 @@ use crate::schema::events_schema;
 /// whatever rows it takes: a run holds hundreds of batches, one per group of chunks. At 32 768
 /// rows rather than 8 192 that work is done a quarter as often: on 1 GB of real logs, ingest
 /// took 0.974x the wall time and 0.97x the CPU, for about 8 MiB more at peak (the sorted copy
-/// of one call is held until it is encoded).
+/// of one call is held until it is encoded); `scan` 0.99x wall, 18 MiB more at peak.
 const SORTED_BATCH_ROWS: usize = 4 * MERGE_BATCH_ROWS;
 
 /// Encodes sorted rows into a segment file: the file (opened on first use), the pool its
