@@ -133,7 +133,11 @@ impl FileKey {
     /// The key of bytes in memory, as lower-case hex.
     pub fn of_bytes(self, bytes: &[u8]) -> String {
         match self {
-            FileKey::Sha256 => hex(&Sha256::digest(bytes)),
+            FileKey::Sha256 => {
+                let mut sha = Sha256Stream::default();
+                sha.update(bytes);
+                sha.finish()
+            }
             FileKey::Blake3 => hex(blake3::hash(bytes).as_bytes()),
         }
     }
