@@ -92,6 +92,11 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<(), ClusterError> {
             role_err("the task port (bind port + 1) is out of range; give --grpc-port".into())
         })?,
     };
+    if grpc_port == addr.port() {
+        return Err(role_err(format!(
+            "the task port (--grpc-port) and the bind port are both {grpc_port}; they must differ"
+        )));
+    }
     for port in [addr.port(), grpc_port] {
         let probe = std::net::SocketAddr::new(addr.ip(), port);
         drop(

@@ -82,11 +82,17 @@ impl Drop for Role {
 
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let [port] = free_ports();
+    port
+}
+
+/// `N` different ports nothing listens on right now: each is held until all are chosen (one
+/// released at once may be handed out again, and an executor given the same port twice fails).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 fn wait_for_port(role: &mut Role, port: u16) {
@@ -129,7 +135,7 @@ impl Cluster {
         wait_for_port(&mut scheduler, port);
         let mut executors = Vec::new();
         for i in 0..n {
-            let (flight, grpc) = (free_port(), free_port());
+            let [flight, grpc] = free_ports();
             let mut e = Role::start(
                 &format!("executor{i}"),
                 &[
@@ -448,13 +454,14 @@ fn a_missing_scheduler_is_a_quick_clear_error_naming_it() {
     );
     // An executor gives up after --wait, naming the scheduler it waited for.
     let started = Instant::now();
+    let [flight, grpc] = free_ports();
     evtxsql()
         .args(["cluster", "executor", "--scheduler"])
         .arg(format!("127.0.0.1:{port}"))
         .args(["--bind"])
-        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg(format!("127.0.0.1:{flight}"))
         .args(["--grpc-port"])
-        .arg(free_port().to_string())
+        .arg(grpc.to_string())
         .args(["--wait", "2"])
         .timeout(Duration::from_secs(30))
         .assert()
@@ -467,6 +474,20 @@ fn a_missing_scheduler_is_a_quick_clear_error_naming_it() {
         "{:?}",
         started.elapsed()
     );
+    // One port for both of an executor's servers is refused before anything starts.
+    evtxsql()
+        .args(["cluster", "executor", "--scheduler"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--bind"])
+        .arg(format!("127.0.0.1:{flight}"))
+        .args(["--grpc-port"])
+        .arg(flight.to_string())
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(format!(
+            "the task port (--grpc-port) and the bind port are both {flight}"
+        )));
     // Bad addresses are usage errors.
     evtxsql()
         .arg("query")
