@@ -35,7 +35,7 @@ use datafusion::datasource::physical_plan::{
     FileScanConfig, FileSinkConfig, FileSource, ParquetFileReaderFactory,
 };
 use datafusion::datasource::table_schema::TableSchema;
-use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache};
 use datafusion::physical_expr::{LexOrdering, LexRequirement};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
@@ -171,6 +171,14 @@ pub(crate) fn cached(
         .as_any()
         .downcast_ref::<CachedParquetMetaData>()?;
     Some(Arc::clone(footer.parquet_metadata()))
+}
+
+/// Put `footer` (read from `object`, with its page index or not) in the session's metadata
+/// cache, where the scan's readers look for it.
+pub(crate) fn keep(cache: &FileMetadataCache, object: &ObjectMeta, footer: Arc<ParquetMetaData>) {
+    let entry =
+        CachedFileMetadataEntry::new(object.clone(), Arc::new(CachedParquetMetaData::new(footer)));
+    cache.put(&object.location, entry);
 }
 
 /// Opens a scan's files with their page index, read once per file and kept in the session's

@@ -120,9 +120,10 @@ impl RowGroupPieces {
         for file in files {
             let footer = self.footer(file)?;
             let indexes = kept_row_groups(&footer, schema, pruning.as_ref(), file)?;
+            let access = file.extensions.get::<ParquetAccessPlan>();
             let costs: Vec<u64> = indexes
                 .iter()
-                .map(|&i| read_cost(&footer, i, &read))
+                .map(|&i| read_cost(&footer, i, &read, access))
                 .collect();
             kept.push((file, footer, indexes, costs));
         }
@@ -149,16 +150,24 @@ impl RowGroupPieces {
                 uses_page_index = true;
                 index_bytes += page_index_bytes(&footer);
             }
+            let access = file.extensions.get::<ParquetAccessPlan>();
             let mut piece_of_file: Vec<(usize, ParquetAccessPlan)> = Vec::new();
             for (&i, &cost) in indexes.iter().zip(&costs) {
                 let middle = u128::from(before) + u128::from(cost / 2);
                 let piece = middle * pieces as u128 / u128::from(total);
                 let piece = usize::try_from(piece).unwrap_or(usize::MAX).min(pieces - 1);
+                // The row group whole, or the rows of it the file's plan selects.
+                let rows = match access.map(|plan| &plan.inner()[i]) {
+                    Some(RowGroupAccess::Selection(selection)) => {
+                        RowGroupAccess::Selection(selection.clone())
+                    }
+                    _ => RowGroupAccess::Scan,
+                };
                 match piece_of_file.last_mut() {
-                    Some((k, plan)) if *k == piece => plan.scan(i),
+                    Some((k, plan)) if *k == piece => plan.set(i, rows),
                     _ => {
                         let mut plan = ParquetAccessPlan::new_none(footer.num_row_groups());
-                        plan.scan(i);
+                        plan.set(i, rows);
                         piece_of_file.push((piece, plan));
                     }
                 }
@@ -194,16 +203,16 @@ impl RowGroupPieces {
 }
 
 /// Each file of `config` once (DataFusion may have cut a file into byte ranges), or None when
-/// a file has partition values or extensions other than an access plan of whole row groups,
-/// or its ranges come with different plans. (`rowstats` leaves a scan such plans: the row
-/// groups it could not answer.)
+/// a file has partition values or extensions other than an access plan, or its ranges come
+/// with different plans. (`rowstats` leaves a scan such plans: the row groups, and the rows of
+/// row groups, it could not answer.)
 pub(crate) fn whole_files(config: &FileScanConfig) -> Option<Vec<&PartitionedFile>> {
     let mut files: Vec<&PartitionedFile> = Vec::new();
     let mut seen: HashMap<&Path, Option<&ParquetAccessPlan>> = HashMap::new();
     for file in config.file_groups.iter().flat_map(FileGroup::iter) {
         let plan = file.extensions.get::<ParquetAccessPlan>();
         let others = file.extensions.len() - usize::from(plan.is_some());
-        if others > 0 || !file.partition_values.is_empty() || plan.is_some_and(selects_rows) {
+        if others > 0 || !file.partition_values.is_empty() {
             return None;
         }
         match seen.get(&file.object_meta.location) {
@@ -263,8 +272,14 @@ fn page_index_bytes(footer: &ParquetMetaData) -> u64 {
 }
 
 /// What row group `i` costs to read: the uncompressed bytes of the columns in `read`, or its
-/// rows when it reads none of them (`count(*)`).
-fn read_cost(footer: &ParquetMetaData, i: usize, read: &[String]) -> u64 {
+/// rows when it reads none of them (`count(*)`); in proportion to the rows `access` (the file's
+/// plan) selects of it.
+fn read_cost(
+    footer: &ParquetMetaData,
+    i: usize,
+    read: &[String],
+    access: Option<&ParquetAccessPlan>,
+) -> u64 {
     let row_group = footer.row_group(i);
     let bytes: i64 = row_group
         .columns()
@@ -277,14 +292,17 @@ fn read_cost(footer: &ParquetMetaData, i: usize, read: &[String]) -> u64 {
     } else {
         row_group.num_rows()
     };
-    u64::try_from(cost).unwrap_or(0).max(1)
-}
-
-/// Whether `plan` reads only some rows of a row group (a selection), not whole ones.
-fn selects_rows(plan: &ParquetAccessPlan) -> bool {
-    plan.inner()
-        .iter()
-        .any(|access| matches!(access, RowGroupAccess::Selection(_)))
+    let cost = u64::try_from(cost).unwrap_or(0);
+    let cost = match access.map(|plan| &plan.inner()[i]) {
+        Some(RowGroupAccess::Selection(selection)) => {
+            let rows = u64::try_from(row_group.num_rows()).unwrap_or(0).max(1);
+            let selected = u64::try_from(selection.row_count()).unwrap_or(u64::MAX);
+            u64::try_from(u128::from(cost) * u128::from(selected.min(rows)) / u128::from(rows))
+                .unwrap_or(u64::MAX)
+        }
+        _ => cost,
+    };
+    cost.max(1)
 }
 
 /// The indexes of `footer`'s row groups that `pruning` keeps (all of them without one) among

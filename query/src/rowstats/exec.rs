@@ -40,6 +40,12 @@ impl RowGroupStatisticsExec {
         }
     }
 
+    /// The table rows the answers stand for.
+    #[cfg(test)]
+    pub(super) fn rows(&self) -> u64 {
+        self.rows
+    }
+
     /// The partial aggregation's rows (one per row group answered).
     pub(super) fn batch(&self) -> &RecordBatch {
         &self.batch

@@ -3,8 +3,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arrow::array::{Array, ArrayRef, UInt64Array};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::Result;
+use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::ParquetSource;
@@ -13,6 +15,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
 use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::pieces::kept_row_groups;
@@ -97,6 +100,106 @@ impl Filter {
             })
             .collect();
         Some(matches)
+    }
+    /// The one column the filter reads, if it reads one.
+    pub(super) fn column(&self) -> Option<&str> {
+        match self.columns.as_slice() {
+            [name] => Some(name),
+            _ => None,
+        }
+    }
+
+    /// For each data page of the filter's one column in row group `row_group`, which of its
+    /// rows pass and how many rows it has, from the page index `footer` carries; None when
+    /// the filter reads more than one column (their pages do not line up) or the index lacks
+    /// the column.
+    pub(super) fn pages(
+        &self,
+        footer: &ParquetMetaData,
+        arrow: &Schema,
+        row_group: usize,
+    ) -> Option<Vec<(Matches, u64)>> {
+        let column = self.column()?;
+        let (column_index, offset_index) = (footer.column_index()?, footer.offset_index()?);
+        let converter =
+            StatisticsConverter::try_new(column, arrow, footer.file_metadata().schema_descr())
+                .ok()?
+                .with_missing_null_counts_as_zero(false);
+        let at = [row_group];
+        let stats = PageStats {
+            column,
+            mins: converter
+                .data_page_mins(column_index, offset_index, &at)
+                .ok()?,
+            maxes: converter
+                .data_page_maxes(column_index, offset_index, &at)
+                .ok()?,
+            nulls: converter
+                .data_page_null_counts(column_index, offset_index, &at)
+                .ok()?,
+            rows: converter
+                .data_page_row_counts(offset_index, footer.row_groups(), &at)
+                .ok()??,
+        };
+        if stats.rows.null_count() > 0 || stats.mins.len() != stats.rows.len() {
+            return None;
+        }
+        let passing = self.passes.prune(&stats).ok()?;
+        let failing = self.fails.prune(&stats).ok()?;
+        let pages = (0..stats.rows.len())
+            .map(|p| {
+                let no_nulls = stats.nulls.is_valid(p) && stats.nulls.value(p) == 0;
+                let matches = if !passing.get(p).copied().unwrap_or(true) {
+                    Matches::None
+                } else if !failing.get(p).copied().unwrap_or(true) && no_nulls {
+                    Matches::All
+                } else {
+                    Matches::Some
+                };
+                (matches, stats.rows.value(p))
+            })
+            .collect();
+        Some(pages)
+    }
+}
+
+/// The page statistics of one column in one row group: each page is a container.
+struct PageStats<'a> {
+    column: &'a str,
+    mins: ArrayRef,
+    maxes: ArrayRef,
+    nulls: UInt64Array,
+    rows: UInt64Array,
+}
+
+impl PruningStatistics for PageStats<'_> {
+    fn min_values(&self, column: &datafusion::common::Column) -> Option<ArrayRef> {
+        (column.name == self.column).then(|| Arc::clone(&self.mins))
+    }
+
+    fn max_values(&self, column: &datafusion::common::Column) -> Option<ArrayRef> {
+        (column.name == self.column).then(|| Arc::clone(&self.maxes))
+    }
+
+    fn num_containers(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn null_counts(&self, column: &datafusion::common::Column) -> Option<ArrayRef> {
+        (column.name == self.column).then(|| Arc::new(self.nulls.clone()) as ArrayRef)
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        Some(Arc::new(self.rows.clone()))
+    }
+
+    #[allow(clippy::mutable_key_type)] // the trait's signature
+    fn contained(
+        &self,
+        _column: &datafusion::common::Column,
+        _values: &HashSet<datafusion::common::ScalarValue>,
+    ) -> Option<arrow::array::BooleanArray> {
+        None
     }
 }
 

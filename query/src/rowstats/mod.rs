@@ -22,12 +22,19 @@
 //! filtered columns have no nulls there. A row group none of whose rows can pass is dropped
 //! from both; any other is scanned and filtered as before.
 //!
+//! A row group only some of whose rows pass is split by page when every aggregate is
+//! `count(*)` and the filter reads one column ([`pages`]): the pages of that column whose
+//! statistics show every row passing are counted from the page index, read at planning (local
+//! stores) and kept in the footer cache for the scan, and the scan reads only the pages where
+//! some rows pass.
+//!
 //! Local sessions only, like the footer cache it reads. It runs before [`crate::grouping`]
 //! (which takes over the partial aggregation of the rows left) and [`crate::pieces`] (which
 //! shares those row groups among the partitions).
 
 mod exec;
 mod filter;
+mod pages;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -40,7 +47,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, RowGroupAccess};
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
@@ -57,7 +64,9 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning, replace_children_if_necessary};
 
+use datafusion::execution::object_store::ObjectStoreUrl;
 use parquet::arrow::parquet_to_arrow_schema;
+use parquet::file::metadata::ParquetMetaData;
 
 use crate::footers;
 use crate::grouping::{final_phase, partial_phase};
@@ -94,6 +103,27 @@ impl RowGroupAggregates {
     pub fn new(runtime: &RuntimeEnv) -> Self {
         let footers = runtime.cache_manager.get_file_metadata_cache();
         Self { footers }
+    }
+
+    /// `footer` (of `file`) with its page index: as cached, or read from the local file and
+    /// put in the cache (the scan then finds it there); None for a file that is not local or
+    /// has no page index.
+    fn with_page_index(
+        &self,
+        footer: &Arc<ParquetMetaData>,
+        file: &PartitionedFile,
+        url: &ObjectStoreUrl,
+    ) -> Option<Arc<ParquetMetaData>> {
+        if footer.column_index().is_some() && footer.offset_index().is_some() {
+            return Some(Arc::clone(footer));
+        }
+        let indexed = pages::read_page_index(footer, &file.object_meta, url)?;
+        footers::keep(
+            self.footers.as_ref(),
+            &file.object_meta,
+            Arc::clone(&indexed),
+        );
+        Some(indexed)
     }
 
     /// `node` (a partial aggregation) with the row groups its statistics answer taken out of
@@ -152,6 +182,8 @@ impl RowGroupAggregates {
             },
             None => None,
         };
+        // Only `count(*)`: a page's rows are all a page gives.
+        let only_rows = wanted.iter().all(|w| matches!(w, Wanted::Rows));
         let out = aggregate.schema();
         if out.fields().len() != groups.len() + wanted.len() {
             return Ok(None);
@@ -191,6 +223,8 @@ impl RowGroupAggregates {
             };
             let mut plan = ParquetAccessPlan::new_none(footer.num_row_groups());
             let mut left = false;
+            // The footer with its page index, read when a row group needs it.
+            let mut indexed: Option<Option<Arc<ParquetMetaData>>> = None;
             for (i, row_group) in footer.row_groups().iter().enumerate() {
                 let count = u64::try_from(row_group.num_rows()).unwrap_or(u64::MAX);
                 let every_row = match &matches {
@@ -213,8 +247,45 @@ impl RowGroupAggregates {
                         rows_answered += count;
                     }
                     None => {
-                        plan.scan(i);
-                        left = true;
+                        // Some rows pass: the pages that pass whole may be counted.
+                        let split = match (&filter, only_rows) {
+                            (Some(filter), true) => {
+                                let indexed = match &indexed {
+                                    Some(indexed) => indexed,
+                                    None => indexed.insert(self.with_page_index(
+                                        &footer,
+                                        file,
+                                        &config.object_store_url,
+                                    )),
+                                };
+                                match indexed {
+                                    Some(indexed) => pages::split(filter, indexed, &arrow, i),
+                                    None => None,
+                                }
+                            }
+                            _ => None,
+                        };
+                        let answer = match &split {
+                            Some(split) => stats.row(i, split.rows, &wanted)?,
+                            None => None,
+                        };
+                        match (split, answer) {
+                            (Some(split), Some(values)) => {
+                                for (column, value) in rows.iter_mut().zip(values) {
+                                    column.push(value);
+                                }
+                                answered += 1;
+                                rows_answered += split.rows;
+                                if let Some(selection) = split.rest {
+                                    plan.set(i, RowGroupAccess::Selection(selection));
+                                    left = true;
+                                }
+                            }
+                            _ => {
+                                plan.scan(i);
+                                left = true;
+                            }
+                        }
                     }
                 }
             }
