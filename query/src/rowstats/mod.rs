@@ -106,8 +106,8 @@ impl RowGroupAggregates {
     }
 
     /// `footer` (of `file`) with its page index: as cached, or read from the local file and
-    /// put in the cache (the scan then finds it there); None for a file that is not local or
-    /// has no page index.
+    /// put in the cache (the scan then finds it there) when it is small beside the cache's
+    /// limit; None for a file that is not local or has no page index.
     fn with_page_index(
         &self,
         footer: &Arc<ParquetMetaData>,
@@ -118,11 +118,15 @@ impl RowGroupAggregates {
             return Some(Arc::clone(footer));
         }
         let indexed = pages::read_page_index(footer, &file.object_meta, url)?;
-        footers::keep(
-            self.footers.as_ref(),
-            &file.object_meta,
-            Arc::clone(&indexed),
-        );
+        // Kept only when it takes a small share of the cache: a large one would push other
+        // files' footers out, and this rule gives up on a file whose footer is not there.
+        if indexed.memory_size() <= self.footers.cache_limit() / 8 {
+            footers::keep(
+                self.footers.as_ref(),
+                &file.object_meta,
+                Arc::clone(&indexed),
+            );
+        }
         Some(indexed)
     }
 

@@ -77,6 +77,24 @@ fn write_file(path: &std::path::Path) {
     writer.close().unwrap();
 }
 
+/// A file `write` makes in a temporary folder (kept while the folder lives), its path, a
+/// local session over it as evtxsql plans a store, and DataFusion's own over it.
+async fn sessions(
+    write: fn(&std::path::Path),
+) -> (tempfile::TempDir, String, SessionContext, SessionContext) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    write(&path);
+    let path = path.to_string_lossy().into_owned();
+    let ours = local(&path).await;
+    let plain = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+    plain
+        .register_parquet("t", &path, ParquetReadOptions::default())
+        .await
+        .unwrap();
+    (dir, path, ours, plain)
+}
+
 /// The rows the plan of `sql` takes from statistics (one per row group), if any.
 async fn answered(ctx: &SessionContext, sql: &str) -> Option<usize> {
     let plan = ctx
@@ -110,16 +128,7 @@ async fn scanned(ctx: &SessionContext, sql: &str) -> Vec<usize> {
 /// shapes (a LIKE filter, sum, avg, an aggregate's FILTER).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_groups_of_one_group_are_answered_from_statistics() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.parquet");
-    write_file(&path);
-    let path = path.to_string_lossy().into_owned();
-    let ours = local(&path).await;
-    let plain = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
-    plain
-        .register_parquet("t", &path, ParquetReadOptions::default())
-        .await
-        .unwrap();
+    let (_dir, path, ours, plain) = sessions(write_file).await;
 
     let per_channel = "SELECT channel, min(time_created) AS first, max(time_created) AS last, \
         count(*) AS n FROM t GROUP BY channel ORDER BY channel";
@@ -305,16 +314,7 @@ async fn answered_and_selected(ctx: &SessionContext, sql: &str) -> (u64, usize) 
 /// and only the pages where it begins and ends are read; the answers are DataFusion's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_inside_a_window_are_counted_from_the_page_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.parquet");
-    write_paged_file(&path);
-    let path = path.to_string_lossy().into_owned();
-    let ours = local(&path).await;
-    let plain = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
-    plain
-        .register_parquet("t", &path, ParquetReadOptions::default())
-        .await
-        .unwrap();
+    let (_dir, path, ours, plain) = sessions(write_paged_file).await;
     // Rows 25-344: row group 0 from its page 20-29 (read: 25-29 pass), pages 30-99 counted;
     // row group 1 and 2 whole; row group 3 pages 300-339 counted, page 340-349 read.
     let window = "SELECT count(*) AS n FROM t \
