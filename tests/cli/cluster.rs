@@ -455,13 +455,19 @@ fn a_missing_scheduler_is_a_quick_clear_error_naming_it() {
     // An executor gives up after --wait, naming the scheduler it waited for.
     let started = Instant::now();
     let [flight, grpc] = free_ports();
-    evtxsql()
-        .args(["cluster", "executor", "--scheduler"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--bind"])
-        .arg(format!("127.0.0.1:{flight}"))
-        .args(["--grpc-port"])
-        .arg(grpc.to_string())
+    // An executor of that scheduler serving flights on `flight` and tasks on `task_port`.
+    let executor = |task_port: u16| {
+        let mut command = evtxsql();
+        command
+            .args(["cluster", "executor", "--scheduler"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--bind"])
+            .arg(format!("127.0.0.1:{flight}"))
+            .args(["--grpc-port"])
+            .arg(task_port.to_string());
+        command
+    };
+    executor(grpc)
         .args(["--wait", "2"])
         .timeout(Duration::from_secs(30))
         .assert()
@@ -475,13 +481,7 @@ fn a_missing_scheduler_is_a_quick_clear_error_naming_it() {
         started.elapsed()
     );
     // One port for both of an executor's servers is refused before anything starts.
-    evtxsql()
-        .args(["cluster", "executor", "--scheduler"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--bind"])
-        .arg(format!("127.0.0.1:{flight}"))
-        .args(["--grpc-port"])
-        .arg(flight.to_string())
+    executor(flight)
         .timeout(Duration::from_secs(30))
         .assert()
         .code(1)

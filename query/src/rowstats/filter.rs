@@ -101,6 +101,7 @@ impl Filter {
             .collect();
         Some(matches)
     }
+
     /// The one column the filter reads, if it reads one.
     pub(super) fn column(&self) -> Option<&str> {
         match self.columns.as_slice() {

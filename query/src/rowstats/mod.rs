@@ -237,59 +237,42 @@ impl RowGroupAggregates {
                     Some(m) => m[i] == Matches::All,
                     None => true,
                 };
-                let row = if every_row {
-                    stats.row(i, count, &wanted)?
-                } else {
-                    None
-                };
-                match row {
-                    Some(values) => {
+                // The row group's answer: every row from its statistics; or, when some rows
+                // pass in a row group of one group, the rows of the pages that pass whole
+                // (the page index is read the first time), with the other pages to read.
+                let mut answer = None;
+                if every_row {
+                    answer = stats.row(i, count, &wanted)?.map(|v| (v, count, None));
+                } else if let (Some(filter), true) = (&filter, only_rows)
+                    && stats.row(i, count, &wanted)?.is_some()
+                {
+                    let indexed = indexed.get_or_insert_with(|| {
+                        self.with_page_index(&footer, file, &config.object_store_url)
+                    });
+                    if let Some(split) = indexed
+                        .as_ref()
+                        .and_then(|indexed| pages::split(filter, indexed, &arrow, i))
+                    {
+                        answer = stats
+                            .row_counting(i, count, split.rows, &wanted)?
+                            .map(|v| (v, split.rows, split.rest));
+                    }
+                }
+                match answer {
+                    Some((values, answered_rows, rest)) => {
                         for (column, value) in rows.iter_mut().zip(values) {
                             column.push(value);
                         }
                         answered += 1;
-                        rows_answered += count;
+                        rows_answered += answered_rows;
+                        if let Some(selection) = rest {
+                            plan.set(i, RowGroupAccess::Selection(selection));
+                            left = true;
+                        }
                     }
                     None => {
-                        // Some rows pass: the pages that pass whole may be counted.
-                        let split = match (&filter, only_rows) {
-                            (Some(filter), true) => {
-                                let indexed = match &indexed {
-                                    Some(indexed) => indexed,
-                                    None => indexed.insert(self.with_page_index(
-                                        &footer,
-                                        file,
-                                        &config.object_store_url,
-                                    )),
-                                };
-                                match indexed {
-                                    Some(indexed) => pages::split(filter, indexed, &arrow, i),
-                                    None => None,
-                                }
-                            }
-                            _ => None,
-                        };
-                        let answer = match &split {
-                            Some(split) => stats.row(i, split.rows, &wanted)?,
-                            None => None,
-                        };
-                        match (split, answer) {
-                            (Some(split), Some(values)) => {
-                                for (column, value) in rows.iter_mut().zip(values) {
-                                    column.push(value);
-                                }
-                                answered += 1;
-                                rows_answered += split.rows;
-                                if let Some(selection) = split.rest {
-                                    plan.set(i, RowGroupAccess::Selection(selection));
-                                    left = true;
-                                }
-                            }
-                            _ => {
-                                plan.scan(i);
-                                left = true;
-                            }
-                        }
+                        plan.scan(i);
+                        left = true;
                     }
                 }
             }

@@ -96,6 +96,19 @@ impl FileStats {
         rows: u64,
         wanted: &[Wanted],
     ) -> Result<Option<Vec<ScalarValue>>> {
+        self.row_counting(i, rows, rows, wanted)
+    }
+
+    /// [`Self::row`] with `count(*)` taken as `counted` rows of the row group (those of some
+    /// of its pages); the group is still the one all its `rows` rows hold. None when an
+    /// aggregate other than `count(*)` would need the statistics of those rows alone.
+    pub(super) fn row_counting(
+        &self,
+        i: usize,
+        rows: u64,
+        counted: u64,
+        wanted: &[Wanted],
+    ) -> Result<Option<Vec<ScalarValue>>> {
         let mut row = Vec::with_capacity(self.groups.len() + wanted.len());
         for column in &self.groups {
             let value = match column.nulls(i) {
@@ -116,7 +129,8 @@ impl FileStats {
         }
         for (w, column) in wanted.iter().zip(&self.aggregates) {
             let value = match (w, column) {
-                (Wanted::Rows, _) => ScalarValue::Int64(i64::try_from(rows).ok()),
+                (Wanted::Rows, _) => ScalarValue::Int64(i64::try_from(counted).ok()),
+                _ if counted != rows => return Ok(None),
                 (Wanted::Values(_), Some(column)) => {
                     let Some(n) = column.nulls(i) else {
                         return Ok(None);

@@ -233,7 +233,8 @@ async fn row_groups_of_one_group_are_answered_from_statistics() {
 }
 
 /// Four row groups of 100 rows, one second apart, in pages of 10 rows with page statistics on
-/// `time_created` (as the store writes it); row group 3 has a second channel.
+/// `time_created` (as the store writes it); row group 3 has a second channel; `host` is null
+/// on the first 70 rows of row group 0 (as many as its pages 30-99 hold).
 fn write_paged_file(path: &std::path::Path) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("channel", DataType::Utf8, false),
@@ -243,6 +244,7 @@ fn write_paged_file(path: &std::path::Path) {
             false,
         ),
         Field::new("event_id", DataType::Int32, false),
+        Field::new("host", DataType::Utf8, true),
     ]));
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROWS_PER_GROUP))
@@ -267,7 +269,13 @@ fn write_paged_file(path: &std::path::Path) {
     )
     .with_timezone("UTC");
     let event_id = Int32Array::from_iter_values((0..n).map(|i| 4624 + (i % 7) as i32));
-    let columns: Vec<ArrayRef> = vec![Arc::new(channel), Arc::new(time), Arc::new(event_id)];
+    let host: StringArray = (0..n).map(|i| (i >= 70).then_some("wks-1")).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(channel),
+        Arc::new(time),
+        Arc::new(event_id),
+        Arc::new(host),
+    ];
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
     let file = std::fs::File::create(path).unwrap();
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
@@ -332,6 +340,12 @@ async fn pages_inside_a_window_are_counted_from_the_page_index() {
         WHERE time_created >= TIMESTAMP '2026-01-01T00:00:25Z' \
         AND time_created < TIMESTAMP '2026-01-01T00:05:45Z' GROUP BY channel ORDER BY channel";
     assert_eq!(answered_and_selected(&ours, by_channel).await, (270, 10));
+    // Row group 0 holds two hosts (null and a name): read whole, though its pages that pass
+    // whole hold as many rows as its nulls.
+    let by_host = "SELECT host, count(*) AS n FROM t \
+        WHERE time_created >= TIMESTAMP '2026-01-01T00:00:25Z' \
+        AND time_created < TIMESTAMP '2026-01-01T00:05:45Z' GROUP BY host ORDER BY host";
+    assert_eq!(answered_and_selected(&ours, by_host).await, (240, 10));
     // A window inside one page: nothing passes whole, the row group is read as before.
     let inside = "SELECT count(*) AS n FROM t \
         WHERE time_created > TIMESTAMP '2026-01-01T00:00:21Z' \
@@ -345,14 +359,14 @@ async fn pages_inside_a_window_are_counted_from_the_page_index() {
     let two = "SELECT count(*) AS n FROM t \
         WHERE time_created >= TIMESTAMP '2026-01-01T00:00:25Z' AND event_id >= 4624";
     assert_eq!(answered_and_selected(&ours, two).await.1, 0);
-    for q in [window, by_channel, inside, max, two] {
+    for q in [window, by_channel, by_host, inside, max, two] {
         let ours = text(&ours, q).await;
         assert_eq!(ours, text(&plain, q).await, "{q}");
         assert!(!ours.is_empty());
     }
     // One thread, and a single aggregation phase split around the answers.
     let one = local_with(&path, 1).await;
-    for q in [window, by_channel] {
+    for q in [window, by_channel, by_host] {
         assert_eq!(text(&one, q).await, text(&plain, q).await, "{q}");
     }
 }
