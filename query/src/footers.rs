@@ -9,6 +9,14 @@
 //! Whether a scan reads the page index is decided per scan by [`crate::pieces`]; when it does,
 //! [`PageIndexOnce`] reads it once per file and keeps it in that cache.
 //!
+//! Names and addresses read as dictionaries: the promoted columns of [`DICTIONARY_COLUMNS`]
+//! hold few distinct values per segment (accounts, hosts, shares, IP addresses), and the
+//! writer stores them as dictionary pages. Read as strings, every row is a string (a view
+//! copied out of the dictionary); read as `Dictionary(Int32, Utf8)`, a row is its key, and
+//! filters, joins and GROUP BY work on the keys. The reader decodes a column as a dictionary
+//! when the footer's Arrow schema (the writer's, kept in the footer) says so: a session whose
+//! table reads them as dictionaries sees footers whose Arrow schema does ([`dictionary_hint`]).
+//!
 //! Local sessions only: a cluster's executors know DataFusion's Parquet format, not this one
 //! (a plan is sent to them by name of its format).
 
@@ -16,7 +24,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::catalog::Session;
@@ -32,8 +40,10 @@ use datafusion::datasource::physical_plan::parquet::metadata::{
     DFParquetMetadata, ordering_from_parquet_metadata,
 };
 use datafusion::datasource::physical_plan::{
-    FileScanConfig, FileSinkConfig, FileSource, ParquetFileReaderFactory,
+    FileScanConfig, FileScanConfigBuilder, FileSinkConfig, FileSource, ParquetFileReaderFactory,
+    ParquetSource,
 };
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache};
 use datafusion::physical_expr::{LexOrdering, LexRequirement};
@@ -45,8 +55,106 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::arrow::{ARROW_SCHEMA_META_KEY, encode_arrow_schema, parquet_to_arrow_schema};
+use parquet::file::metadata::{
+    FileMetaData, KeyValue, PageIndexPolicy, ParquetMetaData, ParquetMetaDataBuilder,
+};
 use tokio::sync::OnceCell;
+
+/// The promoted columns that local sessions read as `Dictionary(Int32, Utf8)` (see the module
+/// documentation). Not `object_name` (paths: many values), nor the core columns `data`,
+/// `activity_id` (one value per record or near it).
+pub const DICTIONARY_COLUMNS: &[&str] = &[
+    "user_name",
+    "user_domain",
+    "target_sid",
+    "auth_package",
+    "workstation",
+    "server_name",
+    "server_ip",
+    "share_name",
+    "client_name",
+    "client_ip",
+    "user_sid",
+];
+
+/// A footer key that marks a footer as already given by [`dictionary_hint`].
+const HINTED: &str = "evtxsql:dictionary_hint";
+
+/// Whether a table of `schema` reads the columns of [`DICTIONARY_COLUMNS`] as dictionaries.
+pub(crate) fn reads_dictionaries(schema: &Schema) -> bool {
+    DICTIONARY_COLUMNS.iter().any(|name| {
+        schema
+            .field_with_name(name)
+            .is_ok_and(|f| matches!(f.data_type(), DataType::Dictionary(..)))
+    })
+}
+
+/// `footer` with the Arrow schema kept in it saying `Dictionary(Int32, Utf8)` for the columns of
+/// [`DICTIONARY_COLUMNS`] where it says `Utf8`, so that the reader decodes their dictionary
+/// pages into keys (a page the writer did not dictionary-encode is made into a dictionary by
+/// the reader: the same values). The same footer when it has no Arrow schema, when nothing
+/// changes, or when it was given already; the second value says whether it changed.
+pub(crate) fn dictionary_hint(footer: Arc<ParquetMetaData>) -> (Arc<ParquetMetaData>, bool) {
+    let file = footer.file_metadata();
+    let Some(pairs) = file.key_value_metadata() else {
+        return (footer, false);
+    };
+    if pairs.iter().any(|kv| kv.key == HINTED)
+        || !pairs.iter().any(|kv| kv.key == ARROW_SCHEMA_META_KEY)
+    {
+        return (footer, false);
+    }
+    let Ok(schema) = parquet_to_arrow_schema(file.schema_descr(), Some(pairs)) else {
+        return (footer, false);
+    };
+    let mut changed = false;
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if *f.data_type() == DataType::Utf8 && DICTIONARY_COLUMNS.contains(&f.name().as_str()) {
+                changed = true;
+                let dictionary =
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                Arc::new(f.as_ref().clone().with_data_type(dictionary))
+            } else {
+                Arc::clone(f)
+            }
+        })
+        .collect();
+    if !changed {
+        return (footer, false);
+    }
+    let hinted = Schema::new_with_metadata(fields, schema.metadata().clone());
+    let mut pairs: Vec<KeyValue> = pairs
+        .iter()
+        .filter(|kv| kv.key != ARROW_SCHEMA_META_KEY)
+        .cloned()
+        .collect();
+    pairs.push(KeyValue::new(
+        ARROW_SCHEMA_META_KEY.to_string(),
+        encode_arrow_schema(&hinted),
+    ));
+    pairs.push(KeyValue::new(HINTED.to_string(), "1".to_string()));
+    let file = FileMetaData::new(
+        file.version(),
+        file.num_rows(),
+        file.created_by().map(str::to_string),
+        Some(pairs),
+        file.schema_descr_ptr(),
+        file.column_orders().cloned(),
+    );
+    // Moved, not copied, when no one else holds the footer (a footer read for this): the
+    // copy of a large footer's row groups costs as much as reading it.
+    let mut old = ParquetMetaDataBuilder::new_from_metadata(Arc::unwrap_or_clone(footer));
+    let footer = ParquetMetaDataBuilder::new(file)
+        .set_row_groups(old.take_row_groups())
+        .set_column_index(old.take_column_index())
+        .set_offset_index(old.take_offset_index())
+        .build();
+    (Arc::new(footer), true)
+}
 
 /// [`ParquetFormat`] whose statistics and ordering come from the footer alone.
 #[derive(Debug, Default)]
@@ -55,21 +163,48 @@ pub(crate) struct FooterFirst {
 }
 
 impl FooterFirst {
-    /// The footer of `object`, from the session's metadata cache or read and put there.
+    /// The footer of `object`, from the session's metadata cache or read and put there; given
+    /// the dictionary hint when a table of `schema` reads dictionaries.
     async fn footer(
         &self,
         state: &dyn Session,
         store: &Arc<dyn ObjectStore>,
         object: &ObjectMeta,
+        schema: &Schema,
     ) -> Result<Arc<ParquetMetaData>> {
         let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        DFParquetMetadata::new(store.as_ref(), object)
+        let hint = reads_dictionaries(schema);
+        if hint && let Some(footer) = cached(cache.as_ref(), object) {
+            return Ok(hinted(cache.as_ref(), object, footer));
+        }
+        // With the hint to give, read outside the cache, so that the footer read is the only
+        // one of its kind and is given the hint without a copy; the given one is kept.
+        let footer = DFParquetMetadata::new(store.as_ref(), object)
             .with_metadata_size_hint(self.inner.metadata_size_hint())
-            .with_file_metadata_cache(Some(cache))
+            .with_file_metadata_cache((!hint).then(|| Arc::clone(&cache)))
             .with_page_index_policy(Some(PageIndexPolicy::Skip))
             .fetch_metadata()
-            .await
+            .await?;
+        Ok(if hint {
+            hinted(cache.as_ref(), object, footer)
+        } else {
+            footer
+        })
     }
+}
+
+/// [`dictionary_hint`] of `footer` (of `object`), kept in the session's metadata cache when it
+/// changed, so that the next reader of the cache finds it given.
+fn hinted(
+    cache: &FileMetadataCache,
+    object: &ObjectMeta,
+    footer: Arc<ParquetMetaData>,
+) -> Arc<ParquetMetaData> {
+    let (given, changed) = dictionary_hint(footer);
+    if changed {
+        keep(cache, object, Arc::clone(&given));
+    }
+    given
 }
 
 #[async_trait]
@@ -102,7 +237,7 @@ impl FileFormat for FooterFirst {
         table_schema: SchemaRef,
         object: &ObjectMeta,
     ) -> Result<Statistics> {
-        let footer = self.footer(state, store, object).await?;
+        let footer = self.footer(state, store, object, &table_schema).await?;
         DFParquetMetadata::statistics_from_parquet_metadata(&footer, &table_schema)
     }
 
@@ -113,7 +248,7 @@ impl FileFormat for FooterFirst {
         table_schema: SchemaRef,
         object: &ObjectMeta,
     ) -> Result<Option<LexOrdering>> {
-        let footer = self.footer(state, store, object).await?;
+        let footer = self.footer(state, store, object, &table_schema).await?;
         ordering_from_parquet_metadata(&footer, &table_schema)
     }
 
@@ -124,7 +259,7 @@ impl FileFormat for FooterFirst {
         table_schema: SchemaRef,
         object: &ObjectMeta,
     ) -> Result<FileMeta> {
-        let footer = self.footer(state, store, object).await?;
+        let footer = self.footer(state, store, object, &table_schema).await?;
         let statistics =
             DFParquetMetadata::statistics_from_parquet_metadata(&footer, &table_schema)?;
         let ordering = ordering_from_parquet_metadata(&footer, &table_schema)?;
@@ -136,7 +271,36 @@ impl FileFormat for FooterFirst {
         state: &dyn Session,
         conf: FileScanConfig,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.inner.create_physical_plan(state, conf).await
+        let hint = reads_dictionaries(conf.file_schema());
+        let url = conf.object_store_url.clone();
+        let plan = self.inner.create_physical_plan(state, conf).await?;
+        if !hint {
+            return Ok(plan);
+        }
+        // DataFusion's scan reads footers through its cached reader factory: ours gives them
+        // the hint.
+        let Some((config, source)) = plan
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|exec| exec.downcast_to_file_source::<ParquetSource>())
+        else {
+            return Ok(plan);
+        };
+        let runtime = state.runtime_env();
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        let factory = Hinting {
+            inner: CachedParquetFileReaderFactory::new(
+                runtime.object_store(url)?,
+                Arc::clone(&cache),
+            ),
+            cache,
+        };
+        let source = source
+            .clone()
+            .with_parquet_file_reader_factory(Arc::new(factory));
+        let config = FileScanConfigBuilder::from(config.clone())
+            .with_source(Arc::new(source))
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
     }
 
     async fn create_writer_physical_plan(
@@ -181,6 +345,68 @@ pub(crate) fn keep(cache: &FileMetadataCache, object: &ObjectMeta, footer: Arc<P
     cache.put(&object.location, entry);
 }
 
+/// DataFusion's cached reader factory whose footers come with the dictionary hint
+/// ([`dictionary_hint`]), for scans of tables that read dictionaries.
+#[derive(Debug)]
+struct Hinting {
+    inner: CachedParquetFileReaderFactory,
+    cache: Arc<FileMetadataCache>,
+}
+
+impl ParquetFileReaderFactory for Hinting {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        partitioned_file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> Result<Box<dyn AsyncFileReader + Send>> {
+        let object = partitioned_file.object_meta.clone();
+        let inner = self.inner.create_reader(
+            partition_index,
+            partitioned_file,
+            metadata_size_hint,
+            metrics,
+        )?;
+        Ok(Box::new(HintedReader {
+            inner,
+            cache: Arc::clone(&self.cache),
+            object,
+        }))
+    }
+}
+
+/// A file's reader whose footer comes with the dictionary hint.
+struct HintedReader {
+    inner: Box<dyn AsyncFileReader + Send>,
+    cache: Arc<FileMetadataCache>,
+    object: ObjectMeta,
+}
+
+impl AsyncFileReader for HintedReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.inner.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        self.inner.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let footer = self.inner.get_metadata(options).await?;
+            Ok(hinted(self.cache.as_ref(), &self.object, footer))
+        }
+        .boxed()
+    }
+}
+
 /// Opens a scan's files with their page index, read once per file and kept in the session's
 /// metadata cache.
 ///
@@ -193,12 +419,20 @@ pub(crate) fn keep(cache: &FileMetadataCache, object: &ObjectMeta, footer: Arc<P
 pub(crate) struct PageIndexOnce {
     inner: CachedParquetFileReaderFactory,
     loaded: Mutex<HashMap<Path, Arc<OnceCell<Arc<ParquetMetaData>>>>>,
+    /// Footers given the dictionary hint, kept in this cache: for tables that read dictionaries.
+    hint: Option<Arc<FileMetadataCache>>,
 }
 
 impl PageIndexOnce {
-    /// Reading from `store`, keeping footers in `cache` (the session's metadata cache).
-    pub(crate) fn new(store: Arc<dyn ObjectStore>, cache: Arc<FileMetadataCache>) -> Self {
+    /// Reading from `store`, keeping footers in `cache` (the session's metadata cache); footers
+    /// with the dictionary hint when a table of `schema` reads dictionaries.
+    pub(crate) fn new(
+        store: Arc<dyn ObjectStore>,
+        cache: Arc<FileMetadataCache>,
+        schema: &Schema,
+    ) -> Self {
         PageIndexOnce {
+            hint: reads_dictionaries(schema).then(|| Arc::clone(&cache)),
             inner: CachedParquetFileReaderFactory::new(store, cache),
             loaded: Mutex::new(HashMap::new()),
         }
@@ -218,13 +452,21 @@ impl ParquetFileReaderFactory for PageIndexOnce {
             let entry = loaded.entry(partitioned_file.object_meta.location.clone());
             Arc::clone(entry.or_default())
         };
+        let hint = self
+            .hint
+            .as_ref()
+            .map(|cache| (Arc::clone(cache), partitioned_file.object_meta.clone()));
         let inner = self.inner.create_reader(
             partition_index,
             partitioned_file,
             metadata_size_hint,
             metrics,
         )?;
-        Ok(Box::new(IndexedReader { inner, footer }))
+        Ok(Box::new(IndexedReader {
+            inner,
+            footer,
+            hint,
+        }))
     }
 }
 
@@ -232,6 +474,8 @@ impl ParquetFileReaderFactory for PageIndexOnce {
 struct IndexedReader {
     inner: Box<dyn AsyncFileReader + Send>,
     footer: Arc<OnceCell<Arc<ParquetMetaData>>>,
+    /// The cache to keep the hinted footer in, and the file's object, when it takes the hint.
+    hint: Option<(Arc<FileMetadataCache>, ObjectMeta)>,
 }
 
 impl AsyncFileReader for IndexedReader {
@@ -250,17 +494,140 @@ impl AsyncFileReader for IndexedReader {
         &'a mut self,
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        let IndexedReader { inner, footer } = self;
+        let IndexedReader {
+            inner,
+            footer,
+            hint,
+        } = self;
         async move {
             let options = options
                 .cloned()
                 .unwrap_or_default()
                 .with_page_index_policy(PageIndexPolicy::Optional);
             let footer = footer
-                .get_or_try_init(|| inner.get_metadata(Some(&options)))
+                .get_or_try_init(|| async {
+                    let footer = inner.get_metadata(Some(&options)).await?;
+                    Ok::<_, parquet::errors::ParquetError>(match hint {
+                        Some((cache, object)) => hinted(cache.as_ref(), object, footer),
+                        None => footer,
+                    })
+                })
                 .await?;
             Ok(Arc::clone(footer))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use arrow::array::{AsArray, RecordBatch, StringArray};
+    use arrow::datatypes::Field;
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+    use parquet::arrow::arrow_writer::ArrowWriterOptions;
+    use parquet::file::metadata::ParquetMetaDataReader;
+
+    /// A Parquet file of `user_name` (a name, few values) and `data` (not one of them), with
+    /// or without the writer's Arrow schema in its footer.
+    fn file(with_arrow_schema: bool) -> (Bytes, Vec<Option<String>>) {
+        let names: Vec<Option<String>> = (0..5000)
+            .map(|i| (i % 7 != 0).then(|| format!("user{}", i % 13)))
+            .collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_name", DataType::Utf8, true),
+            Field::new("data", DataType::Utf8, true),
+        ]));
+        let data: StringArray = (0..5000).map(|i| Some(format!("{{\"n\":{i}}}"))).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(names.iter().cloned().collect::<StringArray>()),
+                Arc::new(data),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let options = ArrowWriterOptions::new().with_skip_arrow_metadata(!with_arrow_schema);
+        let mut w = ArrowWriter::try_new_with_options(&mut out, schema, options).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        (Bytes::from(out), names)
+    }
+
+    fn footer(bytes: &Bytes) -> Arc<ParquetMetaData> {
+        Arc::new(
+            ParquetMetaDataReader::new()
+                .parse_and_finish(bytes)
+                .unwrap(),
+        )
+    }
+
+    /// The hinted footer makes the reader return the name column as a dictionary of the same
+    /// values, one dictionary for the batches of a column chunk, and leaves other columns be.
+    #[test]
+    fn the_hint_reads_names_as_dictionaries_of_the_same_values() {
+        let (bytes, names) = file(true);
+        let (hinted, changed) = dictionary_hint(footer(&bytes));
+        assert!(changed);
+        let options = ArrowReaderOptions::new();
+        let metadata = ArrowReaderMetadata::try_new(Arc::clone(&hinted), options).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
+            .with_batch_size(1024)
+            .build()
+            .unwrap();
+        let mut read = Vec::new();
+        let mut dictionaries = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            assert_eq!(batch.schema().field(1).data_type(), &DataType::Utf8);
+            let column = batch
+                .column(0)
+                .as_dictionary::<arrow::datatypes::Int32Type>();
+            let values = column.values().as_string::<i32>();
+            dictionaries.push(Arc::clone(column.values()));
+            read.extend(
+                column
+                    .keys()
+                    .iter()
+                    .map(|k| k.map(|k| values.value(k as usize).to_string())),
+            );
+        }
+        assert_eq!(read, names);
+        assert!(dictionaries.len() > 1);
+        // The batches of a column chunk share its dictionary (what GROUP BY's memo of a
+        // dictionary's values keys on).
+        assert!(
+            dictionaries
+                .windows(2)
+                .all(|d| crate::grouping::keys::same_strings(&d[0], &d[1]))
+        );
+        // Given once: a given footer is given back as it is.
+        let (again, changed) = dictionary_hint(Arc::clone(&hinted));
+        assert!(!changed);
+        assert!(Arc::ptr_eq(&again, &hinted));
+    }
+
+    /// A footer without the writer's Arrow schema is left as it is: the reader's own types
+    /// stand.
+    #[test]
+    fn a_footer_without_an_arrow_schema_is_left_as_it_is() {
+        let (bytes, _) = file(false);
+        let before = footer(&bytes);
+        let (after, changed) = dictionary_hint(Arc::clone(&before));
+        assert!(!changed);
+        assert!(Arc::ptr_eq(&before, &after));
+    }
+
+    #[test]
+    fn tables_that_read_dictionaries() {
+        let names = |t: DataType| Schema::new(vec![Field::new("client_ip", t, true)]);
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        assert!(reads_dictionaries(&names(dictionary.clone())));
+        assert!(!reads_dictionaries(&names(DataType::Utf8View)));
+        let other = Schema::new(vec![Field::new("computer", dictionary, true)]);
+        assert!(!reads_dictionaries(&other));
     }
 }

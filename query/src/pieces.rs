@@ -191,7 +191,7 @@ impl RowGroupPieces {
             builder = builder.with_source(Arc::new(source));
         } else if uses_page_index {
             let store = self.runtime.object_store(&config.object_store_url).ok()?;
-            let factory = PageIndexOnce::new(store, Arc::clone(&self.footers));
+            let factory = PageIndexOnce::new(store, Arc::clone(&self.footers), schema);
             let source = source
                 .clone()
                 .with_parquet_file_reader_factory(Arc::new(factory));

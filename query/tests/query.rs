@@ -100,6 +100,12 @@ async fn store_and_evtx_sessions_agree() {
         "SELECT json_get_str(data, 'TargetUserName') AS u, data->>'IpAddress' AS ip, count(*) FROM logons GROUP BY 1, 2 ORDER BY 1, 2",
         "SELECT sockaddr_ip(data->>'ClientAddress'), sockaddr_port(data->>'ClientAddress'), count(*) FROM smb_server GROUP BY 1, 2 ORDER BY 1, 2",
         "SELECT regexp_replace(path, '^.*/', '') AS name, size, sha256, computers, channels, first_time, last_time, records, failed_records, status FROM files ORDER BY name",
+        // The names and addresses a store session reads as dictionaries, through filters,
+        // string functions, DISTINCT, a join and a sort.
+        "SELECT lower(user_name), upper(user_domain), count(DISTINCT client_ip), count(*) FROM events WHERE user_name LIKE '%a%' OR user_name IN ('Administrator', '-') GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT a.server_name, a.event_id, b.event_id, count(*) FROM events a JOIN events b ON a.server_name = b.server_name AND a.computer = b.computer WHERE a.server_name IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "SELECT coalesce(client_name, client_ip, '?') || ':' || coalesce(share_name, '') AS k, min(user_sid), max(target_sid), count(*) FROM events WHERE client_ip IS NOT NULL OR share_name IS NOT NULL GROUP BY 1 ORDER BY 1",
+        "SELECT user_name, workstation, auth_package, client_ip FROM events WHERE user_name IS NOT NULL AND user_name <> 'SYSTEM' AND client_ip >= '1' ORDER BY user_name DESC, workstation, client_ip, record_id LIMIT 25",
     ];
     let mut nonempty = 0;
     for q in queries {
@@ -395,10 +401,14 @@ async fn memory_limit_spills_and_agrees() {
     for q in queries {
         assert_eq!(rows(&free, q).await, rows(&limited, q).await, "{q}");
     }
-    // Strings are read as views without a limit (faster), as plain strings under one (a sort
-    // of views cannot spill within it: DataFusion counts their shared buffers once per batch).
+    // Strings are read as views without a limit (faster), names and addresses as dictionaries,
+    // and both as plain strings under one (a sort of views cannot spill within it: DataFusion
+    // counts their shared buffers once per batch).
     let types = "SELECT arrow_typeof(data), arrow_typeof(user_name) FROM events LIMIT 1";
-    assert_eq!(rows(&free, types).await, vec!["Utf8View|Utf8View"]);
+    assert_eq!(
+        rows(&free, types).await,
+        vec!["Utf8View|Dictionary(Int32, Utf8)"]
+    );
     assert_eq!(rows(&limited, types).await, vec!["Utf8|Utf8"]);
     let sort = "EXPLAIN ANALYZE SELECT data FROM events ORDER BY data DESC";
     let plan = rows(&limited, sort).await.join("\n");

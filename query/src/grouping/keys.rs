@@ -150,7 +150,8 @@ struct KeyColumn {
     data_type: DataType,
     strings: Strings,
     numbers: Numbers,
-    /// The dictionary `memo` belongs to: batches of one column chunk share theirs.
+    /// The dictionary `memo` belongs to: batches of one column chunk share theirs (see
+    /// [`same_strings`]).
     memo_of: Option<ArrayRef>,
     /// Dictionary key → string number, filled as keys are met.
     memo: Vec<u32>,
@@ -277,7 +278,7 @@ impl KeyColumn {
         let same = self
             .memo_of
             .as_ref()
-            .is_some_and(|m| Arc::ptr_eq(m, dict.values()));
+            .is_some_and(|m| same_strings(m, dict.values()));
         if !same {
             self.memo.clear();
             self.memo.resize(values.len(), UNSET);
@@ -470,6 +471,25 @@ impl Groups {
         let types: Vec<DataType> = self.columns.iter().map(|c| c.data_type.clone()).collect();
         *self = Groups::new(&types);
         Ok(out)
+    }
+}
+
+/// Whether the dictionary values `a` and `b` are the same strings: the same array, or string
+/// arrays over the same buffers. The Parquet reader gives each batch of a column chunk its own
+/// values array over the chunk's one dictionary buffer. (`a` is held while compared, so its
+/// buffers cannot have been freed and their addresses taken by others.)
+pub(crate) fn same_strings(a: &ArrayRef, b: &ArrayRef) -> bool {
+    if Arc::ptr_eq(a, b) {
+        return true;
+    }
+    match (a.as_string_opt::<i32>(), b.as_string_opt::<i32>()) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.offsets().inner().inner().as_ptr() == b.offsets().inner().inner().as_ptr()
+                && a.values().as_ptr() == b.values().as_ptr()
+                && a.nulls() == b.nulls()
+        }
+        _ => false,
     }
 }
 

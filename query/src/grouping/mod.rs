@@ -480,6 +480,6 @@ impl Grouping {
     }
 }
 
-mod keys;
+pub(crate) mod keys;
 #[cfg(test)]
 mod tests;
