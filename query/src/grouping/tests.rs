@@ -52,7 +52,8 @@ fn batch(keys: Int32Array, values: &ArrayRef, n: Vec<Option<u32>>) -> RecordBatc
 
 /// Two partitions whose batches have every shape of dictionary: a null key, a key to a
 /// null value, two keys to the same string, one dictionary shared by two batches (the
-/// memo kept), a dictionary much larger than its batch, an empty batch.
+/// memo kept), a dictionary much larger than its batch, a null row whose key is beyond the
+/// dictionary, an empty batch.
 fn partitions() -> Vec<Vec<RecordBatch>> {
     let shared: ArrayRef = Arc::new(StringArray::from(vec![
         Some("WS-B"),
@@ -79,10 +80,15 @@ fn partitions() -> Vec<Vec<RecordBatch>> {
     let many: ArrayRef = Arc::new(StringArray::from_iter_values(
         (0..1000).map(|i| format!("HOST-{i:04}")),
     ));
+    // A null row whose key (which may be anything) is beyond the dictionary.
+    let beyond = Int32Array::new(
+        vec![999, 3, 999, 500, 5000].into(),
+        Some(vec![true, true, true, true, false].into()),
+    );
     let fourth = batch(
-        Int32Array::from(vec![999, 3, 999, 500]),
+        beyond,
         &many,
-        vec![Some(30), Some(31), Some(32), Some(33)],
+        vec![Some(30), Some(31), Some(32), Some(33), Some(34)],
     );
     let empty = batch(Int32Array::from(Vec::<i32>::new()), &many, vec![]);
     vec![vec![first, empty, second], vec![third, fourth]]
@@ -98,7 +104,7 @@ fn register(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) {
     ctx.register_table("t", Arc::new(table)).unwrap();
 }
 
-const QUERIES: [&str; 13] = [
+const QUERIES: [&str; 15] = [
     "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
      GROUP BY computer ORDER BY computer NULLS FIRST",
     "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
@@ -124,6 +130,12 @@ const QUERIES: [&str; 13] = [
     // Rows counted per dictionary key: no aggregate, and two counts of rows.
     "SELECT computer FROM t GROUP BY computer ORDER BY computer NULLS FIRST",
     "SELECT computer, count(*) AS a, count(1) AS b FROM t GROUP BY computer \
+     ORDER BY a DESC, computer NULLS FIRST",
+    // The filter on the key done by the count (keys that are null, and keys that name a null
+    // value, both skipped), and a filter on another column that stays a filter.
+    "SELECT computer, count(*) AS a FROM t WHERE computer IS NOT NULL GROUP BY computer \
+     ORDER BY a DESC, computer",
+    "SELECT computer, count(*) AS a FROM t WHERE note IS NOT NULL GROUP BY computer \
      ORDER BY a DESC, computer NULLS FIRST",
 ];
 
@@ -154,6 +166,18 @@ async fn grouping_by_a_dictionary_column_gives_datafusions_answers() {
         .await
         .join("\n");
     assert!(view_key.contains("DictionaryAggregateExec"), "{view_key}");
+    let absorbed = rows(&ours, &format!("EXPLAIN {}", QUERIES[13]))
+        .await
+        .join("\n");
+    assert!(absorbed.contains("null keys skipped"), "{absorbed}");
+    assert!(!absorbed.contains("FilterExec"), "{absorbed}");
+    let kept = rows(&ours, &format!("EXPLAIN {}", QUERIES[14]))
+        .await
+        .join("\n");
+    assert!(
+        kept.contains("FilterExec") && !kept.contains("null keys skipped"),
+        "{kept}"
+    );
     let plan = rows(&plain, &format!("EXPLAIN {}", QUERIES[0]))
         .await
         .join("\n");
