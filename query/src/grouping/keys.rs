@@ -381,6 +381,18 @@ impl KeyColumn {
         Ok(())
     }
 
+    /// The string number of cell coordinate `k` of a dictionary of `len` values (`values`,
+    /// which the memo follows): null for `len`.
+    fn number(&mut self, k: usize, len: usize, values: &StringArray) -> u32 {
+        if k == len {
+            return self.strings.null();
+        }
+        match self.memo[k] {
+            UNSET => self.first_use(k, values),
+            id => id,
+        }
+    }
+
     /// The string number of dictionary value `k`, numbered and remembered on its first use.
     #[cold]
     fn first_use(&mut self, k: usize, values: &StringArray) -> u32 {
@@ -404,7 +416,18 @@ pub(super) struct Groups {
     tuples: Vec<[u32; 2]>,
     /// The string numbers of each key column for the batch being added.
     ids: Vec<Vec<u32>>,
+    /// Two dictionary keys counted by pair of dictionary keys (see [`Groups::count_pairs`]):
+    /// the rows of key pair (i, j) in cell `i * (b + 1) + j`, where `b` is the second
+    /// dictionary's length and a dictionary's length stands for null.
+    dense: Vec<i64>,
+    /// The two dictionaries (values) `dense` counts the keys of.
+    dense_of: Option<[ArrayRef; 2]>,
+    /// Each column's cell coordinate of the rows of the batch being counted.
+    cells: [Vec<u32>; 2],
 }
+
+/// At most this many cells of pair counts: more, and rows are counted by group one by one.
+const DENSE_CELLS: usize = 1 << 16;
 
 impl Groups {
     pub(super) fn new(types: &[DataType]) -> Self {
@@ -413,6 +436,9 @@ impl Groups {
             pairs: HashMap::default(),
             tuples: Vec::new(),
             ids: vec![Vec::new(); types.len()],
+            dense: Vec::new(),
+            dense_of: None,
+            cells: [Vec::new(), Vec::new()],
         }
     }
 
@@ -430,8 +456,10 @@ impl Groups {
             + self
                 .ids
                 .iter()
+                .chain(&self.cells)
                 .map(|v| v.capacity() * size_of::<u32>())
                 .sum::<usize>()
+            + self.dense.capacity() * size_of::<i64>()
     }
 
     /// The group of each row (`keys`: one array per key column) into `out`.
@@ -445,13 +473,7 @@ impl Groups {
             [a, b] => {
                 out.resize(a.len(), 0);
                 for ((slot, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                    let key = (u64::from(x) << 32) | u64::from(y);
-                    let next = self.tuples.len() as u32;
-                    let group = *self.pairs.entry(key).or_insert(next);
-                    if group == next {
-                        self.tuples.push([x, y]);
-                    }
-                    *slot = group as usize;
+                    *slot = pair_group(&mut self.pairs, &mut self.tuples, x, y) as usize;
                 }
             }
             _ => {
@@ -482,6 +504,99 @@ impl Groups {
         }
     }
 
+    /// With two dictionary key columns: the rows of each group of `keys` (their arrays) added
+    /// to `counts` (indexed by group). Rows are counted by pair of dictionary keys in a table
+    /// kept while the batches share their dictionaries (the batches of a column chunk), and
+    /// the table is added to the groups when a dictionary changes ([`Groups::flush`]); with
+    /// dictionaries too large for a table, group by group row by row (`indices` is scratch
+    /// space). False, and nothing done, for other keys.
+    pub(super) fn count_pairs(
+        &mut self,
+        keys: &[ArrayRef],
+        counts: &mut Vec<i64>,
+        indices: &mut Vec<usize>,
+    ) -> Result<bool> {
+        let ([a, b], [ca, cb]) = (keys, self.columns.as_slice()) else {
+            return Ok(false);
+        };
+        if ca.data_type != dictionary_key() || cb.data_type != dictionary_key() {
+            return Ok(false);
+        }
+        let wrong = |k: &ArrayRef| key_type_error(k.data_type());
+        let da = a.as_dictionary_opt::<Int32Type>().ok_or_else(|| wrong(a))?;
+        let db = b.as_dictionary_opt::<Int32Type>().ok_or_else(|| wrong(b))?;
+        let same = self
+            .dense_of
+            .as_ref()
+            .is_some_and(|[x, y]| same_strings(x, da.values()) && same_strings(y, db.values()));
+        if !same {
+            self.flush(counts)?;
+        }
+        let (la, lb) = (da.values().len(), db.values().len());
+        let size = (la + 1).saturating_mul(lb + 1);
+        if size > DENSE_CELLS {
+            self.assign(keys, indices)?;
+            for &group in indices.iter() {
+                if counts.len() <= group {
+                    counts.resize(group + 1, 0);
+                }
+                counts[group] += 1;
+            }
+            return Ok(true);
+        }
+        if !same {
+            // The columns' memos now follow these dictionaries.
+            self.columns[0].dictionary(a)?;
+            self.columns[1].dictionary(b)?;
+            self.dense.clear();
+            self.dense.resize(size, 0);
+            self.dense_of = Some([Arc::clone(da.values()), Arc::clone(db.values())]);
+        }
+        let [xs, ys] = &mut self.cells;
+        cell_coordinates(da, xs)?;
+        cell_coordinates(db, ys)?;
+        let width = lb + 1;
+        for (&x, &y) in xs.iter().zip(ys.iter()) {
+            self.dense[x as usize * width + y as usize] += 1;
+        }
+        Ok(true)
+    }
+
+    /// The pair counts of [`Groups::count_pairs`] added to `counts` (indexed by group), and
+    /// the table emptied. Before the groups are read or the dictionaries change.
+    pub(super) fn flush(&mut self, counts: &mut Vec<i64>) -> Result<()> {
+        let Some([va, vb]) = self.dense_of.take() else {
+            return Ok(());
+        };
+        let wrong = |k: &ArrayRef| key_type_error(k.data_type());
+        let va_strings = va.as_string_opt::<i32>().ok_or_else(|| wrong(&va))?;
+        let vb_strings = vb.as_string_opt::<i32>().ok_or_else(|| wrong(&vb))?;
+        let (la, lb) = (va.len(), vb.len());
+        let width = lb + 1;
+        let dense = std::mem::take(&mut self.dense);
+        for (cell, &n) in dense.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let (i, j) = (cell / width, cell % width);
+            let [ca, cb] = &mut self.columns[..] else {
+                return Err(DataFusionError::Internal(
+                    "pair counts without two key columns".into(),
+                ));
+            };
+            let x = ca.number(i, la, va_strings);
+            let y = cb.number(j, lb, vb_strings);
+            let group = pair_group(&mut self.pairs, &mut self.tuples, x, y) as usize;
+            if counts.len() <= group {
+                counts.resize(group + 1, 0);
+            }
+            counts[group] += n;
+        }
+        self.dense = dense;
+        self.dense.clear();
+        Ok(())
+    }
+
     /// The key columns of the groups, row i for group i; the state is empty afterwards.
     pub(super) fn take(&mut self) -> Result<Vec<ArrayRef>> {
         let mut out = Vec::with_capacity(self.columns.len());
@@ -501,6 +616,50 @@ impl Groups {
         *self = Groups::new(&types);
         Ok(out)
     }
+}
+
+/// The group of the pair of string numbers (x, y), numbered on its first use.
+fn pair_group(pairs: &mut HashMap<u64, u32>, tuples: &mut Vec<[u32; 2]>, x: u32, y: u32) -> u32 {
+    let key = (u64::from(x) << 32) | u64::from(y);
+    let next = tuples.len() as u32;
+    let group = *pairs.entry(key).or_insert(next);
+    if group == next {
+        tuples.push([x, y]);
+    }
+    group
+}
+
+/// Each row's cell coordinate of the dictionary column `dict` into `out`: its key, or the
+/// dictionary's length for a null row. An error for a non-null key beyond the dictionary.
+fn cell_coordinates(dict: &DictionaryArray<Int32Type>, out: &mut Vec<u32>) -> Result<()> {
+    let len = dict.values().len();
+    let keys = dict.keys();
+    out.clear();
+    out.extend(keys.values().iter().map(|&k| (k as u32).min(len as u32)));
+    let beyond = |n: usize| {
+        DataFusionError::Internal(format!("{n} dictionary keys out of range ({len} values)"))
+    };
+    match keys.nulls().filter(|n| n.null_count() > 0) {
+        Some(valid) => {
+            let mut bad = 0usize;
+            for (slot, is_valid) in out.iter_mut().zip(valid.iter()) {
+                bad += usize::from(is_valid && *slot == len as u32);
+                if !is_valid {
+                    *slot = len as u32;
+                }
+            }
+            if bad > 0 {
+                return Err(beyond(bad));
+            }
+        }
+        None => {
+            let bad = out.iter().filter(|&&c| c == len as u32).count();
+            if bad > 0 {
+                return Err(beyond(bad));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the dictionary values `a` and `b` are the same strings: the same array, or string

@@ -124,7 +124,8 @@ pub(crate) fn final_phase(
 }
 
 /// Whether a partial aggregation grouped by `keys` computes nothing but rows per group: one
-/// dictionary key, every aggregate `count(*)` (or of another non-null value), no FILTER.
+/// or two dictionary keys, every aggregate `count(*)` (or of another non-null value), no
+/// FILTER.
 fn counts_only(
     keys: &[DataType],
     aggregates: &[Arc<AggregateFunctionExpr>],
@@ -138,7 +139,7 @@ fn counts_only(
                 .downcast_ref::<Literal>()
                 .is_some_and(|l| !l.value().is_null()))
     };
-    matches!(keys, [key] if *key == dictionary_key())
+    keys.iter().all(|key| *key == dictionary_key())
         && filters.iter().all(Option::is_none)
         && aggregates.iter().all(rows)
 }
@@ -269,6 +270,7 @@ impl DictionaryAggregateExec {
         let mut input = Arc::clone(agg.input());
         let mut absorbed = None;
         if counts_only(&group_types, &aggregates, &filters)
+            && groups.len() == 1
             && null_key_filter(&input, &groups[0].0)
             && let Some(below) = input.children().first()
         {
@@ -446,14 +448,13 @@ impl Grouping {
             .map(|k| k.evaluate(batch)?.into_array(rows))
             .collect::<Result<Vec<_>>>()?;
         if let Some(counts) = &mut self.counts {
-            let [key] = keys.as_slice() else {
-                return Err(DataFusionError::Internal(
-                    "counting by key with several key columns".into(),
-                ));
+            let counted = match keys.as_slice() {
+                [key] => self.groups.count(key, counts, self.skip_null_keys)?,
+                _ => self.groups.count_pairs(&keys, counts, &mut self.indices)?,
             };
-            if !self.groups.count(key, counts, self.skip_null_keys)? {
+            if !counted {
                 return Err(DataFusionError::Internal(
-                    "counting by key of a column that is not a dictionary".into(),
+                    "counting by key of columns that are not dictionaries".into(),
                 ));
             }
             let size = self.size();
@@ -495,6 +496,9 @@ impl Grouping {
     /// The groups held so far as batches of the partial aggregation's schema; the state is
     /// empty afterwards.
     fn emit(&mut self) -> Result<Vec<RecordBatch>> {
+        if let Some(counts) = &mut self.counts {
+            self.groups.flush(counts)?;
+        }
         if self.groups.len() == 0 {
             return Ok(Vec::new());
         }

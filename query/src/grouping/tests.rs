@@ -18,10 +18,37 @@ fn schema() -> SchemaRef {
         Field::new("n", DataType::UInt32, true),
         Field::new("note", DataType::Utf8, true),
         Field::new("tag", DataType::Utf8View, true),
+        Field::new("user", dictionary_key(), true),
+    ]))
+}
+
+/// The few users of most batches: a null value, two values of one string.
+fn users() -> ArrayRef {
+    Arc::new(StringArray::from(vec![
+        Some("alice"),
+        Some("bob"),
+        None,
+        Some("bob"),
+        Some("carol"),
     ]))
 }
 
 fn batch(keys: Int32Array, values: &ArrayRef, n: Vec<Option<u32>>) -> RecordBatch {
+    batch_with_users(keys, values, n, &users())
+}
+
+/// A batch whose `user` is a key into `users` taken from `n` (null where `n` is).
+fn batch_with_users(
+    keys: Int32Array,
+    values: &ArrayRef,
+    n: Vec<Option<u32>>,
+    users: &ArrayRef,
+) -> RecordBatch {
+    let user_keys: Int32Array = n
+        .iter()
+        .map(|v| v.map(|v| (v as usize % users.len()) as i32))
+        .collect();
+    let user = DictionaryArray::<Int32Type>::try_new(user_keys, Arc::clone(users)).unwrap();
     let note: StringArray = n
         .iter()
         .map(|v| v.map(|v| format!("note {}", v % 7)))
@@ -45,6 +72,7 @@ fn batch(keys: Int32Array, values: &ArrayRef, n: Vec<Option<u32>>) -> RecordBatc
             Arc::new(UInt32Array::from(n)),
             Arc::new(note),
             Arc::new(tag),
+            Arc::new(user),
         ],
     )
     .unwrap()
@@ -52,8 +80,9 @@ fn batch(keys: Int32Array, values: &ArrayRef, n: Vec<Option<u32>>) -> RecordBatc
 
 /// Two partitions whose batches have every shape of dictionary: a null key, a key to a
 /// null value, two keys to the same string, one dictionary shared by two batches (the
-/// memo kept), a dictionary much larger than its batch, a null row whose key is beyond the
-/// dictionary, an empty batch.
+/// memo kept), dictionaries of the same sizes but other strings one batch after the other, a
+/// dictionary much larger than its batch, a null row whose key is beyond the dictionary, an
+/// empty batch.
 fn partitions() -> Vec<Vec<RecordBatch>> {
     let shared: ArrayRef = Arc::new(StringArray::from(vec![
         Some("WS-B"),
@@ -61,15 +90,18 @@ fn partitions() -> Vec<Vec<RecordBatch>> {
         None,
         Some("DC-1"),
     ]));
-    let first = batch(
+    let shared_users = users();
+    let first = batch_with_users(
         Int32Array::from(vec![Some(0), Some(1), None, Some(2), Some(3), Some(1)]),
         &shared,
         vec![Some(1), Some(2), Some(3), None, Some(5), Some(6)],
+        &shared_users,
     );
-    let second = batch(
+    let second = batch_with_users(
         Int32Array::from(vec![Some(3), Some(3), Some(0), None]),
         &shared,
         vec![Some(10), None, Some(12), Some(13)],
+        &shared_users,
     );
     let twice: ArrayRef = Arc::new(StringArray::from(vec!["WS-A", "WS-A", "NAS-9"]));
     let third = batch(
@@ -85,13 +117,33 @@ fn partitions() -> Vec<Vec<RecordBatch>> {
         vec![999, 3, 999, 500, 5000].into(),
         Some(vec![true, true, true, true, false].into()),
     );
-    let fourth = batch(
+    // Dictionaries too large for a table of pair counts.
+    let many_users: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..100).map(|i| format!("user-{}", i % 40)),
+    ));
+    let fourth = batch_with_users(
         beyond,
         &many,
         vec![Some(30), Some(31), Some(32), Some(33), Some(34)],
+        &many_users,
     );
     let empty = batch(Int32Array::from(Vec::<i32>::new()), &many, vec![]);
-    vec![vec![first, empty, second], vec![third, fourth]]
+    // Dictionaries of the same sizes as the third batch's, other strings.
+    let others: ArrayRef = Arc::new(StringArray::from(vec!["NAS-9", "WS-C", "WS-A"]));
+    let other_users: ArrayRef = Arc::new(StringArray::from(vec![
+        Some("dave"),
+        Some("erin"),
+        Some("alice"),
+        None,
+        Some("bob"),
+    ]));
+    let fifth = batch_with_users(
+        Int32Array::from(vec![0, 1, 2, 1]),
+        &others,
+        vec![Some(40), Some(41), Some(42), Some(43)],
+        &other_users,
+    );
+    vec![vec![first, empty, second], vec![third, fifth, fourth]]
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
@@ -104,7 +156,7 @@ fn register(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) {
     ctx.register_table("t", Arc::new(table)).unwrap();
 }
 
-const QUERIES: [&str; 15] = [
+const QUERIES: [&str; 17] = [
     "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
      GROUP BY computer ORDER BY computer NULLS FIRST",
     "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
@@ -137,6 +189,11 @@ const QUERIES: [&str; 15] = [
      ORDER BY a DESC, computer",
     "SELECT computer, count(*) AS a FROM t WHERE note IS NOT NULL GROUP BY computer \
      ORDER BY a DESC, computer NULLS FIRST",
+    // Rows counted per pair of dictionary keys (a table of counts, or row by row for large
+    // dictionaries), with and without an aggregate.
+    "SELECT computer, user, count(*) AS a FROM t GROUP BY computer, user \
+     ORDER BY computer NULLS FIRST, user NULLS FIRST",
+    "SELECT user, count(DISTINCT computer) AS a FROM t GROUP BY user ORDER BY user NULLS FIRST",
 ];
 
 /// The rule's plans give DataFusion's own answers, and the rule is in the plan of the
@@ -171,6 +228,10 @@ async fn grouping_by_a_dictionary_column_gives_datafusions_answers() {
         .join("\n");
     assert!(absorbed.contains("null keys skipped"), "{absorbed}");
     assert!(!absorbed.contains("FilterExec"), "{absorbed}");
+    let pairs = rows(&ours, &format!("EXPLAIN {}", QUERIES[15]))
+        .await
+        .join("\n");
+    assert!(pairs.contains("DictionaryAggregateExec"), "{pairs}");
     let kept = rows(&ours, &format!("EXPLAIN {}", QUERIES[14]))
         .await
         .join("\n");
