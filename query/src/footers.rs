@@ -368,42 +368,11 @@ impl ParquetFileReaderFactory for Hinting {
             metadata_size_hint,
             metrics,
         )?;
-        Ok(Box::new(HintedReader {
+        Ok(Box::new(FooterReader {
             inner,
-            cache: Arc::clone(&self.cache),
-            object,
+            footer: None,
+            hint: Some((Arc::clone(&self.cache), object)),
         }))
-    }
-}
-
-/// A file's reader whose footer comes with the dictionary hint.
-struct HintedReader {
-    inner: Box<dyn AsyncFileReader + Send>,
-    cache: Arc<FileMetadataCache>,
-    object: ObjectMeta,
-}
-
-impl AsyncFileReader for HintedReader {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.inner.get_bytes(range)
-    }
-
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<Range<u64>>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        self.inner.get_byte_ranges(ranges)
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let footer = self.inner.get_metadata(options).await?;
-            Ok(hinted(self.cache.as_ref(), &self.object, footer))
-        }
-        .boxed()
     }
 }
 
@@ -462,23 +431,25 @@ impl ParquetFileReaderFactory for PageIndexOnce {
             metadata_size_hint,
             metrics,
         )?;
-        Ok(Box::new(IndexedReader {
+        Ok(Box::new(FooterReader {
             inner,
-            footer,
+            footer: Some(footer),
             hint,
         }))
     }
 }
 
-/// A file's reader whose footer comes with the page index, read once for all its readers.
-struct IndexedReader {
+/// A file's reader whose footer comes with the page index, read once for all its readers
+/// (`footer`), or with the dictionary hint (`hint`), or both.
+struct FooterReader {
     inner: Box<dyn AsyncFileReader + Send>,
-    footer: Arc<OnceCell<Arc<ParquetMetaData>>>,
+    /// The footer with its page index, shared by the readers of one file of a scan.
+    footer: Option<Arc<OnceCell<Arc<ParquetMetaData>>>>,
     /// The cache to keep the hinted footer in, and the file's object, when it takes the hint.
     hint: Option<(Arc<FileMetadataCache>, ObjectMeta)>,
 }
 
-impl AsyncFileReader for IndexedReader {
+impl AsyncFileReader for FooterReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         self.inner.get_bytes(range)
     }
@@ -494,23 +465,28 @@ impl AsyncFileReader for IndexedReader {
         &'a mut self,
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        let IndexedReader {
+        let FooterReader {
             inner,
             footer,
             hint,
         } = self;
         async move {
+            let hint = &*hint;
+            let give = |footer| match hint {
+                Some((cache, object)) => hinted(cache.as_ref(), object, footer),
+                None => footer,
+            };
+            let Some(once) = footer else {
+                return Ok(give(inner.get_metadata(options).await?));
+            };
             let options = options
                 .cloned()
                 .unwrap_or_default()
                 .with_page_index_policy(PageIndexPolicy::Optional);
-            let footer = footer
+            let footer = once
                 .get_or_try_init(|| async {
                     let footer = inner.get_metadata(Some(&options)).await?;
-                    Ok::<_, parquet::errors::ParquetError>(match hint {
-                        Some((cache, object)) => hinted(cache.as_ref(), object, footer),
-                        None => footer,
-                    })
+                    Ok::<_, parquet::errors::ParquetError>(give(footer))
                 })
                 .await?;
             Ok(Arc::clone(footer))
