@@ -409,13 +409,15 @@ impl KeyColumn {
 }
 
 /// The groups of one partition: with one key column, a group is a string number of it; with
-/// two, a pair of string numbers, numbered in order of arrival.
+/// two to four, a tuple of string numbers, numbered in order of arrival.
 pub(super) struct Groups {
     columns: Vec<KeyColumn>,
     /// Both columns' string numbers of a pair (high and low half) → group.
     pairs: HashMap<u64, u32>,
-    /// Group → its pair.
-    tuples: Vec<[u32; 2]>,
+    /// Three or four columns' string numbers (32 bits each, first column highest) → group.
+    wide: HashMap<u128, u32>,
+    /// Group → its tuple (the unused places 0).
+    tuples: Vec<[u32; MAX_KEYS]>,
     /// The string numbers of each key column for the batch being added.
     ids: Vec<Vec<u32>>,
     /// Two dictionary keys counted by pair of dictionary keys (see [`Groups::count_pairs`]):
@@ -433,6 +435,7 @@ impl Groups {
         Groups {
             columns: types.iter().map(KeyColumn::new).collect(),
             pairs: HashMap::default(),
+            wide: HashMap::default(),
             tuples: Vec::new(),
             ids: vec![Vec::new(); types.len()],
             dense: Vec::new(),
@@ -451,7 +454,8 @@ impl Groups {
     pub(super) fn size(&self) -> usize {
         self.columns.iter().map(KeyColumn::size).sum::<usize>()
             + self.pairs.capacity() * (size_of::<(u64, u32)>() + 1)
-            + self.tuples.capacity() * size_of::<[u32; 2]>()
+            + self.wide.capacity() * (size_of::<(u128, u32)>() + 1)
+            + self.tuples.capacity() * size_of::<[u32; MAX_KEYS]>()
             + self
                 .ids
                 .iter()
@@ -473,6 +477,24 @@ impl Groups {
                 out.resize(a.len(), 0);
                 for ((slot, &x), &y) in out.iter_mut().zip(a).zip(b) {
                     *slot = pair_group(&mut self.pairs, &mut self.tuples, x, y) as usize;
+                }
+            }
+            columns if columns.len() <= MAX_KEYS => {
+                let rows = columns[0].len();
+                out.resize(rows, 0);
+                for (row, slot) in out.iter_mut().enumerate() {
+                    let mut tuple = [0u32; MAX_KEYS];
+                    let mut key = 0u128;
+                    for (place, ids) in tuple.iter_mut().zip(columns) {
+                        *place = ids[row];
+                        key = (key << 32) | u128::from(ids[row]);
+                    }
+                    let next = self.tuples.len() as u32;
+                    let group = *self.wide.entry(key).or_insert(next);
+                    if group == next {
+                        self.tuples.push(tuple);
+                    }
+                    *slot = group as usize;
                 }
             }
             _ => {
@@ -524,13 +546,21 @@ impl Groups {
     }
 }
 
+/// Key columns a [`Groups`] takes at most.
+pub(super) const MAX_KEYS: usize = 4;
+
 /// The group of the pair of string numbers (x, y), numbered on its first use.
-fn pair_group(pairs: &mut HashMap<u64, u32>, tuples: &mut Vec<[u32; 2]>, x: u32, y: u32) -> u32 {
+fn pair_group(
+    pairs: &mut HashMap<u64, u32>,
+    tuples: &mut Vec<[u32; MAX_KEYS]>,
+    x: u32,
+    y: u32,
+) -> u32 {
     let key = (u64::from(x) << 32) | u64::from(y);
     let next = tuples.len() as u32;
     let group = *pairs.entry(key).or_insert(next);
     if group == next {
-        tuples.push([x, y]);
+        tuples.push([x, y, 0, 0]);
     }
     group
 }

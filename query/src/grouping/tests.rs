@@ -156,7 +156,7 @@ fn register(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) {
     ctx.register_table("t", Arc::new(table)).unwrap();
 }
 
-const QUERIES: [&str; 17] = [
+const QUERIES: [&str; 19] = [
     "SELECT computer, count(*), count(note), sum(n), min(n), max(n), avg(n) FROM t \
      GROUP BY computer ORDER BY computer NULLS FIRST",
     "SELECT computer, count(*) FILTER (WHERE n > 4), min(note), max(note) FROM t \
@@ -194,6 +194,11 @@ const QUERIES: [&str; 17] = [
     "SELECT computer, user, count(*) AS a FROM t GROUP BY computer, user \
      ORDER BY computer NULLS FIRST, user NULLS FIRST",
     "SELECT user, count(DISTINCT computer) AS a FROM t GROUP BY user ORDER BY user NULLS FIRST",
+    // Three and four keys: dictionaries, a string, an integer.
+    "SELECT computer, user, note, count(*), min(n), max(tag) FROM t GROUP BY computer, user, \
+     note ORDER BY computer NULLS FIRST, user NULLS FIRST, note NULLS FIRST",
+    "SELECT user, n, computer, tag, count(*) FROM t GROUP BY user, n, computer, tag \
+     ORDER BY user NULLS FIRST, n NULLS FIRST, computer NULLS FIRST, tag NULLS FIRST",
 ];
 
 /// The rule's plans give DataFusion's own answers, and the rule is in the plan of the
@@ -232,6 +237,10 @@ async fn grouping_by_a_dictionary_column_gives_datafusions_answers() {
         .await
         .join("\n");
     assert!(pairs.contains("DictionaryAggregateExec"), "{pairs}");
+    for wide in [&QUERIES[17], &QUERIES[18]] {
+        let plan = rows(&ours, &format!("EXPLAIN {wide}")).await.join("\n");
+        assert!(plan.contains("DictionaryAggregateExec"), "{plan}");
+    }
     let kept = rows(&ours, &format!("EXPLAIN {}", QUERIES[14]))
         .await
         .join("\n");
