@@ -499,16 +499,17 @@ impl AsyncFileReader for FooterReader {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use arrow::array::{AsArray, RecordBatch, StringArray};
+    use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
     use arrow::datatypes::Field;
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
     use parquet::arrow::arrow_writer::ArrowWriterOptions;
     use parquet::file::metadata::ParquetMetaDataReader;
+    use parquet::file::properties::WriterProperties;
 
     /// A Parquet file of `user_name` (a name, few values) and `data` (not one of them), with
-    /// or without the writer's Arrow schema in its footer.
-    fn file(with_arrow_schema: bool) -> (Bytes, Vec<Option<String>>) {
+    /// or without the writer's Arrow schema in its footer, in dictionary pages or plain ones.
+    fn file(with_arrow_schema: bool, dictionary_pages: bool) -> (Bytes, Vec<Option<String>>) {
         let names: Vec<Option<String>> = (0..5000)
             .map(|i| (i % 7 != 0).then(|| format!("user{}", i % 13)))
             .collect();
@@ -526,7 +527,12 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        let options = ArrowWriterOptions::new().with_skip_arrow_metadata(!with_arrow_schema);
+        let properties = WriterProperties::builder()
+            .set_dictionary_enabled(dictionary_pages)
+            .build();
+        let options = ArrowWriterOptions::new()
+            .with_skip_arrow_metadata(!with_arrow_schema)
+            .with_properties(properties);
         let mut w = ArrowWriter::try_new_with_options(&mut out, schema, options).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
@@ -541,15 +547,12 @@ mod tests {
         )
     }
 
-    /// The hinted footer makes the reader return the name column as a dictionary of the same
-    /// values, one dictionary for the batches of a column chunk, and leaves other columns be.
-    #[test]
-    fn the_hint_reads_names_as_dictionaries_of_the_same_values() {
-        let (bytes, names) = file(true);
+    /// The name column as the reader returns it with the hinted footer of `bytes`: its values,
+    /// and each batch's dictionary values.
+    fn read_hinted(bytes: Bytes) -> (Vec<Option<String>>, Vec<ArrayRef>) {
         let (hinted, changed) = dictionary_hint(footer(&bytes));
         assert!(changed);
-        let options = ArrowReaderOptions::new();
-        let metadata = ArrowReaderMetadata::try_new(Arc::clone(&hinted), options).unwrap();
+        let metadata = ArrowReaderMetadata::try_new(hinted, ArrowReaderOptions::new()).unwrap();
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
             .with_batch_size(1024)
             .build()
@@ -571,6 +574,15 @@ mod tests {
                     .map(|k| k.map(|k| values.value(k as usize).to_string())),
             );
         }
+        (read, dictionaries)
+    }
+
+    /// The hinted footer makes the reader return the name column as a dictionary of the same
+    /// values, one dictionary for the batches of a column chunk, and leaves other columns be.
+    #[test]
+    fn the_hint_reads_names_as_dictionaries_of_the_same_values() {
+        let (bytes, names) = file(true, true);
+        let (read, dictionaries) = read_hinted(bytes.clone());
         assert_eq!(read, names);
         assert!(dictionaries.len() > 1);
         // The batches of a column chunk share its dictionary (what GROUP BY's memo of a
@@ -581,16 +593,26 @@ mod tests {
                 .all(|d| crate::grouping::keys::same_strings(&d[0], &d[1]))
         );
         // Given once: a given footer is given back as it is.
+        let (hinted, _) = dictionary_hint(footer(&bytes));
         let (again, changed) = dictionary_hint(Arc::clone(&hinted));
         assert!(!changed);
         assert!(Arc::ptr_eq(&again, &hinted));
+    }
+
+    /// Names the writer did not put in dictionary pages (too many values for one) are read as
+    /// dictionaries all the same, of the same values.
+    #[test]
+    fn names_in_plain_pages_are_read_as_dictionaries_of_the_same_values() {
+        let (bytes, names) = file(true, false);
+        let (read, _) = read_hinted(bytes);
+        assert_eq!(read, names);
     }
 
     /// A footer without the writer's Arrow schema is left as it is: the reader's own types
     /// stand.
     #[test]
     fn a_footer_without_an_arrow_schema_is_left_as_it_is() {
-        let (bytes, _) = file(false);
+        let (bytes, _) = file(false, true);
         let before = footer(&bytes);
         let (after, changed) = dictionary_hint(Arc::clone(&before));
         assert!(!changed);
