@@ -7,7 +7,7 @@
 //! whether or not a filter will use it: on the 10.5 M-event store, parsing the page index was
 //! ~15 % of a `SELECT count(*)`. Here planning reads the footer alone (into the same cache).
 //! Whether a scan reads the page index is decided per scan by [`crate::pieces`]; when it does,
-//! [`PageIndexOnce`] reads it once per file and keeps it in that cache.
+//! [`Footers::with_page_index`] reads it once per file and keeps it in that cache.
 //!
 //! Names and addresses read as dictionaries: the promoted columns of [`DICTIONARY_COLUMNS`]
 //! hold few distinct values per segment (accounts, hosts, shares, IP addresses), and the
@@ -60,6 +60,8 @@ use parquet::file::metadata::{
     FileMetaData, KeyValue, PageIndexPolicy, ParquetMetaData, ParquetMetaDataBuilder,
 };
 use tokio::sync::OnceCell;
+
+use crate::grouping::dictionary_key;
 
 /// The promoted columns that local sessions read as `Dictionary(Int32, Utf8)` (see the module
 /// documentation). Not `object_name` (paths: many values), nor the core columns `data`,
@@ -115,9 +117,7 @@ pub(crate) fn dictionary_hint(footer: Arc<ParquetMetaData>) -> (Arc<ParquetMetaD
         .map(|f| {
             if *f.data_type() == DataType::Utf8 && DICTIONARY_COLUMNS.contains(&f.name().as_str()) {
                 changed = true;
-                let dictionary =
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-                Arc::new(f.as_ref().clone().with_data_type(dictionary))
+                Arc::new(f.as_ref().clone().with_data_type(dictionary_key()))
             } else {
                 Arc::clone(f)
             }
@@ -287,13 +287,12 @@ impl FileFormat for FooterFirst {
         };
         let runtime = state.runtime_env();
         let cache = runtime.cache_manager.get_file_metadata_cache();
-        let factory = Hinting {
-            inner: CachedParquetFileReaderFactory::new(
-                runtime.object_store(url)?,
-                Arc::clone(&cache),
-            ),
+        let factory = Footers::new(
+            runtime.object_store(url)?,
             cache,
-        };
+            config.file_schema(),
+            false,
+        );
         let source = source
             .clone()
             .with_parquet_file_reader_factory(Arc::new(factory));
@@ -345,70 +344,56 @@ pub(crate) fn keep(cache: &FileMetadataCache, object: &ObjectMeta, footer: Arc<P
     cache.put(&object.location, entry);
 }
 
-/// DataFusion's cached reader factory whose footers come with the dictionary hint
-/// ([`dictionary_hint`]), for scans of tables that read dictionaries.
-#[derive(Debug)]
-struct Hinting {
-    inner: CachedParquetFileReaderFactory,
-    cache: Arc<FileMetadataCache>,
-}
+/// A footer read by the first of the readers that share it.
+type OnceFooter = Arc<OnceCell<Arc<ParquetMetaData>>>;
 
-impl ParquetFileReaderFactory for Hinting {
-    fn create_reader(
-        &self,
-        partition_index: usize,
-        partitioned_file: PartitionedFile,
-        metadata_size_hint: Option<usize>,
-        metrics: &ExecutionPlanMetricsSet,
-    ) -> Result<Box<dyn AsyncFileReader + Send>> {
-        let object = partitioned_file.object_meta.clone();
-        let inner = self.inner.create_reader(
-            partition_index,
-            partitioned_file,
-            metadata_size_hint,
-            metrics,
-        )?;
-        Ok(Box::new(FooterReader {
-            inner,
-            footer: None,
-            hint: Some((Arc::clone(&self.cache), object)),
-        }))
-    }
-}
-
-/// Opens a scan's files with their page index, read once per file and kept in the session's
-/// metadata cache.
+/// Opens a scan's files through DataFusion's cached reader factory, with their footers given
+/// the dictionary hint (for tables that read dictionaries) and, when asked, with their page
+/// index read once per file and kept in the session's metadata cache.
 ///
 /// DataFusion's Parquet scan reads a file's page index when its filter can prune pages, and
 /// does not keep it: every file it opens reads and parses the page index again. A scan cut into
-/// pieces of row groups ([`crate::pieces`]) opens each file once per piece. With this factory a
-/// file's footer comes with its page index, read by the first piece that opens it (the others
-/// wait for it), so the scan finds it there and reads nothing more.
+/// pieces of row groups ([`crate::pieces`]) opens each file once per piece. With
+/// [`Footers::with_page_index`] a file's footer comes with its page index, read by the first
+/// piece that opens it (the others wait for it), so the scan finds it there and reads nothing
+/// more.
 #[derive(Debug)]
-pub(crate) struct PageIndexOnce {
+pub(crate) struct Footers {
     inner: CachedParquetFileReaderFactory,
-    loaded: Mutex<HashMap<Path, Arc<OnceCell<Arc<ParquetMetaData>>>>>,
+    /// Each file's footer with its page index, when the page index is read once per file.
+    loaded: Option<Mutex<HashMap<Path, OnceFooter>>>,
     /// Footers given the dictionary hint, kept in this cache: for tables that read dictionaries.
     hint: Option<Arc<FileMetadataCache>>,
 }
 
-impl PageIndexOnce {
+impl Footers {
     /// Reading from `store`, keeping footers in `cache` (the session's metadata cache); footers
-    /// with the dictionary hint when a table of `schema` reads dictionaries.
-    pub(crate) fn new(
+    /// with the dictionary hint when a table of `schema` reads dictionaries; with the page index
+    /// read once per file when `page_index`.
+    fn new(
+        store: Arc<dyn ObjectStore>,
+        cache: Arc<FileMetadataCache>,
+        schema: &Schema,
+        page_index: bool,
+    ) -> Self {
+        Footers {
+            hint: reads_dictionaries(schema).then(|| Arc::clone(&cache)),
+            inner: CachedParquetFileReaderFactory::new(store, cache),
+            loaded: page_index.then(|| Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Footers with their page index, read once per file (and the hint as [`Footers::new`]).
+    pub(crate) fn with_page_index(
         store: Arc<dyn ObjectStore>,
         cache: Arc<FileMetadataCache>,
         schema: &Schema,
     ) -> Self {
-        PageIndexOnce {
-            hint: reads_dictionaries(schema).then(|| Arc::clone(&cache)),
-            inner: CachedParquetFileReaderFactory::new(store, cache),
-            loaded: Mutex::new(HashMap::new()),
-        }
+        Footers::new(store, cache, schema, true)
     }
 }
 
-impl ParquetFileReaderFactory for PageIndexOnce {
+impl ParquetFileReaderFactory for Footers {
     fn create_reader(
         &self,
         partition_index: usize,
@@ -416,11 +401,11 @@ impl ParquetFileReaderFactory for PageIndexOnce {
         metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
-        let footer = {
-            let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        let footer = self.loaded.as_ref().map(|loaded| {
+            let mut loaded = loaded.lock().unwrap_or_else(PoisonError::into_inner);
             let entry = loaded.entry(partitioned_file.object_meta.location.clone());
             Arc::clone(entry.or_default())
-        };
+        });
         let hint = self
             .hint
             .as_ref()
@@ -433,7 +418,7 @@ impl ParquetFileReaderFactory for PageIndexOnce {
         )?;
         Ok(Box::new(FooterReader {
             inner,
-            footer: Some(footer),
+            footer,
             hint,
         }))
     }
@@ -444,7 +429,7 @@ impl ParquetFileReaderFactory for PageIndexOnce {
 struct FooterReader {
     inner: Box<dyn AsyncFileReader + Send>,
     /// The footer with its page index, shared by the readers of one file of a scan.
-    footer: Option<Arc<OnceCell<Arc<ParquetMetaData>>>>,
+    footer: Option<OnceFooter>,
     /// The cache to keep the hinted footer in, and the file's object, when it takes the hint.
     hint: Option<(Arc<FileMetadataCache>, ObjectMeta)>,
 }

@@ -18,7 +18,7 @@
 //! The page index: DataFusion's scan reads and parses a file's whole page index (every
 //! column's) whenever its filter could prune pages, for every piece it opens. Here, when the
 //! kept rows are many next to the page index's size ([`PAGE_INDEX_PAYBACK`]), the files are
-//! opened through [`PageIndexOnce`], which reads a file's page index once and keeps it;
+//! opened through [`Footers::with_page_index`], which reads a file's page index once and keeps it;
 //! otherwise the scan does without it.
 //!
 //! A file that comes with an access plan of whole row groups (from [`crate::rowstats`]) is cut
@@ -51,7 +51,7 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use object_store::path::Path;
 use parquet::file::metadata::ParquetMetaData;
 
-use crate::footers::{self, PageIndexOnce};
+use crate::footers::{self, Footers};
 
 /// The rule's name.
 pub const NAME: &str = "row_group_pieces";
@@ -191,7 +191,7 @@ impl RowGroupPieces {
             builder = builder.with_source(Arc::new(source));
         } else if uses_page_index {
             let store = self.runtime.object_store(&config.object_store_url).ok()?;
-            let factory = PageIndexOnce::new(store, Arc::clone(&self.footers), schema);
+            let factory = Footers::with_page_index(store, Arc::clone(&self.footers), schema);
             let source = source
                 .clone()
                 .with_parquet_file_reader_factory(Arc::new(factory));

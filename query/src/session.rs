@@ -25,7 +25,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::QueryError;
 use crate::footers::{DICTIONARY_COLUMNS, FooterFirst};
-use crate::grouping::DictionaryGrouping;
+use crate::grouping::{DictionaryGrouping, dictionary_key};
 use crate::pieces::RowGroupPieces;
 use crate::pushdown::PushdownChoice;
 use crate::rowstats::RowGroupAggregates;
@@ -309,9 +309,7 @@ fn string_views(schema: &SchemaRef, local: bool) -> SchemaRef {
         .iter()
         .map(|f| match f.data_type() {
             DataType::Utf8 if local && DICTIONARY_COLUMNS.contains(&f.name().as_str()) => {
-                let dictionary =
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-                f.as_ref().clone().with_data_type(dictionary)
+                f.as_ref().clone().with_data_type(dictionary_key())
             }
             DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
             _ => f.as_ref().clone(),

@@ -146,8 +146,9 @@ fn counts_only(
         && aggregates.iter().all(rows)
 }
 
-/// The store's dictionary columns' type.
-fn dictionary_key() -> DataType {
+/// The store's dictionary columns' type (and that of the names a local session reads as
+/// dictionaries).
+pub(crate) fn dictionary_key() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
