@@ -13,7 +13,9 @@ use arrow::datatypes::{
 use datafusion::common::{DataFusionError, HashMap, Result};
 
 use super::{dictionary_key, integer_key};
+use counts::per_key_counts;
 
+mod counts;
 mod pairs;
 
 /// No group assigned yet to a dictionary key (see [`KeyColumn::memo`]).
@@ -325,41 +327,9 @@ impl KeyColumn {
     ) -> Result<()> {
         let (dict, values) = self.dictionary(array)?;
         let keys = dict.keys();
-        let mut per_key = std::mem::take(&mut self.per_key);
-        per_key.clear();
-        // One slot more: where a null row's key beyond the dictionary is counted (the key of
-        // a null row may be anything).
         let len = values.len();
-        per_key.resize(len + 1, 0);
-        let mut nulls = 0i64;
-        match keys.nulls().filter(|n| n.null_count() > 0) {
-            // A row adds its validity bit to its key's count, without a branch: a null check
-            // per row took 3/4 of the count.
-            Some(valid) => {
-                nulls = valid.null_count() as i64;
-                let bits = valid
-                    .inner()
-                    .inner()
-                    .bit_chunks(valid.offset(), valid.len());
-                let words = bits.iter().chain(std::iter::once(bits.remainder_bits()));
-                for (rows, word) in keys.values().chunks(64).zip(words) {
-                    for (j, &key) in rows.iter().enumerate() {
-                        let k = (key as u32 as usize).min(len);
-                        per_key[k] += ((word >> j) & 1) as i64;
-                    }
-                }
-                if per_key[len] > 0 {
-                    return Err(DataFusionError::Internal(format!(
-                        "dictionary key out of range ({len} values)"
-                    )));
-                }
-            }
-            None => {
-                for &key in keys.values().iter() {
-                    count_key(&mut per_key[..len], key)?;
-                }
-            }
-        }
+        let nulls = per_key_counts(&mut self.per_key, keys, len)?;
+        let per_key = std::mem::take(&mut self.per_key);
         let mut add = |id: u32, n: i64| {
             let id = id as usize;
             if counts.len() <= id {
@@ -582,19 +552,6 @@ pub(crate) fn same_strings(a: &ArrayRef, b: &ArrayRef) -> bool {
         }
         _ => false,
     }
-}
-
-/// One more row of dictionary key `key`.
-fn count_key(per_key: &mut [i64], key: i32) -> Result<()> {
-    let len = per_key.len();
-    let slot = usize::try_from(key)
-        .ok()
-        .and_then(|k| per_key.get_mut(k))
-        .ok_or_else(|| {
-            DataFusionError::Internal(format!("dictionary key {key} out of range ({len} values)"))
-        })?;
-    *slot += 1;
-    Ok(())
 }
 
 fn key_type_error(found: &DataType) -> DataFusionError {

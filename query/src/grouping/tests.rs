@@ -143,7 +143,31 @@ fn partitions() -> Vec<Vec<RecordBatch>> {
         vec![Some(40), Some(41), Some(42), Some(43)],
         &other_users,
     );
-    vec![vec![first, empty, second], vec![third, fifth, fourth]]
+    // Batches long enough to be counted in four tables: runs of one key, lengths past a
+    // multiple of four and of 64, with nulls (one of them with a key beyond the dictionary) and
+    // without.
+    let long = |rows: usize, nulls: bool| {
+        let keys: Vec<i32> = (0..rows)
+            .map(|i| {
+                if nulls && i == 100 {
+                    77
+                } else {
+                    ((i / 7) % 3) as i32
+                }
+            })
+            .collect();
+        let valid: Vec<bool> = (0..rows)
+            .map(|i| !nulls || (i % 11 != 5 && i != 100))
+            .collect();
+        let keys = Int32Array::new(keys.into(), nulls.then(|| valid.into()));
+        let n = (0..rows).map(|i| Some(100 + i as u32)).collect();
+        batch(keys, &twice, n)
+    };
+    let (long_nulls, long_plain) = (long(203, true), long(131, false));
+    vec![
+        vec![first, empty, second, long_nulls],
+        vec![third, fifth, fourth, long_plain],
+    ]
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
