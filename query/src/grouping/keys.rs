@@ -393,9 +393,11 @@ pub(super) struct Groups {
     /// Two dictionary keys counted by pair of dictionary keys (see [`Groups::count_pairs`]):
     /// the rows of key pair (i, j) in cell `i * (b + 1) + j`, where `b` is the second
     /// dictionary's length and a dictionary's length stands for null.
-    dense: Vec<i64>,
+    dense: Vec<u32>,
     /// The two dictionaries (values) `dense` counts the keys of.
     dense_of: Option<[ArrayRef; 2]>,
+    /// The rows counted in `dense` since it was started.
+    dense_rows: usize,
     /// Each column's cell coordinate of the rows of the batch being counted.
     cells: [Vec<u32>; 2],
 }
@@ -410,6 +412,7 @@ impl Groups {
             ids: vec![Vec::new(); types.len()],
             dense: Vec::new(),
             dense_of: None,
+            dense_rows: 0,
             cells: [Vec::new(), Vec::new()],
         }
     }
@@ -432,7 +435,7 @@ impl Groups {
                 .chain(&self.cells)
                 .map(|v| v.capacity() * size_of::<u32>())
                 .sum::<usize>()
-            + self.dense.capacity() * size_of::<i64>()
+            + self.dense.capacity() * size_of::<u32>()
     }
 
     /// The group of each row (`keys`: one array per key column) into `out`.

@@ -164,8 +164,18 @@ fn partitions() -> Vec<Vec<RecordBatch>> {
         batch(keys, &twice, n)
     };
     let (long_nulls, long_plain) = (long(203, true), long(131, false));
+    // Dictionaries whose pair counts fit one table, not four.
+    let hosts: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..200).map(|i| format!("HOST-{:04}", i * 3)),
+    ));
+    let sixth = batch_with_users(
+        Int32Array::from(vec![Some(199), None, Some(0), Some(7), Some(7)]),
+        &hosts,
+        vec![Some(50), Some(51), None, Some(53), Some(53)],
+        &many_users,
+    );
     vec![
-        vec![first, empty, second, long_nulls],
+        vec![first, empty, second, long_nulls, sixth],
         vec![third, fifth, fourth, long_plain],
     ]
 }

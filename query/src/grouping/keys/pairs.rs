@@ -12,6 +12,12 @@ use crate::grouping::dictionary_key;
 /// At most this many cells of pair counts: more, and rows are counted by group one by one.
 const DENSE_CELLS: usize = 1 << 16;
 
+/// Tables of pair counts a batch is counted into, in turn, when they fit in [`LANE_CELLS`].
+const LANES: usize = 4;
+
+/// At most this many cells in all the tables of pair counts counted in turn (64 KiB).
+const LANE_CELLS: usize = 1 << 14;
+
 impl Groups {
     /// With two dictionary key columns: the rows of each group of `keys` (their arrays) added
     /// to `counts` (indexed by group). Rows are counted by pair of dictionary keys in a table
@@ -34,10 +40,14 @@ impl Groups {
         let wrong = |k: &ArrayRef| key_type_error(k.data_type());
         let da = a.as_dictionary_opt::<Int32Type>().ok_or_else(|| wrong(a))?;
         let db = b.as_dictionary_opt::<Int32Type>().ok_or_else(|| wrong(b))?;
-        let same = self
-            .dense_of
-            .as_ref()
-            .is_some_and(|[x, y]| same_strings(x, da.values()) && same_strings(y, db.values()));
+        // A cell holds at most u32::MAX rows: the table is started anew before it could hold
+        // more.
+        let fits = self.dense_rows.saturating_add(da.len()) <= u32::MAX as usize;
+        let same = fits
+            && self
+                .dense_of
+                .as_ref()
+                .is_some_and(|[x, y]| same_strings(x, da.values()) && same_strings(y, db.values()));
         if !same {
             self.flush(counts)?;
         }
@@ -53,20 +63,29 @@ impl Groups {
             }
             return Ok(true);
         }
+        // Four tables of pair counts, row i counted into table i % 4 (a row need not wait on
+        // the increment of the row before it when both are of one pair), when they are small.
+        let lanes = if size * LANES <= LANE_CELLS { LANES } else { 1 };
         if !same {
             // The columns' memos now follow these dictionaries.
             self.columns[0].dictionary(a)?;
             self.columns[1].dictionary(b)?;
             self.dense.clear();
-            self.dense.resize(size, 0);
+            self.dense.resize(size * lanes, 0);
             self.dense_of = Some([Arc::clone(da.values()), Arc::clone(db.values())]);
+            self.dense_rows = 0;
         }
+        self.dense_rows += da.len();
         let [xs, ys] = &mut self.cells;
         cell_coordinates(da, xs)?;
         cell_coordinates(db, ys)?;
-        let width = lb + 1;
-        for (&x, &y) in xs.iter().zip(ys.iter()) {
-            self.dense[x as usize * width + y as usize] += 1;
+        let width = (lb + 1) as u32;
+        for (x, &y) in xs.iter_mut().zip(ys.iter()) {
+            *x = *x * width + y;
+        }
+        match lanes {
+            LANES => count_cells::<LANES>(&mut self.dense, size, xs),
+            _ => count_cells::<1>(&mut self.dense, size, xs),
         }
         Ok(true)
     }
@@ -82,8 +101,17 @@ impl Groups {
         let vb_strings = vb.as_string_opt::<i32>().ok_or_else(|| wrong(&vb))?;
         let (la, lb) = (va.len(), vb.len());
         let width = lb + 1;
-        let dense = std::mem::take(&mut self.dense);
-        for (cell, &n) in dense.iter().enumerate() {
+        let mut dense = std::mem::take(&mut self.dense);
+        let size = (la + 1) * width;
+        if dense.len() > size {
+            let (first, rest) = dense.split_at_mut(size);
+            for lane in rest.chunks_exact(size) {
+                for (sum, n) in first.iter_mut().zip(lane) {
+                    *sum += n;
+                }
+            }
+        }
+        for (cell, &n) in dense[..size.min(dense.len())].iter().enumerate() {
             if n == 0 {
                 continue;
             }
@@ -99,7 +127,7 @@ impl Groups {
             if counts.len() <= group {
                 counts.resize(group + 1, 0);
             }
-            counts[group] += n;
+            counts[group] += i64::from(n);
         }
         self.dense = dense;
         self.dense.clear();
@@ -110,32 +138,54 @@ impl Groups {
 /// Each row's cell coordinate of the dictionary column `dict` into `out`: its key, or the
 /// dictionary's length for a null row. An error for a non-null key beyond the dictionary.
 fn cell_coordinates(dict: &DictionaryArray<Int32Type>, out: &mut Vec<u32>) -> Result<()> {
-    let len = dict.values().len();
+    let len = dict.values().len() as u32;
     let keys = dict.keys();
     out.clear();
-    out.extend(keys.values().iter().map(|&k| (k as u32).min(len as u32)));
-    let beyond = |n: usize| {
-        DataFusionError::Internal(format!("{n} dictionary keys out of range ({len} values)"))
-    };
-    match keys.nulls().filter(|n| n.null_count() > 0) {
-        Some(valid) => {
-            let mut bad = 0usize;
-            for (slot, is_valid) in out.iter_mut().zip(valid.iter()) {
-                bad += usize::from(is_valid && *slot == len as u32);
-                if !is_valid {
-                    *slot = len as u32;
+    out.extend(keys.values().iter().map(|&k| (k as u32).min(len)));
+    // Keys at the length: beyond the dictionary, unless the row is null.
+    let mut beyond = out.iter().filter(|&&c| c == len).count();
+    if let Some(valid) = keys.nulls().filter(|n| n.null_count() > 0) {
+        // Only the null rows are visited: the zero bits of each word of validity.
+        let bits = valid
+            .inner()
+            .inner()
+            .bit_chunks(valid.offset(), valid.len());
+        let rest = (1u64 << bits.remainder_len()) - 1;
+        let words = bits
+            .iter()
+            .chain(std::iter::once(bits.remainder_bits() | !rest));
+        for (block, word) in out.chunks_mut(64).zip(words) {
+            let mut nulls = !word;
+            while nulls != 0 {
+                if let Some(slot) = block.get_mut(nulls.trailing_zeros() as usize) {
+                    beyond -= usize::from(*slot == len);
+                    *slot = len;
                 }
-            }
-            if bad > 0 {
-                return Err(beyond(bad));
-            }
-        }
-        None => {
-            let bad = out.iter().filter(|&&c| c == len as u32).count();
-            if bad > 0 {
-                return Err(beyond(bad));
+                nulls &= nulls - 1;
             }
         }
     }
+    if beyond > 0 {
+        return Err(DataFusionError::Internal(format!(
+            "{beyond} dictionary keys out of range ({len} values)"
+        )));
+    }
     Ok(())
+}
+
+/// Each row counted into its cell of `tables` (`L` tables of `size` cells, row i into table
+/// i % L; `cells`: each row's cell, below `size`).
+fn count_cells<const L: usize>(tables: &mut [u32], size: usize, cells: &[u32]) {
+    let last = size - 1;
+    let mut chunks = tables.chunks_exact_mut(size);
+    let mut lanes: [&mut [u32]; L] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
+    let mut groups = cells.chunks_exact(L);
+    for group in &mut groups {
+        for (lane, &cell) in lanes.iter_mut().zip(group) {
+            lane[(cell as usize).min(last)] += 1;
+        }
+    }
+    for &cell in groups.remainder() {
+        lanes[0][(cell as usize).min(last)] += 1;
+    }
 }
