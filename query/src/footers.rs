@@ -53,11 +53,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
+use parquet::DecodeResult;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, encode_arrow_schema, parquet_to_arrow_schema};
 use parquet::file::metadata::{
     FileMetaData, KeyValue, PageIndexPolicy, ParquetMetaData, ParquetMetaDataBuilder,
+    ParquetMetaDataPushDecoder,
 };
 use tokio::sync::OnceCell;
 
@@ -291,7 +293,7 @@ impl FileFormat for FooterFirst {
             runtime.object_store(url)?,
             cache,
             config.file_schema(),
-            false,
+            PageIndexRows::new(),
         );
         let source = source
             .clone()
@@ -347,21 +349,29 @@ pub(crate) fn keep(cache: &FileMetadataCache, object: &ObjectMeta, footer: Arc<P
 /// A footer read by the first of the readers that share it.
 type OnceFooter = Arc<OnceCell<Arc<ParquetMetaData>>>;
 
+/// Per file, the row groups whose page index a scan reads.
+pub(crate) type PageIndexRows = HashMap<Path, Arc<[usize]>>;
+
 /// Opens a scan's files through DataFusion's cached reader factory, with their footers given
-/// the dictionary hint (for tables that read dictionaries) and, when asked, with their page
-/// index read once per file and kept in the session's metadata cache.
+/// the dictionary hint (for tables that read dictionaries) and, when asked, with the page
+/// index of the row groups the scan reads, read once per file and scan.
 ///
-/// DataFusion's Parquet scan reads a file's page index when its filter can prune pages, and
-/// does not keep it: every file it opens reads and parses the page index again. A scan cut into
-/// pieces of row groups ([`crate::pieces`]) opens each file once per piece. With
-/// [`Footers::with_page_index`] a file's footer comes with its page index, read by the first
-/// piece that opens it (the others wait for it), so the scan finds it there and reads nothing
-/// more.
+/// DataFusion's Parquet scan reads a file's page index when its filter can prune pages: the
+/// whole of it, every column of every row group, and again for every piece of the file it
+/// opens (a scan cut into pieces of row groups, [`crate::pieces`], opens each file once per
+/// piece). With [`Footers::with_page_index`] a file's footer comes with the page index of the
+/// row groups the scan may read (all their columns; the other row groups' entries empty), read
+/// by the first piece that opens it (the others wait for it), so the scan finds it there and
+/// reads nothing more. On the 10.5 M-event store a filter on one event id keeps 5 of 81 row
+/// groups: 23 of the page index's 363 KB. Such a footer is the scan's alone, never put in the
+/// session's cache: another scan may read other row groups.
 #[derive(Debug)]
 pub(crate) struct Footers {
     inner: CachedParquetFileReaderFactory,
-    /// Each file's footer with its page index, when the page index is read once per file.
-    loaded: Option<Mutex<HashMap<Path, OnceFooter>>>,
+    /// Each file's footer with the page index of the row groups in `page_index`.
+    loaded: Mutex<HashMap<Path, OnceFooter>>,
+    /// Per file, the row groups whose page index is read (none: no page index).
+    page_index: PageIndexRows,
     /// Footers given the dictionary hint, kept in this cache: for tables that read dictionaries.
     hint: Option<Arc<FileMetadataCache>>,
 }
@@ -369,27 +379,31 @@ pub(crate) struct Footers {
 impl Footers {
     /// Reading from `store`, keeping footers in `cache` (the session's metadata cache); footers
     /// with the dictionary hint when a table of `schema` reads dictionaries; with the page index
-    /// read once per file when `page_index`.
+    /// of the row groups `page_index` names for their file.
     fn new(
         store: Arc<dyn ObjectStore>,
         cache: Arc<FileMetadataCache>,
         schema: &Schema,
-        page_index: bool,
+        page_index: PageIndexRows,
     ) -> Self {
         Footers {
             hint: reads_dictionaries(schema).then(|| Arc::clone(&cache)),
             inner: CachedParquetFileReaderFactory::new(store, cache),
-            loaded: page_index.then(|| Mutex::new(HashMap::new())),
+            loaded: Mutex::new(HashMap::new()),
+            page_index,
         }
     }
 
-    /// Footers with their page index, read once per file (and the hint as [`Footers::new`]).
+    /// Footers with the page index of the row groups `rows` names for their file, read once
+    /// per file (and the hint as [`Footers::new`]). A scan through them must read no other row
+    /// groups of those files.
     pub(crate) fn with_page_index(
         store: Arc<dyn ObjectStore>,
         cache: Arc<FileMetadataCache>,
         schema: &Schema,
+        rows: PageIndexRows,
     ) -> Self {
-        Footers::new(store, cache, schema, true)
+        Footers::new(store, cache, schema, rows)
     }
 }
 
@@ -401,10 +415,11 @@ impl ParquetFileReaderFactory for Footers {
         metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
-        let footer = self.loaded.as_ref().map(|loaded| {
-            let mut loaded = loaded.lock().unwrap_or_else(PoisonError::into_inner);
-            let entry = loaded.entry(partitioned_file.object_meta.location.clone());
-            Arc::clone(entry.or_default())
+        let location = &partitioned_file.object_meta.location;
+        let footer = self.page_index.get(location).map(|rows| {
+            let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+            let once = Arc::clone(loaded.entry(location.clone()).or_default());
+            (once, Arc::clone(rows), partitioned_file.object_meta.size)
         });
         let hint = self
             .hint
@@ -424,12 +439,13 @@ impl ParquetFileReaderFactory for Footers {
     }
 }
 
-/// A file's reader whose footer comes with the page index, read once for all its readers
-/// (`footer`), or with the dictionary hint (`hint`), or both.
+/// A file's reader whose footer comes with the page index of some row groups, read once for
+/// all its readers (`footer`), or with the dictionary hint (`hint`), or both.
 struct FooterReader {
     inner: Box<dyn AsyncFileReader + Send>,
-    /// The footer with its page index, shared by the readers of one file of a scan.
-    footer: Option<OnceFooter>,
+    /// The footer with the page index of some of its row groups (and those row groups, and the
+    /// file's length), shared by the readers of one file of a scan.
+    footer: Option<(OnceFooter, Arc<[usize]>, u64)>,
     /// The cache to keep the hinted footer in, and the file's object, when it takes the hint.
     hint: Option<(Arc<FileMetadataCache>, ObjectMeta)>,
 }
@@ -461,23 +477,76 @@ impl AsyncFileReader for FooterReader {
                 Some((cache, object)) => hinted(cache.as_ref(), object, footer),
                 None => footer,
             };
-            let Some(once) = footer else {
+            let Some((once, rows, file_len)) = footer else {
                 return Ok(give(inner.get_metadata(options).await?));
             };
+            // The footer alone (the cache's), then the page index of the row groups read.
             let options = options
                 .cloned()
                 .unwrap_or_default()
-                .with_page_index_policy(PageIndexPolicy::Optional);
+                .with_page_index_policy(PageIndexPolicy::Skip);
             let footer = once
                 .get_or_try_init(|| async {
-                    let footer = inner.get_metadata(Some(&options)).await?;
-                    Ok::<_, parquet::errors::ParquetError>(give(footer))
+                    let footer = give(inner.get_metadata(Some(&options)).await?);
+                    page_index_of(inner.as_mut(), footer, rows, *file_len).await
                 })
                 .await?;
             Ok(Arc::clone(footer))
         }
         .boxed()
     }
+}
+
+/// `footer` with the column and offset indexes of its row groups `rows` (every column of
+/// them) and empty entries for the others; `footer` as it is when the file has no page index
+/// for them. Reads the bytes from `reader` (the file, of `file_len` bytes).
+async fn page_index_of(
+    reader: &mut (dyn AsyncFileReader + Send),
+    footer: Arc<ParquetMetaData>,
+    rows: &[usize],
+    file_len: u64,
+) -> parquet::errors::Result<Arc<ParquetMetaData>> {
+    if footer.column_index().is_some() && footer.offset_index().is_some() {
+        return Ok(footer);
+    }
+    let groups: Option<Vec<_>> = rows
+        .iter()
+        .map(|&i| footer.row_groups().get(i).cloned())
+        .collect();
+    let Some(groups) = groups else {
+        return Ok(footer);
+    };
+    // A footer of those row groups alone: the decoder reads and parses their indexes only.
+    let part = ParquetMetaDataBuilder::new(footer.file_metadata().clone())
+        .set_row_groups(groups)
+        .build();
+    let mut decoder = ParquetMetaDataPushDecoder::try_new_with_metadata(file_len, part)?
+        .with_page_index_policy(PageIndexPolicy::Optional);
+    let part = loop {
+        match decoder.try_decode()? {
+            DecodeResult::Data(part) => break part,
+            DecodeResult::NeedsData(ranges) => {
+                let bytes = reader.get_byte_ranges(ranges.clone()).await?;
+                decoder.push_ranges(ranges, bytes)?;
+            }
+            DecodeResult::Finished => return Ok(footer),
+        }
+    };
+    let (Some(columns), Some(offsets)) = (part.column_index(), part.offset_index()) else {
+        return Ok(footer);
+    };
+    let count = footer.num_row_groups();
+    let mut column_index = vec![Vec::new(); count];
+    let mut offset_index = vec![Vec::new(); count];
+    for ((&i, c), o) in rows.iter().zip(columns).zip(offsets) {
+        column_index[i] = c.clone();
+        offset_index[i] = o.clone();
+    }
+    let footer = ParquetMetaDataBuilder::new_from_metadata(Arc::unwrap_or_clone(footer))
+        .set_column_index(Some(column_index))
+        .set_offset_index(Some(offset_index))
+        .build();
+    Ok(Arc::new(footer))
 }
 
 #[cfg(test)]
@@ -602,6 +671,84 @@ mod tests {
         let (after, changed) = dictionary_hint(Arc::clone(&before));
         assert!(!changed);
         assert!(Arc::ptr_eq(&before, &after));
+    }
+
+    /// The page index of some row groups: theirs exactly as the whole page index has it (every
+    /// column), the other row groups' entries empty; a file without a page index keeps its
+    /// footer as it is.
+    #[tokio::test]
+    async fn the_page_index_of_some_row_groups() {
+        let mut out = Vec::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("t", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1000))
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
+            .build();
+        let mut w = ArrowWriter::try_new(&mut out, Arc::clone(&schema), Some(properties)).unwrap();
+        let t = arrow::array::Int64Array::from_iter_values(0..5000);
+        let name: StringArray = (0..5000).map(|i| Some(format!("n{}", i % 9))).collect();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(t), Arc::new(name)]).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let bytes = Bytes::from(out);
+        let whole = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Required)
+            .parse_and_finish(&bytes)
+            .unwrap();
+        let plain = footer(&bytes);
+        assert!(plain.offset_index().is_none());
+
+        let mut reader = std::io::Cursor::new(bytes.to_vec());
+        let len = bytes.len() as u64;
+        let some = page_index_of(&mut reader, Arc::clone(&plain), &[1, 3], len)
+            .await
+            .unwrap();
+        let (columns, offsets) = (some.column_index().unwrap(), some.offset_index().unwrap());
+        let (all_columns, all_offsets) =
+            (whole.column_index().unwrap(), whole.offset_index().unwrap());
+        assert_eq!(offsets.len(), 5);
+        assert_eq!(columns.len(), 5);
+        for i in 0..5 {
+            if i == 1 || i == 3 {
+                assert_eq!(offsets[i], all_offsets[i], "row group {i}");
+                assert_eq!(columns[i], all_columns[i], "row group {i}");
+                assert_eq!(offsets[i].len(), 2);
+                assert_eq!(offsets[i][0].page_locations().len(), 10);
+            } else {
+                assert!(
+                    offsets[i].is_empty() && columns[i].is_empty(),
+                    "row group {i}"
+                );
+            }
+        }
+        assert_eq!(some.row_groups(), plain.row_groups());
+
+        // Without a page index (no page statistics, no offset index): the footer unchanged.
+        let mut out = Vec::new();
+        let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Int64, false)]));
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1000))
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true)
+            .build();
+        let mut w = ArrowWriter::try_new(&mut out, Arc::clone(&schema), Some(properties)).unwrap();
+        let t = arrow::array::Int64Array::from_iter_values(0..3000);
+        w.write(&RecordBatch::try_new(schema, vec![Arc::new(t)]).unwrap())
+            .unwrap();
+        w.close().unwrap();
+        let bytes = Bytes::from(out);
+        let plain = footer(&bytes);
+        assert!(plain.row_group(1).column(0).offset_index_offset().is_none());
+        let mut reader = std::io::Cursor::new(bytes.to_vec());
+        let len = bytes.len() as u64;
+        let kept = page_index_of(&mut reader, Arc::clone(&plain), &[1], len);
+        let kept = kept.await.unwrap();
+        assert!(Arc::ptr_eq(&kept, &plain));
     }
 
     #[test]

@@ -17,9 +17,9 @@
 //!
 //! The page index: DataFusion's scan reads and parses a file's whole page index (every
 //! column's) whenever its filter could prune pages, for every piece it opens. Here, when the
-//! kept rows are many next to the page index's size ([`PAGE_INDEX_PAYBACK`]), the files are
-//! opened through [`Footers::with_page_index`], which reads a file's page index once and keeps it;
-//! otherwise the scan does without it.
+//! kept rows are many next to the cost of their page index ([`PAGE_INDEX_PAYBACK`]), the
+//! files are opened through [`Footers::with_page_index`], which reads the page index of the
+//! kept row groups alone, once per file and scan; otherwise the scan does without it.
 //!
 //! A file that comes with an access plan of whole row groups (from [`crate::rowstats`]) is cut
 //! among the row groups that plan reads.
@@ -51,7 +51,7 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use object_store::path::Path;
 use parquet::file::metadata::ParquetMetaData;
 
-use crate::footers::{self, Footers};
+use crate::footers::{self, Footers, PageIndexRows};
 
 /// The rule's name.
 pub const NAME: &str = "row_group_pieces";
@@ -60,12 +60,14 @@ pub const NAME: &str = "row_group_pieces";
 /// enough that opening a piece (its footer comes from the cache) stays small.
 const PIECES_PER_PARTITION: usize = 4;
 
-/// A scan reads the page index only when the values of the kept row groups it decodes (rows
-/// times columns) are at least this many times the page index's bytes. Measured on the 10.5 M-
-/// event store (page index 367 KB; 2 threads, alternating runs): a day's events out of seven
-/// (4.2 M rows, one column: 11x) took 0.95x the time with it; one event id's row groups
-/// (`event_id = 31017`: 0.4 M values, 1.1x; 4104 with a payload LIKE: 3.1 M, 8.6x) took
-/// 1.06-1.27x, the parse costing more than the pages it let the scan skip.
+/// A scan reads the page index of the kept row groups only when the values of those row groups
+/// it decodes (rows times columns) are at least this many times what the index costs: its
+/// bytes, plus half the file's whole page index for the copy of the footer that holds it.
+/// Measured on the 10.5 M-event store (page index 363 KB; 2 threads, alternating runs), the
+/// kept row groups' index read at every size: a day's events out of seven (27 row groups,
+/// one column: 3.5 M values, 12x) took 0.85x the time with it; one event id's row groups took
+/// 1.06-1.07x (`event_id = 31017`, one row group: ~0.8 M values, 4x; two for a join) and
+/// 1.02-1.03x (5145 with a payload LIKE, five row groups: 2 M values, 10x).
 const PAGE_INDEX_PAYBACK: u64 = 10;
 
 /// See the module documentation.
@@ -137,7 +139,7 @@ impl RowGroupPieces {
         let pieces = partitions * PIECES_PER_PARTITION;
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions];
         let mut before = 0u64;
-        let mut uses_page_index = false;
+        let mut page_index = PageIndexRows::new();
         let mut index_bytes = 0u64;
         let mut kept_rows = 0u64;
         let mut dealt = 0;
@@ -147,8 +149,13 @@ impl RowGroupPieces {
                 .map(|&i| u64::try_from(footer.row_group(i).num_rows()).unwrap_or(0))
                 .sum::<u64>();
             if page_pruned(&footer, &indexes, &pruned_columns) {
-                uses_page_index = true;
-                index_bytes += page_index_bytes(&footer);
+                // The kept row groups' page index is parsed; the footer is copied to hold it,
+                // which costs about as much as parsing half the whole page index would.
+                let all: Vec<usize> = (0..footer.num_row_groups()).collect();
+                index_bytes += page_index_bytes(&footer, &indexes);
+                index_bytes += page_index_bytes(&footer, &all) / 2;
+                let location = file.object_meta.location.clone();
+                page_index.insert(location, indexes.clone().into());
             }
             let access = file.extensions.get::<ParquetAccessPlan>();
             let mut piece_of_file: Vec<(usize, ParquetAccessPlan)> = Vec::new();
@@ -184,14 +191,16 @@ impl RowGroupPieces {
         }
         let mut builder = FileScanConfigBuilder::from(config.clone());
         // The page index pays when the values it may let the scan skip outnumber its bytes by
-        // far: it is parsed whole, for every column.
+        // far: it is parsed whole for each kept row group, every column.
         let values = kept_rows.saturating_mul(read.len().max(1) as u64);
+        let uses_page_index = !page_index.is_empty();
         if uses_page_index && values < PAGE_INDEX_PAYBACK.saturating_mul(index_bytes) {
             let source = source.clone().with_enable_page_index(false);
             builder = builder.with_source(Arc::new(source));
         } else if uses_page_index {
             let store = self.runtime.object_store(&config.object_store_url).ok()?;
-            let factory = Footers::with_page_index(store, Arc::clone(&self.footers), schema);
+            let footers = Arc::clone(&self.footers);
+            let factory = Footers::with_page_index(store, footers, schema, page_index);
             let source = source
                 .clone()
                 .with_parquet_file_reader_factory(Arc::new(factory));
@@ -257,11 +266,12 @@ fn page_pruned(footer: &ParquetMetaData, kept: &[usize], filter_columns: &[Strin
     })
 }
 
-/// The bytes of `footer`'s page index (column and offset indexes of every column chunk).
-fn page_index_bytes(footer: &ParquetMetaData) -> u64 {
-    let lengths = footer
-        .row_groups()
+/// The bytes of the page index (column and offset indexes of every column chunk) of
+/// `footer`'s row groups `kept`.
+fn page_index_bytes(footer: &ParquetMetaData, kept: &[usize]) -> u64 {
+    let lengths = kept
         .iter()
+        .filter_map(|&i| footer.row_groups().get(i))
         .flat_map(|rg| rg.columns())
         .map(|c| {
             let column = c.column_index_length().unwrap_or(0);
@@ -567,11 +577,12 @@ pub(crate) mod tests {
     }
 
     /// Planning caches a file's footer without its page index. A scan whose filter can prune
-    /// pages of many kept rows reads the page index once, prunes pages with it and leaves it
-    /// in the session's cache; one whose kept rows are few next to the page index's size does
-    /// without it. Answers are the same either way.
+    /// pages of many kept rows reads the page index of the kept row groups and prunes pages
+    /// with it, leaving the session's cache as it was (a later scan of other row groups of the
+    /// same session reads their page index); one whose kept rows are few next to the page
+    /// index's size does without it. Answers are the same either way.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_page_index_is_read_where_it_pays_and_kept() {
+    async fn the_page_index_is_read_where_it_pays() {
         let dir = tempfile::tempdir().unwrap();
         let large = dir.path().join("large.parquet");
         write_large_file(&large);
@@ -589,8 +600,8 @@ pub(crate) mod tests {
             "{analyzed}"
         );
         assert!(
-            page_index_cached(&ours, &large),
-            "the page index was not kept"
+            !page_index_cached(&ours, &large),
+            "the page index of some row groups was left in the session's cache"
         );
         let plain = SessionContext::new();
         plain
@@ -598,6 +609,16 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(text(&ours, q).await, text(&plain, q).await);
+        // Other row groups, the same session: their own page index.
+        let other = "SELECT count(*), sum(v) FROM t WHERE t >= 5000 AND t < 390000";
+        let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {other}")).await;
+        assert!(
+            analyzed.contains("page_index_rows_pruned=200.0 K total → 190.0 K matched"),
+            "{analyzed}"
+        );
+        for q in [other, q, "SELECT count(*), sum(v) FROM t WHERE t >= 330000"] {
+            assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
+        }
 
         // 20 000 rows in pages of 100 rows: its page index outweighs the rows a filter keeps.
         let small = dir.path().join("small.parquet");
