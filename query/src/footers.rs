@@ -346,6 +346,43 @@ pub(crate) fn keep(cache: &FileMetadataCache, object: &ObjectMeta, footer: Arc<P
     cache.put(&object.location, entry);
 }
 
+/// The footers of the Parquet files `parts`, read and parsed on a thread of their own (without
+/// their page index; given the dictionary hint when `hint`), with each file's object as a
+/// local listing describes it, to be put in a session's metadata cache ([`keep`]) where
+/// planning looks for them first. A file that cannot be read or parsed is left out: planning
+/// reads it and reports its error.
+pub(crate) fn prefetch(
+    parts: Vec<std::path::PathBuf>,
+    hint: bool,
+) -> std::thread::JoinHandle<Vec<(ObjectMeta, Arc<ParquetMetaData>)>> {
+    std::thread::spawn(move || {
+        let read = |part: &std::path::Path| -> Option<(ObjectMeta, Arc<ParquetMetaData>)> {
+            let part = std::path::absolute(part).ok()?;
+            let file = std::fs::File::open(&part).ok()?;
+            let meta = file.metadata().ok()?;
+            let object = ObjectMeta {
+                location: Path::from_filesystem_path(&part).ok()?,
+                last_modified: meta.modified().ok()?.into(),
+                size: meta.len(),
+                e_tag: None,
+                version: None,
+            };
+            let footer = parquet::file::metadata::ParquetMetaDataReader::new()
+                .with_page_index_policy(PageIndexPolicy::Skip)
+                .parse_and_finish(&file)
+                .ok()?;
+            let footer = Arc::new(footer);
+            let footer = if hint {
+                dictionary_hint(footer).0
+            } else {
+                footer
+            };
+            Some((object, footer))
+        };
+        parts.iter().filter_map(|p| read(p)).collect()
+    })
+}
+
 /// A footer read by the first of the readers that share it.
 type OnceFooter = Arc<OnceCell<Arc<ParquetMetaData>>>;
 

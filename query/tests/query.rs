@@ -423,6 +423,53 @@ async fn memory_limit_spills_and_agrees() {
     assert!(spilled, "expected the sort to spill:\n{plan}");
 }
 
+/// The segments' footers are in a store session's metadata cache before its first query (read
+/// while the session was built), given the dictionary hint in a session that reads names as
+/// dictionaries and not under a memory limit (which reads them as strings); answers agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footers_are_read_while_the_session_is_built() {
+    use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    write_store(&dir, 2_000);
+    let parts = Store::open(&dir).unwrap().committed_event_parts().unwrap();
+    assert_eq!(parts.len(), 1);
+    let limited = SessionOptions {
+        memory_limit: Some(64 << 20),
+        ..SessionOptions::default()
+    };
+    let mut answers = Vec::new();
+    for (opts, hinted) in [(SessionOptions::default(), true), (limited, false)] {
+        let ctx = session_for_store(&dir, &opts).await.unwrap();
+        let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+        let location = object_store::path::Path::from_filesystem_path(&parts[0]).unwrap();
+        let entry = cache
+            .get(&location)
+            .expect("the footer is not in the cache");
+        let footer = entry
+            .file_metadata
+            .as_any()
+            .downcast_ref::<CachedParquetMetaData>()
+            .unwrap()
+            .parquet_metadata()
+            .clone();
+        assert_eq!(footer.file_metadata().num_rows(), 2_000);
+        let pairs = footer.file_metadata().key_value_metadata().unwrap();
+        let marked = pairs.iter().any(|kv| kv.key == "evtxsql:dictionary_hint");
+        assert_eq!(marked, hinted, "memory limit {:?}", opts.memory_limit);
+        let q = "SELECT count(*), count(DISTINCT data), max(record_id) FROM events";
+        answers.push(rows(&ctx, q).await);
+        let after = cache.get(&location).unwrap();
+        let after = after.file_metadata.as_any();
+        let after = after.downcast_ref::<CachedParquetMetaData>().unwrap();
+        assert!(
+            Arc::ptr_eq(after.parquet_metadata(), &footer),
+            "the footer was read again"
+        );
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
 /// Missing store, newer store, bad SQL, unknown column: clear usage errors with positions.
 #[tokio::test]
 async fn errors_are_clear_usage_errors() {
