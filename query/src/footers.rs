@@ -5,9 +5,11 @@
 //! answer `count(*)` and choose join sides). With its default metadata cache, DataFusion's
 //! Parquet format reads the file's page index along with the footer there, for every query,
 //! whether or not a filter will use it: on the 10.5 M-event store, parsing the page index was
-//! ~15 % of a `SELECT count(*)`. Here planning reads the footer alone (into the same cache).
-//! Whether a scan reads the page index is decided per scan by [`crate::pieces`]; when it does,
-//! [`Footers::with_page_index`] reads it once per file and keeps it in that cache.
+//! ~15 % of a `SELECT count(*)`. Here planning reads the footer alone (into the same cache);
+//! a store session reads them beforehand, on a thread of their own while it is built
+//! ([`prefetch`]). Whether a scan reads the page index is decided per scan by
+//! [`crate::pieces`]; when it does, [`Footers::with_page_index`] reads that of the row groups
+//! the scan keeps, once per file, for that scan alone.
 //!
 //! Names and addresses read as dictionaries: the promoted columns of [`DICTIONARY_COLUMNS`]
 //! hold few distinct values per segment (accounts, hosts, shares, IP addresses), and the
