@@ -91,7 +91,38 @@ impl Layout {
     }
 }
 
-/// The Parquet writer properties of events parts: zstd; row group statistics for every column
+/// Columns stored without compression: dictionary-encoded names and small codes, whose pages
+/// (bit-packed keys) zstd barely shrinks (on the 10.5 M-event store `computer` took 7.93 MB with
+/// zstd and 8.06 MB without, `event_id` more with it than without), while every page read
+/// pays a zstd decoder's set-up and run.
+const UNCOMPRESSED_COLUMNS: &[&str] = &[
+    col::EVENT_ID,
+    col::QUALIFIERS,
+    col::PROVIDER,
+    col::PROVIDER_GUID,
+    col::CHANNEL,
+    col::COMPUTER,
+    col::LEVEL,
+    col::OPCODE,
+    col::VERSION,
+    col::TASK,
+    col::KEYWORDS,
+    col::USER_SID,
+    "user_name",
+    "user_domain",
+    "target_sid",
+    "logon_type",
+    "auth_package",
+    "server_name",
+    "server_ip",
+    "server_port",
+    "share_name",
+    "client_name",
+    "client_ip",
+    "status",
+];
+
+/// The Parquet writer properties of events parts: zstd (but [`UNCOMPRESSED_COLUMNS`]); row group statistics for every column
 /// but the payload, page statistics (the column index, for pruning pages) for the clustering
 /// columns and the provider only; no dictionary for the payload, record ids and times, record
 /// ids and times as deltas.
@@ -114,6 +145,10 @@ pub fn events_writer_properties(row_group_rows: usize) -> WriterProperties {
     ] {
         builder = builder
             .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Page);
+    }
+    for column in UNCOMPRESSED_COLUMNS {
+        builder =
+            builder.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
     }
     builder
         .set_column_dictionary_enabled(ColumnPath::from(col::DATA), false)
