@@ -403,8 +403,8 @@ pub(crate) type PageIndexRows = HashMap<Path, Arc<[usize]>>;
 /// opens (a scan cut into pieces of row groups, [`crate::pieces`], opens each file once per
 /// piece). With [`Footers::with_page_index`] a file's footer comes with the page index of the
 /// row groups the scan may read (all their columns; the other row groups' entries empty), read
-/// by the first piece that opens it (the others wait for it), so the scan finds it there and
-/// reads nothing more. On the 10.5 M-event store a filter on one event id keeps 5 of 81 row
+/// once for all the pieces that open the file (whichever of them waits for it drives the read:
+/// [`SharedFooter`]), so the scan finds it there and reads nothing more. On the 10.5 M-event store a filter on one event id keeps 5 of 81 row
 /// groups: 23 of the page index's 363 KB. Such a footer is the scan's alone, never put in the
 /// session's cache: another scan may read other row groups.
 #[derive(Debug)]
