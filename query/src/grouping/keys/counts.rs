@@ -1,5 +1,7 @@
 //! Rows counted per dictionary key ([`per_key_counts`]).
 
+use std::ops::AddAssign;
+
 use arrow::array::{Array, Int32Array};
 use datafusion::common::{DataFusionError, Result};
 
@@ -24,12 +26,7 @@ pub(super) fn per_key_counts(tables: &mut Vec<i64>, keys: &Int32Array, len: usiz
     if width * LANES <= keys.len() {
         tables.resize(width * LANES, 0);
         count_lanes::<LANES>(tables, width, keys.values(), valid);
-        let (first, rest) = tables.split_at_mut(width);
-        for lane in rest.chunks_exact(width) {
-            for (sum, n) in first.iter_mut().zip(lane) {
-                *sum += n;
-            }
-        }
+        sum_tables(tables, width);
         tables.truncate(width);
     } else {
         tables.resize(width, 0);
@@ -53,23 +50,14 @@ fn count_lanes<const L: usize>(
 ) {
     let last = width - 1;
     let cell = |key: i32| (key as u32 as usize).min(last);
-    let mut chunks = tables.chunks_exact_mut(width);
-    let mut lanes: [&mut [i64]; L] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
     match valid {
-        None => {
-            let mut groups = keys.chunks_exact(L);
-            for group in &mut groups {
-                for (lane, &key) in lanes.iter_mut().zip(group) {
-                    lane[cell(key)] += 1;
-                }
-            }
-            for &key in groups.remainder() {
-                lanes[0][cell(key)] += 1;
-            }
-        }
+        None => count_in_turn::<L, _, _>(tables, width, keys, cell),
         // A row adds its validity bit to its key's count, without a branch: a null check per
         // row took 3/4 of the count.
         Some(valid) => {
+            let mut chunks = tables.chunks_exact_mut(width);
+            let mut lanes: [&mut [i64]; L] =
+                std::array::from_fn(|_| chunks.next().unwrap_or_default());
             let bits = valid
                 .inner()
                 .inner()
@@ -89,6 +77,41 @@ fn count_lanes<const L: usize>(
                     shift += 1;
                 }
             }
+        }
+    }
+}
+
+/// Each row counted once into its cell of `tables` (`L` tables of `width` cells, row i into
+/// table i % L; `cell` gives a row's cell, below `width`). The tables are summed by
+/// [`sum_tables`].
+pub(super) fn count_in_turn<const L: usize, T, K>(
+    tables: &mut [T],
+    width: usize,
+    rows: &[K],
+    cell: impl Fn(K) -> usize,
+) where
+    T: Copy + AddAssign + From<u8>,
+    K: Copy,
+{
+    let mut chunks = tables.chunks_exact_mut(width);
+    let mut lanes: [&mut [T]; L] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
+    let mut groups = rows.chunks_exact(L);
+    for group in &mut groups {
+        for (lane, &row) in lanes.iter_mut().zip(group) {
+            lane[cell(row)] += T::from(1);
+        }
+    }
+    for &row in groups.remainder() {
+        lanes[0][cell(row)] += T::from(1);
+    }
+}
+
+/// The first of `tables` (tables of `width` cells) made the sum of them all.
+pub(super) fn sum_tables<T: Copy + AddAssign>(tables: &mut [T], width: usize) {
+    let (first, rest) = tables.split_at_mut(width.min(tables.len()));
+    for table in rest.chunks_exact(width) {
+        for (sum, &n) in first.iter_mut().zip(table) {
+            *sum += n;
         }
     }
 }

@@ -6,6 +6,7 @@ use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray};
 use arrow::datatypes::Int32Type;
 use datafusion::common::{DataFusionError, Result};
 
+use super::counts::{count_in_turn, sum_tables};
 use super::{Groups, key_type_error, pair_group, same_strings};
 use crate::grouping::dictionary_key;
 
@@ -83,9 +84,10 @@ impl Groups {
         for (x, &y) in xs.iter_mut().zip(ys.iter()) {
             *x = *x * width + y;
         }
+        let cell = |c: u32| (c as usize).min(size - 1);
         match lanes {
-            LANES => count_cells::<LANES>(&mut self.dense, size, xs),
-            _ => count_cells::<1>(&mut self.dense, size, xs),
+            LANES => count_in_turn::<LANES, _, _>(&mut self.dense, size, xs, cell),
+            _ => count_in_turn::<1, _, _>(&mut self.dense, size, xs, cell),
         }
         Ok(true)
     }
@@ -103,14 +105,7 @@ impl Groups {
         let width = lb + 1;
         let mut dense = std::mem::take(&mut self.dense);
         let size = (la + 1) * width;
-        if dense.len() > size {
-            let (first, rest) = dense.split_at_mut(size);
-            for lane in rest.chunks_exact(size) {
-                for (sum, n) in first.iter_mut().zip(lane) {
-                    *sum += n;
-                }
-            }
-        }
+        sum_tables(&mut dense, size);
         for (cell, &n) in dense[..size.min(dense.len())].iter().enumerate() {
             if n == 0 {
                 continue;
@@ -171,21 +166,4 @@ fn cell_coordinates(dict: &DictionaryArray<Int32Type>, out: &mut Vec<u32>) -> Re
         )));
     }
     Ok(())
-}
-
-/// Each row counted into its cell of `tables` (`L` tables of `size` cells, row i into table
-/// i % L; `cells`: each row's cell, below `size`).
-fn count_cells<const L: usize>(tables: &mut [u32], size: usize, cells: &[u32]) {
-    let last = size - 1;
-    let mut chunks = tables.chunks_exact_mut(size);
-    let mut lanes: [&mut [u32]; L] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
-    let mut groups = cells.chunks_exact(L);
-    for group in &mut groups {
-        for (lane, &cell) in lanes.iter_mut().zip(group) {
-            lane[(cell as usize).min(last)] += 1;
-        }
-    }
-    for &cell in groups.remainder() {
-        lanes[0][(cell as usize).min(last)] += 1;
-    }
 }
