@@ -19,7 +19,15 @@
 //! column's) whenever its filter could prune pages, for every piece it opens. Here, when the
 //! kept rows are many next to the cost of their page index ([`PAGE_INDEX_PAYBACK`]), the
 //! files are opened through [`Footers::with_page_index`], which reads the page index of the
-//! kept row groups alone, once per file and scan; otherwise the scan does without it.
+//! kept row groups alone, once per file and scan; otherwise the scan does without it. For a
+//! local file that index is read here, at planning ([`footers::local_page_index_of`]), and
+//! handed to the scan: a row group then costs what the pages its filter keeps cost, and one
+//! none of whose pages can pass is left out. On the 10.5 M-event store `event_id = 4104` kept
+//! eight row groups by their statistics, four of them without a 4104 row.
+//!
+//! DataFusion's partitions take a scan's files from one queue (work stealing), the file groups
+//! one after the other, so the pieces are queued costliest first: a costly piece taken last ran
+//! alone while the other partitions had finished ([`deal`]).
 //!
 //! A file that comes with an access plan of whole row groups (from [`crate::rowstats`]) is cut
 //! among the row groups that plan reads.
