@@ -176,6 +176,30 @@ async fn the_page_index_of_some_row_groups() {
     }
     assert_eq!(some.row_groups(), plain.row_groups());
 
+    // The same read from a local file at planning, with blocking reads; not for a file that
+    // changed since its footer was read, nor for another store.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    std::fs::write(&path, &bytes).unwrap();
+    let object = ObjectMeta {
+        location: Path::from_filesystem_path(&path).unwrap(),
+        last_modified: std::fs::metadata(&path).unwrap().modified().unwrap().into(),
+        size: len,
+        e_tag: None,
+        version: None,
+    };
+    let url = datafusion::execution::object_store::ObjectStoreUrl::local_filesystem();
+    let local = local_page_index_of(Arc::clone(&plain), &[1, 3], &object, &url).unwrap();
+    assert_eq!(local.column_index(), some.column_index());
+    assert_eq!(local.offset_index(), some.offset_index());
+    let other = datafusion::execution::object_store::ObjectStoreUrl::parse("s3://b/").unwrap();
+    assert!(local_page_index_of(Arc::clone(&plain), &[1], &object, &other).is_none());
+    let changed = ObjectMeta {
+        size: len + 1,
+        ..object.clone()
+    };
+    assert!(local_page_index_of(Arc::clone(&plain), &[1], &changed, &url).is_none());
+
     // Without a page index (no page statistics, no offset index): the footer unchanged.
     let mut out = Vec::new();
     let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Int64, false)]));

@@ -1,0 +1,361 @@
+//! Tests of the row-group pieces.
+
+#![allow(clippy::unwrap_used)]
+use super::*;
+use crate::cells::row_lines;
+use crate::session::{SessionOptions, new_context, parquet_table};
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use object_store::ObjectMeta;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+const ROW_GROUPS: i64 = 20;
+const ROWS_PER_GROUP: i64 = 1000;
+
+/// A file clustered like a segment: 20 row groups of 1 000 rows, `event_id` = row group / 4
+/// (so `event_id = 3` keeps row groups 12-15 only), `who` set on every other row, `payload`
+/// text; page statistics on `event_id`, pages of 100 rows.
+fn write_file(path: &std::path::Path) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Int64, false),
+        Field::new("who", DataType::Utf8, true),
+        Field::new("payload", DataType::Utf8, false),
+    ]));
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(ROWS_PER_GROUP as usize))
+        .set_data_page_row_count_limit(100)
+        .set_write_batch_size(100)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).unwrap();
+    let n = ROW_GROUPS * ROWS_PER_GROUP;
+    let event_id = Int64Array::from_iter_values((0..n).map(|i| i / ROWS_PER_GROUP / 4));
+    let who: StringArray = (0..n)
+        .map(|i| (i % 2 == 0).then(|| format!("user{}", i % 13)))
+        .collect();
+    let payload: StringArray = (0..n)
+        .map(|i| {
+            Some(format!(
+                "{{\"n\":{i},\"share\":\"\\\\\\\\*\\\\IPC{}\"}}",
+                i % 7
+            ))
+        })
+        .collect();
+    let columns: Vec<arrow::array::ArrayRef> =
+        vec![Arc::new(event_id), Arc::new(who), Arc::new(payload)];
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+pub(crate) async fn text(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    row_lines(&batches, "NULL").unwrap().join("\n")
+}
+
+/// A local session over the file, planned as evtxsql plans a store (footers first), on 2
+/// partitions, with files split among partitions whatever their size.
+pub(crate) async fn local(path: &str) -> SessionContext {
+    local_with(path, 2).await
+}
+
+/// [`local`] on `threads` partitions.
+pub(crate) async fn local_with(path: &str, threads: usize) -> SessionContext {
+    let ctx = new_context(&SessionOptions {
+        threads: Some(threads),
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    ctx.sql("SET datafusion.optimizer.repartition_file_min_size = 1")
+        .await
+        .unwrap();
+    let plain = SessionContext::new();
+    let schema = plain
+        .read_parquet(path, ParquetReadOptions::default())
+        .await
+        .unwrap()
+        .schema()
+        .inner()
+        .clone();
+    let table = parquet_table(&[path.to_string()], schema, true).unwrap();
+    ctx.register_table("t", table).unwrap();
+    ctx
+}
+
+/// The row groups each partition of the query's Parquet scan reads.
+pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    plan.apply(|node| {
+        if let Some(exec) = node.downcast_ref::<DataSourceExec>()
+            && let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>()
+        {
+            for group in &config.file_groups {
+                let mut row_groups = Vec::new();
+                for file in group.iter() {
+                    let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
+                    row_groups.extend(plan.row_group_indexes());
+                }
+                found.push(row_groups);
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    found
+}
+
+/// A filter that keeps a run of neighbouring row groups gets them spread over both
+/// partitions (DataFusion's byte ranges gave them all to one), each kept row group read
+/// exactly once; without a filter every row group is read once. Answers are DataFusion's
+/// own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_row_groups_are_shared_by_the_partitions_and_answers_do_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    write_file(&path);
+    let path = path.to_string_lossy().into_owned();
+    let ours = local(&path).await;
+    let mut config = SessionConfig::new().with_target_partitions(2);
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    let plain = SessionContext::new_with_config(config);
+    plain
+        .register_parquet("t", &path, ParquetReadOptions::default())
+        .await
+        .unwrap();
+
+    let filtered = "SELECT who, count(*) AS n FROM t WHERE event_id = 3 GROUP BY who ORDER BY who";
+    let pieces = pieces_of(&ours, filtered).await;
+    assert_eq!(pieces.len(), 2, "{pieces:?}");
+    assert!(pieces.iter().all(|p| !p.is_empty()), "{pieces:?}");
+    let mut read: Vec<usize> = pieces.concat();
+    read.sort_unstable();
+    assert_eq!(read, vec![12, 13, 14, 15], "{pieces:?}");
+
+    let whole = pieces_of(&ours, "SELECT count(*) FROM t WHERE payload LIKE '%IPC1%'").await;
+    let mut read: Vec<usize> = whole.concat();
+    read.sort_unstable();
+    assert_eq!(read, (0..ROW_GROUPS as usize).collect::<Vec<_>>());
+
+    for q in [
+        filtered,
+        "SELECT count(*) FROM t",
+        "SELECT count(*), min(event_id), max(event_id) FROM t WHERE event_id >= 2 AND event_id < 4",
+        "SELECT who, count(*) AS n FROM t WHERE who IS NOT NULL GROUP BY who ORDER BY who",
+        "SELECT count(*) FROM t WHERE event_id = 4 AND payload LIKE '%IPC3%'",
+        "SELECT event_id, count(*) AS n FROM t WHERE payload LIKE '%\"n\":1999%' GROUP BY event_id ORDER BY event_id",
+        "SELECT count(*) FROM t WHERE event_id = 99",
+    ] {
+        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
+    }
+}
+
+/// A file whose page index is small next to its rows: 4 row groups of 100 000 rows,
+/// `t` = the row number, pages of 10 000 rows, page statistics on `t` only.
+fn write_large_file(path: &std::path::Path) {
+    write_paged(path, "t", |i| i);
+}
+
+/// 4 row groups of 100 000 rows and pages of 10 000 rows of two columns, `name` = `value(row)`
+/// (page statistics on it alone) and `v` = row % 7.
+fn write_paged(path: &std::path::Path, name: &str, value: impl Fn(i64) -> i64) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(name, DataType::Int64, false),
+        Field::new("v", DataType::Int64, false),
+    ]));
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(100_000))
+        .set_data_page_row_count_limit(10_000)
+        .set_write_batch_size(1000)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_column_statistics_enabled(name.into(), EnabledStatistics::Page)
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).unwrap();
+    let k = Int64Array::from_iter_values((0..400_000).map(value));
+    let v = Int64Array::from_iter_values((0..400_000).map(|i| i % 7));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(k), Arc::new(v)]).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// 4 row groups of 100 000 rows, pages of 10 000 rows, page statistics on `k`: `k` = 5 on
+/// every other row of the second half of row group 0 (9 before, 6 between), on every row
+/// of row group 1 and of the first half of row group 2 (every other row after), and on
+/// none of row group 3 (1 in its first half, 9 after: its statistics, 1 to 9, cannot rule
+/// it out).
+fn write_split_file(path: &std::path::Path) {
+    write_paged(path, "k", |i| match i / 50_000 {
+        1 | 5 => 5 + i % 2,
+        2..=4 => 5,
+        6 => 1,
+        _ => 9,
+    });
+}
+
+/// With the page index read at planning, a row group whose pages all fail the filter is
+/// not opened, a row group costs the rows its pages keep, and the costliest pieces come
+/// first in the partitions' shared queue (a partition that finishes early takes the cheap
+/// ones); the answers are DataFusion's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pieces_are_costed_by_the_pages_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("split.parquet");
+    write_split_file(&path);
+    let path = path.to_string_lossy().into_owned();
+    let ours = local(&path).await;
+    let q = "SELECT count(*), sum(v) FROM t WHERE k = 5";
+    let pieces = pieces_of(&ours, q).await;
+    let mut read: Vec<usize> = pieces.concat();
+    read.sort_unstable();
+    assert_eq!(read, vec![0, 1, 2], "{pieces:?}");
+    // Row groups 1 and 2 cost the most (every page may pass), then row group 0 (half of
+    // its pages): first in the queue (group 0, then group 1), row group 0 last.
+    let queue = pieces.concat();
+    assert_eq!(queue.last(), Some(&0), "{pieces:?}");
+    let mut first: Vec<usize> = queue[..2].to_vec();
+    first.sort_unstable();
+    assert_eq!(first, vec![1, 2], "{pieces:?}");
+    let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
+    assert!(analyzed.contains("files_opened=3"), "{analyzed}");
+    let plain = SessionContext::new();
+    plain
+        .register_parquet("t", &path, ParquetReadOptions::default())
+        .await
+        .unwrap();
+    // count(*) alone: row group 1 and the first half of row group 2 are counted from
+    // statistics; the scan reads row group 0 whole and the rest of row group 2 (a selection
+    // in its plan), and nothing of row group 3.
+    let counted = "SELECT count(*) FROM t WHERE k = 5";
+    assert_eq!(text(&ours, counted).await, "200000");
+    for q in [
+        q,
+        counted,
+        "SELECT k, count(*) FROM t WHERE k >= 5 GROUP BY k ORDER BY k",
+        "SELECT count(*) FROM t WHERE k = 1",
+    ] {
+        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
+    }
+}
+
+/// Pieces are dealt costliest first: with work stealing in order of cost, one group after
+/// the other (the partitions' shared queue); without it, each to the group with the least
+/// cost so far.
+#[test]
+fn pieces_are_dealt_costliest_first() {
+    let pieces = || {
+        [1u64, 10, 3, 7, 2]
+            .iter()
+            .map(|&cost| (cost, PartitionedFile::new(format!("f{cost}"), cost)))
+            .collect::<Vec<_>>()
+    };
+    let names = |groups: Vec<Vec<PartitionedFile>>| -> Vec<Vec<String>> {
+        groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|f| f.object_meta.location.to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(deal(pieces(), 2, true)),
+        vec![vec!["f10", "f7", "f3"], vec!["f2", "f1"]]
+    );
+    assert_eq!(
+        names(deal(pieces(), 2, false)),
+        vec![vec!["f10", "f2"], vec!["f7", "f3", "f1"]]
+    );
+    assert_eq!(
+        names(deal(pieces(), 1, true)),
+        vec![vec!["f10", "f7", "f3", "f2", "f1"]]
+    );
+}
+
+/// Whether the session's metadata cache holds `path`'s footer with its page index.
+fn page_index_cached(ctx: &SessionContext, path: &str) -> bool {
+    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+    let meta = std::fs::metadata(path).unwrap();
+    let object = ObjectMeta {
+        location: object_store::path::Path::from_filesystem_path(path).unwrap(),
+        last_modified: meta.modified().unwrap().into(),
+        size: meta.len(),
+        e_tag: None,
+        version: None,
+    };
+    let footer = footers::cached(cache.as_ref(), &object).unwrap();
+    footer.column_index().is_some() && footer.offset_index().is_some()
+}
+
+/// Planning caches a file's footer without its page index. A scan whose filter can prune
+/// pages of many kept rows reads the page index of the kept row groups and prunes pages
+/// with it, leaving the session's cache as it was (a later scan of other row groups of the
+/// same session reads their page index); one whose kept rows are few next to the page
+/// index's size does without it. Answers are the same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_index_is_read_where_it_pays() {
+    let dir = tempfile::tempdir().unwrap();
+    let large = dir.path().join("large.parquet");
+    write_large_file(&large);
+    let large = large.to_string_lossy().into_owned();
+    let ours = local(&large).await;
+    assert_eq!(text(&ours, "SELECT count(*) FROM t").await, "400000");
+    assert!(
+        !page_index_cached(&ours, &large),
+        "planning read the page index"
+    );
+    let q = "SELECT count(*), sum(v) FROM t WHERE t >= 150000 AND t < 215000";
+    let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
+    assert!(
+        analyzed.contains("page_index_rows_pruned=200.0 K total → 70.00 K matched"),
+        "{analyzed}"
+    );
+    assert!(
+        !page_index_cached(&ours, &large),
+        "the page index of some row groups was left in the session's cache"
+    );
+    let plain = SessionContext::new();
+    plain
+        .register_parquet("t", &large, ParquetReadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(text(&ours, q).await, text(&plain, q).await);
+    // Other row groups, the same session: their own page index.
+    let other = "SELECT count(*), sum(v) FROM t WHERE t >= 5000 AND t < 390000";
+    let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {other}")).await;
+    assert!(
+        analyzed.contains("page_index_rows_pruned=200.0 K total → 190.0 K matched"),
+        "{analyzed}"
+    );
+    // count(*) alone: row groups and pages that pass whole are counted from statistics,
+    // and the scan reads the rows of the pages in between (a selection in its plan).
+    let counted = "SELECT count(*) FROM t WHERE t >= 150005 AND t < 215000";
+    for q in [
+        other,
+        q,
+        "SELECT count(*), sum(v) FROM t WHERE t >= 330000",
+        counted,
+    ] {
+        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
+    }
+
+    // 20 000 rows in pages of 100 rows: its page index outweighs the rows a filter keeps.
+    let small = dir.path().join("small.parquet");
+    write_file(&small);
+    let small = small.to_string_lossy().into_owned();
+    let ours = local(&small).await;
+    let q = "SELECT count(*) FROM t WHERE event_id = 3 AND payload LIKE '%IPC1%'";
+    assert_eq!(text(&ours, q).await, "571");
+    assert!(!page_index_cached(&ours, &small), "the page index was read");
+}
