@@ -174,6 +174,9 @@ impl FooterFirst {
         schema: &Schema,
     ) -> Result<Arc<ParquetMetaData>> {
         let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        if let Some(pending) = state.config().get_extension::<PendingFooters>() {
+            pending.settle(cache.as_ref());
+        }
         let hint = reads_dictionaries(schema);
         if hint && let Some(footer) = cached(cache.as_ref(), object) {
             return Ok(hinted(cache.as_ref(), object, footer));
@@ -380,6 +383,46 @@ pub(crate) fn prefetch(
         };
         parts.iter().filter_map(|p| read(p)).collect()
     })
+}
+
+/// The footers a store session reads on a thread of its own ([`prefetch`]), until planning
+/// first needs a footer: the session is built, the SQL parsed, planned and optimized while they
+/// are read, and [`FooterFirst`] waits for them (once, [`PendingFooters::settle`]) before it
+/// looks for a footer in the cache. Kept in the session's configuration.
+#[derive(Debug)]
+pub(crate) struct PendingFooters {
+    thread: Mutex<Option<Prefetch>>,
+}
+
+/// The thread that reads a store's footers.
+type Prefetch = std::thread::JoinHandle<Vec<(ObjectMeta, Arc<ParquetMetaData>)>>;
+
+impl PendingFooters {
+    pub(crate) fn new(thread: Prefetch) -> Self {
+        PendingFooters {
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Wait for the footers, the first time, and put them in `cache` ([`keep`]); a reader
+    /// that comes meanwhile waits too, and then finds them there.
+    pub(crate) fn settle(&self, cache: &FileMetadataCache) {
+        let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(thread) = thread.take() {
+            for (object, footer) in thread.join().unwrap_or_default() {
+                keep(cache, &object, footer);
+            }
+        }
+    }
+
+    /// Whether the footers are still being read, or read and not yet asked for.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
 }
 
 /// A file's footer with the page index of some row groups, loaded once for all the readers of

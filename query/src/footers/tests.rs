@@ -232,3 +232,49 @@ fn tables_that_read_dictionaries() {
     let other = Schema::new(vec![Field::new("computer", dictionary, true)]);
     assert!(!reads_dictionaries(&other));
 }
+
+/// Planning waits for the footers read beside it (once) and uses them: the footer in the cache
+/// after the first query is the one the thread read, not one planning read itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planning_waits_for_the_footers_read_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Int64, false)]));
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        Arc::clone(&schema),
+        None,
+    )
+    .unwrap();
+    let t = arrow::array::Int64Array::from_iter_values(0..3000);
+    w.write(&RecordBatch::try_new(schema, vec![Arc::new(t)]).unwrap())
+        .unwrap();
+    w.close().unwrap();
+    let ctx = crate::pieces::tests::local(&path.to_string_lossy()).await;
+    let read = prefetch(vec![path.clone()], false).join().unwrap();
+    let (object, footer) = read.into_iter().next().unwrap();
+    let theirs = Arc::clone(&footer);
+    let thread = std::thread::spawn(move || vec![(object, footer)]);
+    let pending = Arc::new(PendingFooters::new(thread));
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::clone(&pending));
+    let answer = crate::pieces::tests::text(&ctx, "SELECT count(*), max(t) FROM t").await;
+    assert_eq!(answer, "3000|2999");
+    assert!(!pending.pending(), "planning did not wait for the footers");
+    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+    let meta = std::fs::metadata(&path).unwrap();
+    let object = ObjectMeta {
+        location: Path::from_filesystem_path(std::path::absolute(&path).unwrap()).unwrap(),
+        last_modified: meta.modified().unwrap().into(),
+        size: meta.len(),
+        e_tag: None,
+        version: None,
+    };
+    let cached = cached(cache.as_ref(), &object).expect("the footer is cached");
+    assert!(
+        Arc::ptr_eq(&cached, &theirs),
+        "planning read the footer again"
+    );
+}
