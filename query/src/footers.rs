@@ -264,8 +264,14 @@ impl FileFormat for FooterFirst {
         object: &ObjectMeta,
     ) -> Result<FileMeta> {
         let footer = self.footer(state, store, object, &table_schema).await?;
-        let statistics =
-            DFParquetMetadata::statistics_from_parquet_metadata(&footer, &table_schema)?;
+        let made = state
+            .config()
+            .get_extension::<PendingFooters>()
+            .and_then(|pending| pending.take_statistics(object, &table_schema));
+        let statistics = match made {
+            Some(statistics) => statistics,
+            None => DFParquetMetadata::statistics_from_parquet_metadata(&footer, &table_schema)?,
+        };
         let ordering = ordering_from_parquet_metadata(&footer, &table_schema)?;
         Ok(FileMeta::new(statistics).with_ordering(ordering))
     }
@@ -356,9 +362,10 @@ pub(crate) fn keep(cache: &FileMetadataCache, object: &ObjectMeta, footer: Arc<P
 pub(crate) fn prefetch(
     parts: Vec<std::path::PathBuf>,
     hint: bool,
-) -> std::thread::JoinHandle<Vec<(ObjectMeta, Arc<ParquetMetaData>)>> {
+    table: Option<SchemaRef>,
+) -> Prefetch {
     std::thread::spawn(move || {
-        let read = |part: &std::path::Path| -> Option<(ObjectMeta, Arc<ParquetMetaData>)> {
+        let read = |part: &std::path::Path| -> Option<Prefetched> {
             let part = std::path::absolute(part).ok()?;
             let file = std::fs::File::open(&part).ok()?;
             let meta = file.metadata().ok()?;
@@ -379,10 +386,28 @@ pub(crate) fn prefetch(
             } else {
                 footer
             };
-            Some((object, footer))
+            // What planning asks of the footer first: the file's statistics for the table.
+            let statistics = table.as_ref().and_then(|schema| {
+                let statistics =
+                    DFParquetMetadata::statistics_from_parquet_metadata(&footer, schema).ok()?;
+                Some((Arc::clone(schema), statistics))
+            });
+            Some(Prefetched {
+                object,
+                footer,
+                statistics,
+            })
         };
         parts.iter().filter_map(|p| read(p)).collect()
     })
+}
+
+/// A footer read by [`prefetch`], with the file's statistics for the table's schema when it
+/// was given one.
+pub(crate) struct Prefetched {
+    pub(crate) object: ObjectMeta,
+    pub(crate) footer: Arc<ParquetMetaData>,
+    pub(crate) statistics: Option<(SchemaRef, Statistics)>,
 }
 
 /// The footers a store session reads on a thread of its own ([`prefetch`]), until planning
@@ -392,15 +417,26 @@ pub(crate) fn prefetch(
 #[derive(Debug)]
 pub(crate) struct PendingFooters {
     thread: Mutex<Option<Prefetch>>,
+    /// The statistics the thread made, per file: (object, table schema, statistics).
+    statistics: Mutex<Vec<(ObjectMeta, SchemaRef, Statistics)>>,
 }
 
 /// The thread that reads a store's footers.
-type Prefetch = std::thread::JoinHandle<Vec<(ObjectMeta, Arc<ParquetMetaData>)>>;
+pub(crate) type Prefetch = std::thread::JoinHandle<Vec<Prefetched>>;
+
+impl std::fmt::Debug for Prefetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetched")
+            .field("object", &self.object.location)
+            .finish_non_exhaustive()
+    }
+}
 
 impl PendingFooters {
     pub(crate) fn new(thread: Prefetch) -> Self {
         PendingFooters {
             thread: Mutex::new(Some(thread)),
+            statistics: Mutex::new(Vec::new()),
         }
     }
 
@@ -409,10 +445,37 @@ impl PendingFooters {
     pub(crate) fn settle(&self, cache: &FileMetadataCache) {
         let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(thread) = thread.take() {
-            for (object, footer) in thread.join().unwrap_or_default() {
-                keep(cache, &object, footer);
+            let mut kept = self
+                .statistics
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for read in thread.join().unwrap_or_default() {
+                keep(cache, &read.object, read.footer);
+                if let Some((schema, statistics)) = read.statistics {
+                    kept.push((read.object, schema, statistics));
+                }
             }
         }
+    }
+
+    /// The statistics the thread made of `object` for a table of `schema`, once (planning asks
+    /// once per file and scan); None when it made none for them, or the file changed since.
+    pub(crate) fn take_statistics(
+        &self,
+        object: &ObjectMeta,
+        schema: &Schema,
+    ) -> Option<Statistics> {
+        let mut kept = self
+            .statistics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let at = kept.iter().position(|(o, s, _)| {
+            o.location == object.location
+                && o.size == object.size
+                && o.last_modified == object.last_modified
+                && s.as_ref() == schema
+        })?;
+        Some(kept.swap_remove(at).2)
     }
 
     /// Whether the footers are still being read, or read and not yet asked for.

@@ -65,7 +65,10 @@ pub async fn session_for_store(
     let prefetch = (S3Location::of_path(store).ok().flatten().is_none())
         .then(|| Store::open(store).ok()?.committed_event_parts().ok())
         .flatten()
-        .map(|parts| footers::prefetch(parts, opts.memory_limit.is_none()));
+        .map(|parts| {
+            let unbounded = opts.memory_limit.is_none();
+            footers::prefetch(parts, unbounded, Some(events_table_schema(unbounded, true)))
+        });
     let ctx = new_context(opts)?;
     register_store(&ctx, store).await?;
     // Planning waits for them when it first needs a footer: until then, the SQL is parsed,
@@ -110,6 +113,16 @@ pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<(), Qu
     register_tables(ctx, &event_parts, &manifest_parts).await
 }
 
+/// The schema of the table `events`: names and addresses as string views (and, in a local
+/// session, as dictionaries) when the session has no memory limit (`unbounded`).
+fn events_table_schema(unbounded: bool, local: bool) -> SchemaRef {
+    if unbounded {
+        string_views(&events_schema(), local)
+    } else {
+        events_schema()
+    }
+}
+
 /// The tables `events` and `files` over exactly these Parquet parts (URLs), and the views.
 async fn register_tables(
     ctx: &SessionContext,
@@ -121,11 +134,7 @@ async fn register_tables(
         MemoryLimit::Infinite
     );
     let local = is_local(ctx);
-    let events = if unbounded {
-        string_views(&events_schema(), local)
-    } else {
-        events_schema()
-    };
+    let events = events_table_schema(unbounded, local);
     register(ctx, "events", parquet_table(event_parts, events, local)?)?;
     register(
         ctx,

@@ -234,7 +234,8 @@ fn tables_that_read_dictionaries() {
 }
 
 /// Planning waits for the footers read beside it (once) and uses them: the footer in the cache
-/// after the first query is the one the thread read, not one planning read itself.
+/// after the first query is the one the thread read, not one planning read itself, and the
+/// file's statistics (the same as DataFusion's) are the ones the thread made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planning_waits_for_the_footers_read_beside_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,10 +252,16 @@ async fn planning_waits_for_the_footers_read_beside_it() {
         .unwrap();
     w.close().unwrap();
     let ctx = crate::pieces::tests::local(&path.to_string_lossy()).await;
-    let read = prefetch(vec![path.clone()], false).join().unwrap();
-    let (object, footer) = read.into_iter().next().unwrap();
-    let theirs = Arc::clone(&footer);
-    let thread = std::thread::spawn(move || vec![(object, footer)]);
+    let table = ctx.table("t").await.unwrap().schema().inner().clone();
+    let read = prefetch(vec![path.clone()], false, Some(Arc::clone(&table)));
+    let read = read.join().unwrap().into_iter().next().unwrap();
+    let theirs = Arc::clone(&read.footer);
+    let (_, statistics) = read.statistics.as_ref().expect("statistics for the table");
+    assert_eq!(
+        statistics,
+        &DFParquetMetadata::statistics_from_parquet_metadata(&read.footer, &table).unwrap()
+    );
+    let thread = std::thread::spawn(move || vec![read]);
     let pending = Arc::new(PendingFooters::new(thread));
     ctx.state_ref()
         .write()
@@ -276,5 +283,10 @@ async fn planning_waits_for_the_footers_read_beside_it() {
     assert!(
         Arc::ptr_eq(&cached, &theirs),
         "planning read the footer again"
+    );
+    // Planning took the statistics the thread made (once: they are gone).
+    assert!(
+        pending.take_statistics(&object, &table).is_none(),
+        "planning made the statistics again"
     );
 }
