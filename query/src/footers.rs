@@ -424,14 +424,6 @@ pub(crate) struct PendingFooters {
 /// The thread that reads a store's footers.
 pub(crate) type Prefetch = std::thread::JoinHandle<Vec<Prefetched>>;
 
-impl std::fmt::Debug for Prefetched {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prefetched")
-            .field("object", &self.object.location)
-            .finish_non_exhaustive()
-    }
-}
-
 impl PendingFooters {
     pub(crate) fn new(thread: Prefetch) -> Self {
         PendingFooters {

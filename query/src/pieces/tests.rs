@@ -85,6 +85,16 @@ pub(crate) async fn local_with(path: &str, threads: usize) -> SessionContext {
     ctx
 }
 
+/// DataFusion's own session over the file, as the table `t`: the answers to compare with.
+pub(crate) async fn plain(path: &str) -> SessionContext {
+    let plain = SessionContext::new();
+    plain
+        .register_parquet("t", path, ParquetReadOptions::default())
+        .await
+        .unwrap();
+    plain
+}
+
 /// The row groups each partition of the query's Parquet scan reads.
 pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
     let plan = ctx
@@ -228,11 +238,7 @@ async fn pieces_are_costed_by_the_pages_they_read() {
     assert_eq!(first, vec![1, 2], "{pieces:?}");
     let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
     assert!(analyzed.contains("files_opened=3"), "{analyzed}");
-    let plain = SessionContext::new();
-    plain
-        .register_parquet("t", &path, ParquetReadOptions::default())
-        .await
-        .unwrap();
+    let plain = plain(&path).await;
     // count(*) alone: row group 1 and the first half of row group 2 are counted from
     // statistics; the scan reads row group 0 whole and the rest of row group 2 (a selection
     // in its plan), and nothing of row group 3.
@@ -325,11 +331,7 @@ async fn the_page_index_is_read_where_it_pays() {
         !page_index_cached(&ours, &large),
         "the page index of some row groups was left in the session's cache"
     );
-    let plain = SessionContext::new();
-    plain
-        .register_parquet("t", &large, ParquetReadOptions::default())
-        .await
-        .unwrap();
+    let plain = plain(&large).await;
     assert_eq!(text(&ours, q).await, text(&plain, q).await);
     // Other row groups, the same session: their own page index.
     let other = "SELECT count(*), sum(v) FROM t WHERE t >= 5000 AND t < 390000";
