@@ -141,7 +141,11 @@ pub(super) struct FastData {
 }
 
 fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
-    if !distinct_data(tpl, e) || e.children.is_empty() {
+    let all_data = e.children.iter().all(|n| match n {
+        Node::Elem(id) => tpl.elems[*id as usize].name.as_ref() == "Data",
+        _ => false,
+    });
+    if !all_data || e.children.is_empty() || !distinct_data(tpl, e) {
         return None;
     }
     let mut out = Vec::with_capacity(e.children.len());
@@ -231,14 +235,23 @@ fn check_generic(tpl: &Template) -> Result<(), Unsupported> {
         if !json_safe_name(&e.name) {
             return Err(Unsupported("element name that needs escaping"));
         }
-        names.clear();
         for a in &e.attrs {
             if !json_safe_name(&a.name) {
                 return Err(Unsupported("attribute name that needs escaping"));
             }
-            if !names.insert(&a.name) {
-                return Err(Unsupported("repeated attribute name"));
-            }
+        }
+        // A few attributes are compared pairwise (no set to fill for each element).
+        let repeated = if e.attrs.len() <= 8 {
+            e.attrs
+                .iter()
+                .enumerate()
+                .any(|(i, a)| e.attrs[..i].iter().any(|b| b.name == a.name))
+        } else {
+            names.clear();
+            !e.attrs.iter().all(|a| names.insert(&a.name))
+        };
+        if repeated {
+            return Err(Unsupported("repeated attribute name"));
         }
         for n in &e.children {
             if let Node::Entity(name) = n

@@ -27,8 +27,9 @@ pub const MAX_TEMPLATE_TEXT: usize = 256 << 10;
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
-    /// The name references read, with their names.
-    refs: Vec<(u32, Name)>,
+    /// The name references read, with their names (kept for a template definition only: a
+    /// fragment's tree is never shared).
+    refs: Option<Vec<(u32, Name)>>,
     /// What is left of [`MAX_TEMPLATE_TEXT`].
     text_left: usize,
 }
@@ -82,7 +83,9 @@ impl<'a> Cursor<'a> {
         }
         let name = chunk.name(offset)?;
         self.spend(2 * name.len())?;
-        self.refs.push((offset, name.clone()));
+        if let Some(refs) = &mut self.refs {
+            refs.push((offset, name.clone()));
+        }
         Ok(name)
     }
 }
@@ -130,7 +133,7 @@ fn parse(
     let mut cur = Cursor {
         data: chunk.data,
         pos: start,
-        refs: Vec::new(),
+        refs: (!fragment).then(Vec::new),
         text_left: MAX_TEMPLATE_TEXT,
     };
     let mut elems: Vec<Elem> = Vec::new();
@@ -304,7 +307,7 @@ fn parse(
         return Err(Unsupported("template tokens run past the definition"));
     }
     let root = root.ok_or(Unsupported("template without a root element"))?;
-    Ok((Template { elems, root }, cur.refs))
+    Ok((Template { elems, root }, cur.refs.unwrap_or_default()))
 }
 
 fn finish(o: Open) -> Elem {

@@ -157,6 +157,9 @@ fn fixed_size(t: u8) -> Option<usize> {
 }
 
 /// A scalar of type `t` from exactly its bytes.
+// Inlined: returned through memory, its value was read back in pieces that straddle the
+// pieces it was written in (a store-forwarding stall per value, ~40 % of this loop's samples).
+#[inline(always)]
 fn scalar(t: u8, b: &[u8]) -> Result<Val<'_>, Unsupported> {
     if let Some(n) = fixed_size(t)
         && b.len() != n
@@ -449,13 +452,26 @@ impl<'a> Val<'a> {
                 }
             }
             Val::Ansi(s) => {
-                for &b in s.iter().filter(|&&b| b != 0) {
-                    let c = windows_1252(b);
-                    if json {
-                        strings::push_json_char(out, c);
-                    } else {
-                        out.push(c);
+                // Runs of printable ASCII that need no escaping go in whole; the bytes between
+                // them one at a time.
+                let mut rest = s;
+                while !rest.is_empty() {
+                    let plain =
+                        |b: u8| (0x20..0x80).contains(&b) && !(json && (b == b'"' || b == b'\\'));
+                    let run = rest.iter().position(|&b| !plain(b)).unwrap_or(rest.len());
+                    if let Ok(text) = std::str::from_utf8(&rest[..run]) {
+                        out.push_str(text);
                     }
+                    let Some(&b) = rest.get(run) else { break };
+                    if b != 0 {
+                        let c = windows_1252(b);
+                        if json {
+                            strings::push_json_char(out, c);
+                        } else {
+                            out.push(c);
+                        }
+                    }
+                    rest = &rest[run + 1..];
                 }
             }
             Val::I8(v) => write_int(out, i64::from(v)),
@@ -596,6 +612,58 @@ mod tests {
         assert_eq!(text(Val::SysTime(&[0; 16])), "1601-01-01T00:00:00.0000000Z");
         assert_eq!(text(Val::Ansi(b"a\0\x80\"")), "a€\\\"");
         assert_eq!(text(Val::F64(0.5)), "0.5");
+    }
+
+    /// ANSI text written in runs is the text written byte by byte: NULs dropped, Windows-1252
+    /// for the high bytes, JSON escapes (quotes, backslashes, controls) only in JSON.
+    #[test]
+    fn ansi_text_is_windows_1252_byte_by_byte() {
+        let one_by_one = |s: &[u8], json: bool| {
+            let mut out = String::new();
+            for &b in s.iter().filter(|&&b| b != 0) {
+                let c = windows_1252(b);
+                if json {
+                    strings::push_json_char(&mut out, c);
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        let mut x: u64 = 11;
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"C:\\Windows\\System32\\svchost.exe".to_vec(),
+            b"plain text only".to_vec(),
+            b"\"quoted\"\ttab\r\n\x7f\x80\x9f\xa0\xff\0\0end".to_vec(),
+            Vec::new(),
+            vec![0; 5],
+        ];
+        for len in 0..200 {
+            let bytes = (0..len)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    // Mostly printable ASCII, with every other kind of byte mixed in.
+                    match (x >> 59) % 4 {
+                        0 => (x >> 33) as u8,
+                        _ => b'a' + ((x >> 40) % 26) as u8,
+                    }
+                })
+                .collect();
+            cases.push(bytes);
+        }
+        for case in &cases {
+            for json in [true, false] {
+                let mut out = String::from("before|");
+                Val::Ansi(case).write(&mut out, json).unwrap();
+                assert_eq!(
+                    out,
+                    format!("before|{}", one_by_one(case, json)),
+                    "{case:?} {json}"
+                );
+            }
+        }
     }
 
     #[test]
