@@ -39,6 +39,14 @@ pub(super) const FIELD_IS_TEXT: [bool; FIELDS] = [
     true, true,
 ];
 
+/// A System column's one substitution: its id, and the dependency of the element holding it
+/// (a NullType value there leaves the element out).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Direct {
+    pub(super) id: u16,
+    pub(super) dependency: Option<u16>,
+}
+
 /// Where a System column's text comes from: an element's content, or one of its attributes.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Src {
@@ -57,6 +65,11 @@ pub struct Plan {
     /// Whether it can be a record's top-level template (an `Event` with a `System`).
     pub(super) event: Result<(), Unsupported>,
     pub(super) sources: [Option<Src>; FIELDS],
+    /// Per System column: the substitution that is alone in its element or attribute, with the
+    /// element's dependency (found once here, not in the tree for every record).
+    pub(super) direct: [Option<Direct>; FIELDS],
+    /// Event's `System` element (with `event` Ok).
+    pub(super) system: Option<u32>,
     /// Per element: its `Data` children have literal names, all different, so no name of
     /// them repeats (no `_N` suffixes, no runs to gather into arrays).
     pub(super) distinct_data: Vec<bool>,
@@ -201,7 +214,24 @@ impl Plan {
     pub fn compile(tpl: Arc<Template>) -> Plan {
         let generic = check_generic(&tpl);
         let mut sources = [None; FIELDS];
-        let event = generic.and_then(|()| compile_event(&tpl, &mut sources));
+        let system = generic.and_then(|()| compile_event(&tpl, &mut sources));
+        let event = system.map(|_| ());
+        let system = system.ok();
+        let mut direct = [None; FIELDS];
+        for (d, src) in direct.iter_mut().zip(&sources) {
+            let Some(src) = src else { continue };
+            let e = &tpl.elems[src.elem as usize];
+            let nodes = match src.attr {
+                Some(i) => &e.attrs[i as usize].value,
+                None => &e.children,
+            };
+            if let [Node::Sub { id, .. }] = nodes.as_slice() {
+                *d = Some(Direct {
+                    id: *id,
+                    dependency: e.dependency,
+                });
+            }
+        }
         let keys = event.ok().and_then(|()| filter_keys(&tpl, &sources));
         let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
         let fast_data: Vec<_> = tpl.elems.iter().map(|e| fast_data(&tpl, e)).collect();
@@ -218,6 +248,8 @@ impl Plan {
             generic,
             event,
             sources,
+            direct,
+            system,
             distinct_data,
             fast_data,
             keys,
@@ -264,7 +296,8 @@ fn check_generic(tpl: &Template) -> Result<(), Unsupported> {
     Ok(())
 }
 
-fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<(), Unsupported> {
+/// The System columns' sources of an `Event` template, and its `System` element.
+fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<u32, Unsupported> {
     let root = &tpl.elems[tpl.root as usize];
     if root.name.as_ref() != "Event" {
         return Err(Unsupported("root element is not Event"));
@@ -351,7 +384,7 @@ fn compile_event(tpl: &Template, sources: &mut [Option<Src>; FIELDS]) -> Result<
             _ => {}
         }
     }
-    Ok(())
+    Ok(system)
 }
 
 /// One template instance of a record: its plan and its values (a range of [`Record::vals`]).

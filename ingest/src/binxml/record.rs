@@ -8,7 +8,6 @@ use super::plan::{FIELD_IS_TEXT, FIELDS, Field, Record};
 use super::render::{Kind, Member, R, Scratch, next_suffix_str};
 use super::strings;
 use super::substitution::{ER, RN, Res};
-use super::templates::Node;
 use super::values::{Val, filetime_micros};
 use crate::convert::{PayloadFields, RecordView};
 use crate::filter::RecordFilter;
@@ -89,21 +88,19 @@ pub fn render<T>(
     let mut nums: [Option<u64>; FIELDS] = [None; FIELDS];
     // TimeCreated read straight from its FILETIME, not written as text and parsed again.
     let mut time_direct: Option<i64> = None;
+    let own = &rec.vals[..top.vals.1 as usize];
     for (f, src) in plan.sources.iter().enumerate() {
         let Some(src) = src else { continue };
-        let er = ER::new(0, src.elem);
-        let e = r.elem(er);
-        if r.left_out(0, e) {
-            continue;
-        }
         let start = sys.len();
         // One substitution, no arrays: the value itself.
-        let nodes = match src.attr {
-            Some(i) => e.attrs[i as usize].value.as_slice(),
-            None => e.children.as_slice(),
-        };
-        if let ([Node::Sub { id, .. }], false) = (nodes, rec.arrays) {
-            let v = rec.vals[..top.vals.1 as usize].get(usize::from(*id));
+        if let (Some(direct), false) = (plan.direct[f], rec.arrays) {
+            let left_out = direct
+                .dependency
+                .is_some_and(|d| matches!(own.get(usize::from(d)), Some(Val::Null)));
+            if left_out {
+                continue;
+            }
+            let v = own.get(usize::from(direct.id));
             if let Some(Val::FileTime(ft)) = v
                 && f == Field::SystemTime as usize
                 && let Some(t) = filetime_micros(*ft)
@@ -139,6 +136,11 @@ pub fn render<T>(
                 _ => {}
             }
         }
+        let er = ER::new(0, src.elem);
+        let e = r.elem(er);
+        if r.left_out(0, e) {
+            continue;
+        }
         let has = match src.attr {
             Some(i) => {
                 let nodes = r.nodes(er, &e.attrs[i as usize].value);
@@ -166,17 +168,9 @@ pub fn render<T>(
         }
     }
     // A system parent left out (its dependency is NullType) takes its children with it.
-    let system_left_out = {
-        let tpl = &plan.tpl;
-        let ev = &tpl.elems[tpl.root as usize];
-        ev.children.iter().any(|n| match n {
-            Node::Elem(id) => {
-                let e = &tpl.elems[*id as usize];
-                e.name.as_ref() == "System" && r.left_out(0, e)
-            }
-            _ => false,
-        })
-    };
+    let system_left_out = plan
+        .system
+        .is_some_and(|id| r.left_out(0, &plan.tpl.elems[id as usize]));
     if system_left_out {
         texts = [None; FIELDS];
         nums = [None; FIELDS];
@@ -214,7 +208,8 @@ pub fn render<T>(
     let mut fields = false;
     match others.as_slice() {
         [] => r.out.push_str("{}"),
-        [("EventData", 0, c)] if r.value_is_object(*c) => {
+        [("EventData", 0, c)] if r.is_fast(*c) || r.value_is_object(*c) => {
+            debug_assert!(r.value_is_object(*c), "a fast payload is an object");
             r.note_depth = Some(1);
             r.depth = 1;
             let fast = r.fast_body(*c)?;

@@ -388,6 +388,17 @@ impl<'s, 'a> R<'s, 'a> {
         }
     }
 
+    /// Whether `er` is an element of the payload's fast path: its children are all `Data`
+    /// elements with literal names and no dependency, none repeated by an array. Such an
+    /// element, with at least one child, is always written as an object
+    /// ([`R::value_is_object`], which resolves every child to tell).
+    pub(super) fn is_fast(&self, er: ER) -> bool {
+        let rec = self.res.rec;
+        !rec.arrays
+            && er.rep == 0
+            && rec.insts[er.inst as usize].plan.fast_data[er.elem as usize].is_some()
+    }
+
     /// The payload object of a fast-path element (see [`Plan::fast_data`]); false (nothing
     /// written) when a value needs the general path.
     pub(super) fn fast_body(&mut self, er: ER) -> Result<bool, Unsupported> {
