@@ -324,38 +324,64 @@ pub fn port_column_for(ip: Promoted) -> Option<Promoted> {
 
 /// Normalize a host name for joins: `\\SERVER.local.` → `server.local`.
 pub fn normalize_host(s: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_host_into(s, &mut out).then_some(out)
+}
+
+/// [`normalize_host`], appended to `out`; false (nothing appended) when there is no name.
+pub fn normalize_host_into(s: &str, out: &mut String) -> bool {
     let t = s
         .trim()
         .trim_start_matches(['\\', '/'])
         .trim_end_matches('.');
-    if t.is_empty() || t == "-" {
-        None
-    } else {
-        Some(t.to_lowercase())
-    }
+    push_lowercase(t, out)
 }
 
 /// Normalize a UNC share path: `\\Server\Share` → `server\share`.
 pub fn normalize_share(s: &str) -> Option<String> {
-    let t = s.trim().trim_start_matches(['\\', '/']);
+    let mut out = String::new();
+    normalize_share_into(s, &mut out).then_some(out)
+}
+
+/// [`normalize_share`], appended to `out`; false (nothing appended) when there is no path.
+pub fn normalize_share_into(s: &str, out: &mut String) -> bool {
+    push_lowercase(s.trim().trim_start_matches(['\\', '/']), out)
+}
+
+/// `t` in lower case (as `str::to_lowercase`) onto `out`, unless it is empty or `-`.
+fn push_lowercase(t: &str, out: &mut String) -> bool {
     if t.is_empty() || t == "-" {
-        None
-    } else {
-        Some(t.to_lowercase())
+        return false;
     }
+    if t.is_ascii() {
+        out.extend(t.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.push_str(&t.to_lowercase());
+    }
+    true
 }
 
 /// Normalize an IP address as Security events write it.
 pub fn normalize_ip(s: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_ip_into(s, &mut out).then_some(out)
+}
+
+/// [`normalize_ip`], appended to `out`; false (nothing appended) when there is no address.
+pub fn normalize_ip_into(s: &str, out: &mut String) -> bool {
     let t = s.trim();
     if t.is_empty() || t == "-" {
-        return None;
+        return false;
     }
     let t = t.strip_prefix("::ffff:").unwrap_or(t);
     match t.parse::<std::net::IpAddr>() {
-        Ok(ip) => Some(ip.to_string()),
-        Err(_) => Some(t.to_string()),
+        Ok(ip) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{ip}");
+        }
+        Err(_) => out.push_str(t),
     }
+    true
 }
 
 /// Parse a number written as decimal or `0x` hex.
@@ -451,6 +477,45 @@ mod tests {
         assert_eq!(parse_number("x"), None);
         assert_eq!(normalize_ip("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
         assert_eq!(normalize_ip("-"), None);
+    }
+
+    /// The forms that append to a buffer append what the others return, after what the
+    /// buffer held, and nothing when there is no value; names not in ASCII are lowered as
+    /// `str::to_lowercase` lowers them (a final sigma included).
+    #[test]
+    fn normalized_values_append_to_a_buffer() {
+        let hosts = [
+            "\\\\NAS01.Local.",
+            "-",
+            "  ",
+            "\\\\ΣΕΡΒΕΡΟΣ.Local",
+            "İSTANBUL-PC",
+            "Ünïcödé.",
+        ];
+        for h in hosts {
+            let mut out = String::from("x|");
+            let wrote = normalize_host_into(h, &mut out);
+            match h
+                .trim()
+                .trim_start_matches(['\\', '/'])
+                .trim_end_matches('.')
+            {
+                "" | "-" => assert!(!wrote && out == "x|", "{h}"),
+                t => assert_eq!(out, format!("x|{}", t.to_lowercase()), "{h}"),
+            }
+            assert_eq!(normalize_host(h).is_some(), wrote);
+        }
+        assert!(normalize_host("ΣΕΡΒΕΡΟΣ").is_some_and(|h| h.ends_with('ς')));
+        let mut out = String::from("x|");
+        assert!(normalize_share_into("\\\\*\\IPC$", &mut out));
+        assert!(!normalize_share_into(" - ", &mut out));
+        assert_eq!(out, "x|*\\ipc$");
+        let mut out = String::from("x|");
+        assert!(normalize_ip_into("::ffff:10.0.0.1", &mut out));
+        assert!(normalize_ip_into("fe80::1", &mut out));
+        assert!(normalize_ip_into("not an ip", &mut out));
+        assert!(!normalize_ip_into("-", &mut out));
+        assert_eq!(out, "x|10.0.0.1fe80::1not an ip");
     }
 
     #[test]

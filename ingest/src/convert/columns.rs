@@ -2,7 +2,6 @@
 //! channel, computer, provider GUID) and the promoted columns, filled only where a row has a
 //! value.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -19,9 +18,11 @@ pub(super) enum PromotedBuilder {
     U64(UInt64Builder),
 }
 
-/// A value on its way into a promoted column.
-pub(super) enum Value<'a> {
-    Text(Cow<'a, str>),
+/// A value on its way into a promoted column: a number, or text at a range of the row's text
+/// buffer (one buffer for every promoted text of a row: no allocation per value).
+#[derive(Clone, Copy)]
+pub(super) enum Value {
+    Text(u32, u32),
     Num(u64),
 }
 
@@ -64,11 +65,14 @@ impl PromotedBuilder {
         }
     }
 
-    /// The value of row `row` (rows before it that got none are null).
-    pub(super) fn set(&mut self, row: usize, v: &Value<'_>) {
+    /// The value of row `row` (rows before it that got none are null); `text` holds the
+    /// row's promoted texts.
+    pub(super) fn set(&mut self, row: usize, v: &Value, text: &str) {
         self.pad(row);
         match (self, v) {
-            (PromotedBuilder::Text(b), Value::Text(s)) => b.append_value(s),
+            (PromotedBuilder::Text(b), Value::Text(start, end)) => {
+                b.append_value(text.get(*start as usize..*end as usize).unwrap_or_default())
+            }
             (PromotedBuilder::Text(b), Value::Num(n)) => b.append_value(n.to_string()),
             (PromotedBuilder::U8(b), Value::Num(n)) => b.append_option(u8::try_from(*n).ok()),
             (PromotedBuilder::U16(b), Value::Num(n)) => b.append_option(u16::try_from(*n).ok()),

@@ -83,8 +83,9 @@ pub struct EventsBuilder {
     promoted: Vec<PromotedBuilder>,
     /// Resolved mapping rows per (provider, event id).
     promotions: HashMap<(String, Option<u32>), Promotions>,
-    /// Scratch: the promoted values of the current row.
-    row: Vec<Option<Value<'static>>>,
+    /// Scratch: the promoted values of the current row, and their texts.
+    row: Vec<Option<Value>>,
+    row_text: String,
     /// Scratch: the rebuilt `data` JSON when the payload needs reshaping.
     data_buf: String,
     /// Resolved mapping rows for [`EventsBuilder::push_view`], by event id then provider.
@@ -120,6 +121,7 @@ impl EventsBuilder {
                 .collect(),
             promotions: HashMap::new(),
             row: Promoted::ALL.iter().map(|_| None).collect(),
+            row_text: String::new(),
             data_buf: String::new(),
             view_promotions: crate::FastMap::default(),
             len: 0,
@@ -189,19 +191,26 @@ impl EventsBuilder {
         for slot in self.row.iter_mut() {
             *slot = None;
         }
+        self.row_text.clear();
         if let Some(promotions) = promotions {
             let mut text = std::mem::take(&mut self.data_buf);
             for (field, column, transform) in promotions.iter() {
                 text.clear();
                 if view.fields.field_text(field, &mut text) {
-                    apply(&mut self.row, *column, *transform, &text);
+                    apply(
+                        &mut self.row,
+                        &mut self.row_text,
+                        *column,
+                        *transform,
+                        &text,
+                    );
                 }
             }
             self.data_buf = text;
         }
         for (builder, slot) in self.promoted.iter_mut().zip(self.row.iter()) {
             if let Some(v) = slot {
-                builder.set(self.len, v);
+                builder.set(self.len, v, &self.row_text);
             }
         }
         self.len += 1;
@@ -368,6 +377,7 @@ impl EventsBuilder {
         for slot in self.row.iter_mut() {
             *slot = None;
         }
+        self.row_text.clear();
         if let Some(Fields(fields)) = &fields {
             for (field, column, transform) in promotions {
                 let Some((_, raw)) = fields.iter().find(|(k, _)| k == field) else {
@@ -376,12 +386,18 @@ impl EventsBuilder {
                 let Some(text) = scalar_text(raw) else {
                     continue;
                 };
-                apply(&mut self.row, *column, *transform, &text);
+                apply(
+                    &mut self.row,
+                    &mut self.row_text,
+                    *column,
+                    *transform,
+                    &text,
+                );
             }
         }
         for (builder, slot) in self.promoted.iter_mut().zip(self.row.iter()) {
             if let Some(v) = slot {
-                builder.set(self.len, v);
+                builder.set(self.len, v, &self.row_text);
             }
         }
     }
@@ -441,31 +457,73 @@ fn write_object<'a>(out: &mut String, fields: impl Iterator<Item = (&'a str, &'a
     out.push('}');
 }
 
-fn apply(row: &mut [Option<Value<'static>>], column: Promoted, transform: Transform, text: &str) {
-    let owned = |s: Option<String>| s.map(|s| Value::Text(Cow::Owned(s)));
+/// Put a promoted column's value of the row in `row`, its text (if any) at the end of `out`.
+fn apply(
+    row: &mut [Option<Value>],
+    out: &mut String,
+    column: Promoted,
+    transform: Transform,
+    text: &str,
+) {
+    /// The text `write` appends to `out` as the value of `column`; none when it writes none.
+    fn put(
+        row: &mut [Option<Value>],
+        out: &mut String,
+        column: Promoted,
+        write: impl FnOnce(&mut String) -> bool,
+    ) {
+        let start = out.len();
+        if write(out) {
+            row[column.index()] = Some(Value::Text(start as u32, out.len() as u32));
+        } else {
+            out.truncate(start);
+            row[column.index()] = None;
+        }
+    }
     match transform {
         Transform::Text => {
             let t = text.trim();
             if !t.is_empty() && t != "-" {
-                row[column.index()] = Some(Value::Text(Cow::Owned(t.to_owned())));
+                put(row, out, column, |out| {
+                    out.push_str(t);
+                    true
+                });
             }
         }
-        Transform::HostName => row[column.index()] = owned(mapping::normalize_host(text)),
-        Transform::Share => row[column.index()] = owned(mapping::normalize_share(text)),
-        Transform::Ip => row[column.index()] = owned(mapping::normalize_ip(text)),
+        Transform::HostName => put(row, out, column, |out| {
+            mapping::normalize_host_into(text, out)
+        }),
+        Transform::Share => put(row, out, column, |out| {
+            mapping::normalize_share_into(text, out)
+        }),
+        Transform::Ip => put(row, out, column, |out| {
+            mapping::normalize_ip_into(text, out)
+        }),
         Transform::Number => row[column.index()] = mapping::parse_number(text).map(Value::Num),
         Transform::SockAddr => {
             if let Some((ip, port)) = mapping::decode_sockaddr(text) {
-                row[column.index()] = Some(Value::Text(Cow::Owned(ip.to_string())));
+                put(row, out, column, |out| {
+                    use std::fmt::Write;
+                    write!(out, "{ip}").is_ok()
+                });
                 if let Some(port_col) = mapping::port_column_for(column) {
                     row[port_col.index()] = Some(Value::Num(u64::from(port)));
                 }
             }
         }
         Transform::NameOrIp => {
-            match mapping::normalize_ip(text).filter(|s| s.parse::<std::net::IpAddr>().is_ok()) {
-                Some(ip) => row[Promoted::ClientIp.index()] = Some(Value::Text(Cow::Owned(ip))),
-                None => row[column.index()] = owned(mapping::normalize_host(text)),
+            let start = out.len();
+            let is_ip = mapping::normalize_ip_into(text, out)
+                && out[start..].parse::<std::net::IpAddr>().is_ok();
+            out.truncate(start);
+            if is_ip {
+                put(row, out, Promoted::ClientIp, |out| {
+                    mapping::normalize_ip_into(text, out)
+                });
+            } else {
+                put(row, out, column, |out| {
+                    mapping::normalize_host_into(text, out)
+                });
             }
         }
     }
