@@ -339,7 +339,7 @@ fn read_instance<'a>(
                     return Err(Unsupported("BinXML nested too deeply"));
                 }
                 let tpl = tokens::parse_fragment(chunk, start, stop)?;
-                let plan = std::sync::Arc::new(plan::Plan::compile(std::sync::Arc::new(tpl)));
+                let plan = std::sync::Arc::new(plan::Plan::fragment(std::sync::Arc::new(tpl)));
                 let at = rec.vals.len() as u32;
                 rec.insts.push(Inst {
                     plan,

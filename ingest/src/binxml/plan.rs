@@ -75,7 +75,7 @@ pub struct Plan {
     pub(super) distinct_data: Vec<bool>,
     /// Per element: when all its children are `<Data Name="literal">%n</Data>` (names all
     /// different, no dependencies), their keys (escaped) and substitutions, for the payload's
-    /// fast path.
+    /// fast path (empty for a fragment's plan: read it with [`Plan::fast_data_of`]).
     pub(super) fast_data: Vec<Option<Vec<FastData>>>,
     /// Where the reader's filter finds the provider, channel and event id of a record of this
     /// template without rendering it; `None` when the template's shape needs the full path.
@@ -254,6 +254,31 @@ impl Plan {
             fast_data,
             keys,
         }
+    }
+
+    /// The plan of a fragment written as elements (a BinXML value holding no template
+    /// instance): rendered as a nested element only, never kept in a cache, and without
+    /// substitutions, so with no System columns, filter keys, fast payload or weight to find.
+    pub fn fragment(tpl: Arc<Template>) -> Plan {
+        let generic = check_generic(&tpl);
+        let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
+        Plan {
+            tpl,
+            weight: 0,
+            generic,
+            event: Err(Unsupported("a fragment is not an event")),
+            sources: [None; FIELDS],
+            direct: [None; FIELDS],
+            system: None,
+            distinct_data,
+            fast_data: Vec::new(),
+            keys: None,
+        }
+    }
+
+    /// The fast payload of element `elem`, if it has one (see [`Plan::fast_data`]).
+    pub(super) fn fast_data_of(&self, elem: u32) -> Option<&[FastData]> {
+        self.fast_data.get(elem as usize)?.as_deref()
     }
 
     pub fn generic(&self) -> Result<(), Unsupported> {

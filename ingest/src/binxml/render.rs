@@ -396,7 +396,10 @@ impl<'s, 'a> R<'s, 'a> {
         let rec = self.res.rec;
         !rec.arrays
             && er.rep == 0
-            && rec.insts[er.inst as usize].plan.fast_data[er.elem as usize].is_some()
+            && rec.insts[er.inst as usize]
+                .plan
+                .fast_data_of(er.elem)
+                .is_some()
     }
 
     /// The payload object of a fast-path element (see [`Plan::fast_data`]); false (nothing
@@ -404,7 +407,7 @@ impl<'s, 'a> R<'s, 'a> {
     pub(super) fn fast_body(&mut self, er: ER) -> Result<bool, Unsupported> {
         let rec = self.res.rec;
         let inst = &rec.insts[er.inst as usize];
-        let Some(fields) = &inst.plan.fast_data[er.elem as usize] else {
+        let Some(fields) = inst.plan.fast_data_of(er.elem) else {
             return Ok(false);
         };
         if rec.arrays || er.rep > 0 {

@@ -169,4 +169,12 @@ fn decoder_and_evtx_json_give_the_same_rows() {
         failures.len(),
         failures.join("\n")
     );
+    // The decoder takes the records the evtx crate reads but for damaged ones (~0.4 % of
+    // the corpus): a shape it stopped taking (each falls back whole, and still compares equal)
+    // shows here. The CAPI2 logs' UserData written as elements is 2 % of the corpus.
+    assert!(
+        fallback * 100 <= decoded,
+        "the decoder left {fallback} of {} records to the evtx crate: {reasons:#?}",
+        decoded + fallback
+    );
 }
