@@ -33,6 +33,8 @@ use render::Scratch;
 use templates::{SharedPlans, TemplateCache};
 use values::{Val, read_substitutions};
 
+use std::sync::Arc;
+
 use crate::convert::RecordView;
 use crate::filter::RecordFilter;
 
@@ -71,6 +73,61 @@ pub struct ChunkOutcome {
 pub struct Decoder {
     shared: SharedPlans,
     scratch: Scratch,
+    fragments: Fragments,
+}
+
+/// The plans of fragments written as elements, and the parts of their trees, kept from one
+/// record to the next ([`tokens::parse_fragment_into`]).
+#[derive(Default)]
+struct Fragments {
+    spare: Vec<Arc<plan::Plan>>,
+    bins: tokens::Bins,
+}
+
+impl Fragments {
+    /// Most plans kept.
+    const MOST: usize = 16;
+
+    /// The plan of the fragment `data[start..stop]`.
+    fn plan(
+        &mut self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        stop: usize,
+    ) -> Result<Arc<plan::Plan>, Unsupported> {
+        let mut spare = self.spare.pop();
+        let reused = spare.as_mut().and_then(Arc::get_mut).and_then(|plan| {
+            let tpl = Arc::get_mut(&mut plan.tpl)?;
+            Some(
+                tokens::parse_fragment_into(chunk, start, stop, tpl, &mut self.bins)
+                    .map(|()| plan.refit_fragment()),
+            )
+        });
+        match (reused, spare) {
+            (Some(Ok(())), Some(plan)) => Ok(plan),
+            (Some(Err(e)), Some(plan)) => {
+                self.spare.push(plan);
+                Err(e)
+            }
+            _ => {
+                let tpl = tokens::parse_fragment(chunk, start, stop)?;
+                Ok(Arc::new(plan::Plan::fragment(Arc::new(tpl))))
+            }
+        }
+    }
+
+    /// Empty `insts`, keeping the fragments' plans no one else holds.
+    fn recycle(&mut self, insts: &mut Vec<Inst>) {
+        for inst in insts.drain(..) {
+            let mut plan = inst.plan;
+            if plan.is_fragment()
+                && self.spare.len() < Self::MOST
+                && Arc::get_mut(&mut plan).is_some()
+            {
+                self.spare.push(plan);
+            }
+        }
+    }
 }
 
 impl Decoder {
@@ -151,11 +208,15 @@ impl<'a> ChunkSession<'_, 'a> {
             return Ok(false);
         }
         let rec = &mut self.rec;
+        let Decoder {
+            shared,
+            scratch,
+            fragments,
+        } = &mut *self.decoder;
         rec.vals.clear();
-        rec.insts.clear();
+        fragments.recycle(&mut rec.insts);
         rec.arrays = false;
-        let Decoder { shared, scratch } = &mut *self.decoder;
-        read_record(&self.chunk, h, &mut self.cache, shared, rec)?;
+        read_record(&self.chunk, h, &mut self.cache, shared, fragments, rec)?;
         let done = record::render(rec, scratch, h.record_id, Some(h.micros()), filter, push);
         self.spent += scratch.data.len();
         done.map(|pushed| pushed.is_some())
@@ -243,12 +304,13 @@ fn read_record<'a>(
     h: &RecordHeader,
     cache: &mut TemplateCache,
     shared: &mut SharedPlans,
+    fragments: &mut Fragments,
     rec: &mut Record<'a>,
 ) -> Result<(), Unsupported> {
     let (start, end) = h.binxml;
     match single_instance(chunk.data, start, end) {
         Ok(at) => {
-            let after = read_instance(chunk, at, end, 0, cache, shared, rec)?;
+            let after = read_instance(chunk, at, end, 0, cache, shared, fragments, rec)?;
             ends_stream(chunk.data, after, end)
         }
         Err(_) => {
@@ -284,6 +346,7 @@ fn ends_stream(data: &[u8], at: usize, end: usize) -> Result<(), Unsupported> {
 
 /// Read the template instance whose token is at `at` (within `limit`): its definition's plan,
 /// its values, and the instances nested in them. Returns the offset after it.
+#[allow(clippy::too_many_arguments)]
 fn read_instance<'a>(
     chunk: &Chunk<'a>,
     at: usize,
@@ -291,6 +354,7 @@ fn read_instance<'a>(
     depth: usize,
     cache: &mut TemplateCache,
     shared: &mut SharedPlans,
+    fragments: &mut Fragments,
     rec: &mut Record<'a>,
 ) -> Result<usize, Unsupported> {
     let data = chunk.data;
@@ -330,7 +394,8 @@ fn read_instance<'a>(
         let nested = rec.insts.len();
         match single_instance(data, start, stop) {
             Ok(inner) => {
-                let after = read_instance(chunk, inner, stop, depth + 1, cache, shared, rec)?;
+                let after =
+                    read_instance(chunk, inner, stop, depth + 1, cache, shared, fragments, rec)?;
                 ends_stream(data, after, stop)?;
             }
             Err(_) => {
@@ -338,8 +403,7 @@ fn read_instance<'a>(
                 if rec.insts.len() >= MAX_INSTANCES {
                     return Err(Unsupported("BinXML nested too deeply"));
                 }
-                let tpl = tokens::parse_fragment(chunk, start, stop)?;
-                let plan = std::sync::Arc::new(plan::Plan::fragment(std::sync::Arc::new(tpl)));
+                let plan = fragments.plan(chunk, start, stop)?;
                 let at = rec.vals.len() as u32;
                 rec.insts.push(Inst {
                     plan,

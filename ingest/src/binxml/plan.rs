@@ -80,6 +80,8 @@ pub struct Plan {
     /// Where the reader's filter finds the provider, channel and event id of a record of this
     /// template without rendering it; `None` when the template's shape needs the full path.
     pub(super) keys: Option<FilterKeys>,
+    /// The plan of a fragment written as elements ([`Plan::fragment`]).
+    fragment: bool,
 }
 
 /// Where a System field a filter reads comes from, in a template whose System part is plain.
@@ -253,6 +255,7 @@ impl Plan {
             distinct_data,
             fast_data,
             keys,
+            fragment: false,
         }
     }
 
@@ -273,7 +276,23 @@ impl Plan {
             distinct_data,
             fast_data: Vec::new(),
             keys: None,
+            fragment: true,
         }
+    }
+
+    /// Whether this is a fragment's plan ([`Plan::fragment`]).
+    pub(super) fn is_fragment(&self) -> bool {
+        self.fragment
+    }
+
+    /// A fragment's plan made the plan of the tree now in it (as [`Plan::fragment`] makes
+    /// it), its lists reused.
+    pub(super) fn refit_fragment(&mut self) {
+        self.generic = check_generic(&self.tpl);
+        let tpl = &self.tpl;
+        self.distinct_data.clear();
+        self.distinct_data
+            .extend(tpl.elems.iter().map(|e| distinct_data(tpl, e)));
     }
 
     /// The fast payload of element `elem`, if it has one (see [`Plan::fast_data`]).

@@ -13,7 +13,7 @@ use super::tokens::parse_template;
 pub type Name = Arc<str>;
 
 /// A template definition's tree. Element 0 is not special: `root` says which is the root.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Template {
     pub elems: Vec<Elem>,
     pub root: u32,

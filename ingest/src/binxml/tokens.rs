@@ -64,10 +64,10 @@ impl<'a> Cursor<'a> {
     }
     /// A u16 count and that many UTF-16 units, cut at a NUL, decoded (U+FFFD for a lone
     /// surrogate, as the JSON renderer writes it).
-    fn text(&mut self) -> Result<String, Unsupported> {
+    fn text(&mut self, mut s: String) -> Result<String, Unsupported> {
         let n = usize::from(self.u16()?);
         let b = self.take(2 * n)?;
-        let mut s = String::new();
+        s.clear();
         strings::push_lossy(&mut s, strings::until_nul(b));
         self.spend(s.len())?;
         Ok(s)
@@ -109,7 +109,9 @@ pub fn parse_template(
     start: usize,
     end: usize,
 ) -> Result<(Template, Vec<(u32, Name)>), Unsupported> {
-    parse(chunk, start, end, false)
+    let mut elems = Vec::new();
+    let (root, refs) = parse(chunk, start, end, false, &mut elems, &mut Bins::default())?;
+    Ok((Template { elems, root }, refs))
 }
 
 /// Parse a BinXML fragment that holds elements rather than a template instance (a BinXML
@@ -119,25 +121,143 @@ pub fn parse_fragment(
     start: usize,
     end: usize,
 ) -> Result<Template, Unsupported> {
-    parse(chunk, start, end, true).map(|(t, _)| t)
+    let mut tpl = Template::default();
+    parse_fragment_into(chunk, start, end, &mut tpl, &mut Bins::default())?;
+    Ok(tpl)
+}
+
+/// [`parse_fragment`] into `tpl`, whose tree goes to `bins` first; the new tree is made of
+/// what `bins` holds. A record's fragments are parsed and dropped once each (their text is
+/// inline, so no two are alike): reusing their elements, attributes and strings spares the
+/// allocations that were most of their time.
+pub fn parse_fragment_into(
+    chunk: &Chunk<'_>,
+    start: usize,
+    end: usize,
+    tpl: &mut Template,
+    bins: &mut Bins,
+) -> Result<(), Unsupported> {
+    for e in tpl.elems.drain(..) {
+        bins.put_elem(e);
+    }
+    tpl.root = 0;
+    let (root, _) = parse(chunk, start, end, true, &mut tpl.elems, bins)?;
+    tpl.root = root;
+    Ok(())
+}
+
+/// Elements, attributes and strings of trees no longer used, for the next fragment's tree
+/// ([`parse_fragment_into`]). Bounded: at most [`Bins::MOST`] of each, none that grew large.
+#[derive(Default)]
+pub struct Bins {
+    elems: Vec<Elem>,
+    attrs: Vec<Attr>,
+    strings: Vec<String>,
+    stack: Vec<u32>,
+}
+
+impl Bins {
+    /// Most elements, attributes and strings kept.
+    const MOST: usize = 1024;
+    /// Most nodes, attributes or bytes a kept list or string holds room for.
+    const ROOM: usize = 64;
+
+    fn put_elem(&mut self, mut e: Elem) {
+        for mut a in e.attrs.drain(..) {
+            self.put_nodes(&mut a.value);
+            if self.attrs.len() < Self::MOST && a.value.capacity() <= Self::ROOM {
+                self.attrs.push(a);
+            }
+        }
+        self.put_nodes(&mut e.children);
+        if self.elems.len() < Self::MOST
+            && e.children.capacity() <= Self::ROOM
+            && e.attrs.capacity() <= Self::ROOM
+        {
+            self.elems.push(e);
+        }
+    }
+
+    fn put_nodes(&mut self, nodes: &mut Vec<Node>) {
+        for n in nodes.drain(..) {
+            if let Node::Text(mut s) | Node::CData(mut s) | Node::Entity(mut s) = n
+                && self.strings.len() < Self::MOST
+                && s.capacity() <= 16 * Self::ROOM
+            {
+                s.clear();
+                self.strings.push(s);
+            }
+        }
+    }
+
+    fn elem(&mut self, name: Name, dependency: Option<u16>) -> Elem {
+        match self.elems.pop() {
+            Some(mut e) => {
+                e.name = name;
+                e.dependency = dependency;
+                e
+            }
+            None => Elem {
+                name,
+                dependency,
+                attrs: Vec::new(),
+                children: Vec::new(),
+            },
+        }
+    }
+
+    fn attr(&mut self, name: Name) -> Attr {
+        match self.attrs.pop() {
+            Some(mut a) => {
+                a.name = name;
+                a
+            }
+            None => Attr {
+                name,
+                value: Vec::new(),
+            },
+        }
+    }
+
+    fn string(&mut self) -> String {
+        self.strings.pop().unwrap_or_default()
+    }
 }
 
 /// In a fragment (`fragment`) element starts carry no dependency id, and substitutions and
-/// template instances are not for this path.
+/// template instances are not for this path. The elements go into `elems` (empty), the
+/// root's index is returned.
 fn parse(
     chunk: &Chunk<'_>,
     start: usize,
     end: usize,
     fragment: bool,
-) -> Result<(Template, Vec<(u32, Name)>), Unsupported> {
+    elems: &mut Vec<Elem>,
+    bins: &mut Bins,
+) -> Result<(u32, Vec<(u32, Name)>), Unsupported> {
     let mut cur = Cursor {
         data: chunk.data,
         pos: start,
         refs: (!fragment).then(Vec::new),
         text_left: MAX_TEMPLATE_TEXT,
     };
-    let mut elems: Vec<Elem> = Vec::new();
-    let mut stack: Vec<u32> = Vec::new();
+    let mut stack = std::mem::take(&mut bins.stack);
+    stack.clear();
+    let parsed = parse_tokens(chunk, end, fragment, &mut cur, elems, &mut stack, bins);
+    bins.stack = stack;
+    let root = parsed?;
+    Ok((root, cur.refs.unwrap_or_default()))
+}
+
+fn parse_tokens(
+    chunk: &Chunk<'_>,
+    end: usize,
+    fragment: bool,
+    cur: &mut Cursor<'_>,
+    elems: &mut Vec<Elem>,
+    stack: &mut Vec<u32>,
+    bins: &mut Bins,
+) -> Result<u32, Unsupported> {
     let mut open: Option<Open> = None;
     let mut root: Option<u32> = None;
 
@@ -200,12 +320,7 @@ fn parse(
                     let _attr_size = cur.u32()?;
                 }
                 open = Some(Open {
-                    elem: Elem {
-                        name,
-                        dependency: (dep != 0xffff).then_some(dep),
-                        attrs: Vec::new(),
-                        children: Vec::new(),
-                    },
+                    elem: bins.elem(name, (dep != 0xffff).then_some(dep)),
                 });
             }
             0x06 | 0x46 => {
@@ -213,10 +328,7 @@ fn parse(
                 let o = open
                     .as_mut()
                     .ok_or(Unsupported("attribute outside an element start"))?;
-                o.elem.attrs.push(Attr {
-                    name,
-                    value: Vec::new(),
-                });
+                o.elem.attrs.push(bins.attr(name));
             }
             0x02 => {
                 let o = open
@@ -225,7 +337,7 @@ fn parse(
                 if stack.len() >= MAX_DEPTH {
                     return Err(Unsupported("elements nested too deeply"));
                 }
-                let id = attach(&mut elems, &stack, &mut root, finish(o))?;
+                let id = attach(elems, stack, &mut root, finish(o))?;
                 // The element was attached to its parent when it opened; it becomes the parent.
                 stack.push(id);
             }
@@ -233,7 +345,7 @@ fn parse(
                 let o = open
                     .take()
                     .ok_or(Unsupported("close empty without a start"))?;
-                attach(&mut elems, &stack, &mut root, finish(o))?;
+                attach(elems, stack, &mut root, finish(o))?;
             }
             0x04 => {
                 if open.is_some() {
@@ -248,8 +360,8 @@ fn parse(
                 if t != ty::STRING {
                     return Err(Unsupported("literal value of a type other than string"));
                 }
-                let s = cur.text()?;
-                push_node(&mut elems, &stack, &mut open, Node::Text(s))?;
+                let s = cur.text(bins.string())?;
+                push_node(elems, stack, &mut open, Node::Text(s))?;
             }
             0x0d | 0x0e if fragment => {
                 return Err(Unsupported("substitution outside a template definition"));
@@ -261,8 +373,8 @@ fn parse(
                     return Err(Unsupported("unknown substitution type"));
                 }
                 push_node(
-                    &mut elems,
-                    &stack,
+                    elems,
+                    stack,
                     &mut open,
                     Node::Sub {
                         id,
@@ -271,29 +383,24 @@ fn parse(
                 )?;
             }
             0x07 | 0x47 => {
-                let s = cur.text()?;
-                push_node(&mut elems, &stack, &mut open, Node::CData(s))?;
+                let s = cur.text(bins.string())?;
+                push_node(elems, stack, &mut open, Node::CData(s))?;
             }
             0x08 | 0x48 => {
                 let c = cur.u16()?;
-                push_node(&mut elems, &stack, &mut open, Node::CharRef(c))?;
+                push_node(elems, stack, &mut open, Node::CharRef(c))?;
             }
             0x09 | 0x49 => {
                 let name = cur.name(chunk)?;
-                push_node(
-                    &mut elems,
-                    &stack,
-                    &mut open,
-                    Node::Entity(name.to_string()),
-                )?;
+                push_node(elems, stack, &mut open, Node::Entity(name.to_string()))?;
             }
             0x0a => {
                 let _target = cur.name(chunk)?;
-                push_node(&mut elems, &stack, &mut open, Node::Pi)?;
+                push_node(elems, stack, &mut open, Node::Pi)?;
             }
             0x0b => {
-                let _data = cur.text()?;
-                push_node(&mut elems, &stack, &mut open, Node::Pi)?;
+                let _data = cur.text(String::new())?;
+                push_node(elems, stack, &mut open, Node::Pi)?;
             }
             _ => return Err(Unsupported("token not allowed in a template definition")),
         }
@@ -306,8 +413,7 @@ fn parse(
     if cur.pos > end {
         return Err(Unsupported("template tokens run past the definition"));
     }
-    let root = root.ok_or(Unsupported("template without a root element"))?;
-    Ok((Template { elems, root }, cur.refs.unwrap_or_default()))
+    root.ok_or(Unsupported("template without a root element"))
 }
 
 fn finish(o: Open) -> Elem {
@@ -315,4 +421,50 @@ fn finish(o: Open) -> Elem {
     // An attribute without a value is not rendered.
     e.attrs.retain(|a| !a.value.is_empty());
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elem(children: usize, attrs: usize, text: usize) -> Elem {
+        let name: Name = "E".into();
+        Elem {
+            name: name.clone(),
+            dependency: None,
+            attrs: (0..attrs)
+                .map(|_| Attr {
+                    name: name.clone(),
+                    value: vec![Node::Text("v".repeat(text))],
+                })
+                .collect(),
+            children: (0..children)
+                .map(|_| Node::Text("t".repeat(text)))
+                .collect(),
+        }
+    }
+
+    /// What the bins keep is bounded whatever the trees put in them: no list or string that
+    /// grew large, at most `MOST` of each; what they give back is empty, named anew.
+    #[test]
+    fn bins_keep_a_bounded_number_of_small_parts() {
+        let mut bins = Bins::default();
+        bins.put_elem(elem(Bins::ROOM + 1, 1, 1));
+        assert_eq!((bins.elems.len(), bins.attrs.len()), (0, 1));
+        assert_eq!(bins.strings.len(), Bins::ROOM + 2);
+        bins.put_elem(elem(1, 1, 16 * Bins::ROOM + 1));
+        assert_eq!((bins.elems.len(), bins.strings.len()), (1, Bins::ROOM + 2));
+        for _ in 0..3 * Bins::MOST {
+            bins.put_elem(elem(2, 2, 3));
+        }
+        assert_eq!(bins.elems.len(), Bins::MOST);
+        assert_eq!(bins.attrs.len(), Bins::MOST);
+        assert_eq!(bins.strings.len(), Bins::MOST);
+        let e = bins.elem("Other".into(), Some(3));
+        assert_eq!((e.name.as_ref(), e.dependency), ("Other", Some(3)));
+        assert!(e.attrs.is_empty() && e.children.is_empty());
+        let a = bins.attr("A".into());
+        assert!(a.name.as_ref() == "A" && a.value.is_empty());
+        assert!(bins.string().is_empty());
+    }
 }
