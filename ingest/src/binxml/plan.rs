@@ -152,6 +152,8 @@ fn filter_keys(tpl: &Template, sources: &[Option<Src>; FIELDS]) -> Option<Filter
 /// One `<Data Name="literal">%n</Data>` of a fast payload.
 pub(super) struct FastData {
     pub(super) key: String,
+    /// The member's start as written after another: `,"key":` (without the comma first).
+    pub(super) member: String,
     pub(super) id: u16,
 }
 
@@ -175,7 +177,12 @@ fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
         let [Node::Sub { id, .. }] = c.children.as_slice() else {
             return None;
         };
-        out.push(FastData { key, id: *id });
+        let member = format!(",\"{key}\":");
+        out.push(FastData {
+            key,
+            member,
+            id: *id,
+        });
     }
     Some(out)
 }
@@ -241,7 +248,7 @@ impl Plan {
             .iter()
             .flatten()
             .flatten()
-            .map(|f: &FastData| std::mem::size_of::<FastData>() + f.key.len())
+            .map(|f: &FastData| std::mem::size_of::<FastData>() + f.key.len() + f.member.len())
             .sum::<usize>();
         let weight = tpl.weight() + fast_weight + tpl.elems.len() * 32;
         Plan {

@@ -416,11 +416,20 @@ impl<'s, 'a> R<'s, 'a> {
         let vals = &rec.vals[inst.vals.0 as usize..inst.vals.1 as usize];
         let (start, noted) = (self.out.len(), self.members.len());
         self.out.push('{');
+        let noting = self.note_depth == Some(self.depth);
         for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                self.out.push(',');
+            // The key written in one copy, as `key` writes it.
+            let member = if i > 0 { &f.member } else { &f.member[1..] };
+            self.out.push_str(member);
+            let at = self.out.len();
+            if noting {
+                let end = at - 2;
+                self.members.push(Member {
+                    key: ((end - f.key.len()) as u32, end as u32),
+                    val: (0, 0),
+                    kind: Kind::Other,
+                });
             }
-            let at = self.key(&f.key, 0);
             match vals.get(usize::from(f.id)) {
                 None => self.out.push_str("\"\""),
                 Some(Val::Frag(_) | Val::Array(_)) => {
