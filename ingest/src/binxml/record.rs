@@ -16,17 +16,23 @@ use crate::filter::RecordFilter;
 struct Payload<'s> {
     data: &'s str,
     members: &'s [Member],
+    /// Where the search for the next field starts: after the last one found (the mapping
+    /// names a record's fields mostly in the order the record holds them).
+    next: std::cell::Cell<usize>,
 }
 
 impl PayloadFields for Payload<'_> {
     fn field_text(&self, name: &str, out: &mut String) -> bool {
-        let Some(m) = self
-            .members
-            .iter()
-            .find(|m| self.data.get(m.key.0 as usize..m.key.1 as usize) == Some(name))
-        else {
+        let n = self.members.len();
+        let from = self.next.get().min(n);
+        let Some(i) = (from..n).chain(0..from).find(|&i| {
+            let m = &self.members[i];
+            self.data.get(m.key.0 as usize..m.key.1 as usize) == Some(name)
+        }) else {
             return false;
         };
+        self.next.set(i + 1);
+        let m = &self.members[i];
         let Some(v) = self.data.get(m.val.0 as usize..m.val.1 as usize) else {
             return false;
         };
@@ -67,7 +73,9 @@ pub fn render<T>(
         num,
         kids,
         counts,
+        known,
     } = scratch;
+    known.resize_with(FIELDS, Default::default);
     data.clear();
     sys.clear();
     members.clear();
@@ -126,10 +134,25 @@ pub fn render<T>(
                     continue;
                 }
                 Some(Val::Frag(_) | Val::Array(_)) => {}
+                Some(v @ Val::Str(raw)) if FIELD_IS_TEXT[f] && !raw.is_empty() => {
+                    let (seen, text) = &mut known[f];
+                    if seen.as_slice() != *raw {
+                        // Known again only once written whole.
+                        seen.clear();
+                        text.clear();
+                        v.write(text, false)?;
+                        seen.extend_from_slice(raw);
+                    }
+                    sys.push_str(text);
+                    texts[f] = Some((start, sys.len()));
+                    continue;
+                }
                 Some(v) if !v.is_empty() => {
                     v.write(sys, false)?;
                     texts[f] = Some((start, sys.len()));
-                    nums[f] = crate::mapping::parse_number(&sys[start..]);
+                    if !FIELD_IS_TEXT[f] {
+                        nums[f] = crate::mapping::parse_number(&sys[start..]);
+                    }
                     continue;
                 }
                 _ if src.attr.is_some() => continue,
@@ -164,7 +187,9 @@ pub fn render<T>(
         };
         if has {
             texts[f] = Some((start, sys.len()));
-            nums[f] = crate::mapping::parse_number(&sys[start..]);
+            if !FIELD_IS_TEXT[f] {
+                nums[f] = crate::mapping::parse_number(&sys[start..]);
+            }
         }
     }
     // A system parent left out (its dependency is NullType) takes its children with it.
@@ -297,7 +322,11 @@ pub fn render<T>(
         user_sid: text(Field::UserId),
         activity_id: text(Field::ActivityId),
         data,
-        fields: &Payload { data, members },
+        fields: &Payload {
+            data,
+            members,
+            next: std::cell::Cell::new(0),
+        },
     };
     Ok(Some(push(&view)))
 }

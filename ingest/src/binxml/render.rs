@@ -45,6 +45,10 @@ pub struct Scratch {
     pub(super) sys: String,
     pub(super) members: Vec<Member>,
     pub(super) num: String,
+    /// Per System column, the last UTF-16 string it held and its text: most records of a
+    /// chunk name the same provider, channel and computer, whose text is then copied, not
+    /// decoded again.
+    pub(super) known: Vec<(Vec<u8>, String)>,
 }
 
 pub(super) struct R<'s, 'a> {
