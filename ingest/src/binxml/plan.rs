@@ -151,10 +151,16 @@ fn filter_keys(tpl: &Template, sources: &[Option<Src>; FIELDS]) -> Option<Filter
 
 /// One `<Data Name="literal">%n</Data>` of a fast payload.
 pub(super) struct FastData {
-    pub(super) key: String,
     /// The member's start as written after another: `,"key":` (without the comma first).
     pub(super) member: String,
     pub(super) id: u16,
+}
+
+impl FastData {
+    /// The key's length (in `member`, between `,"` and `":`).
+    pub(super) fn key_len(&self) -> usize {
+        self.member.len() - 4
+    }
 }
 
 fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
@@ -172,15 +178,13 @@ fn fast_data(tpl: &Template, e: &Elem) -> Option<Vec<FastData>> {
         if c.name.as_ref() != "Data" || c.dependency.is_some() {
             return None;
         }
-        let key = literal_name(c)?.to_owned();
+        let key = literal_name(c)?;
         // Optional or not, an empty value is `""` in a Data element.
         let [Node::Sub { id, .. }] = c.children.as_slice() else {
             return None;
         };
-        let member = format!(",\"{key}\":");
         out.push(FastData {
-            key,
-            member,
+            member: format!(",\"{key}\":"),
             id: *id,
         });
     }
@@ -248,7 +252,7 @@ impl Plan {
             .iter()
             .flatten()
             .flatten()
-            .map(|f: &FastData| std::mem::size_of::<FastData>() + f.key.len() + f.member.len())
+            .map(|f: &FastData| std::mem::size_of::<FastData>() + f.member.len())
             .sum::<usize>();
         let weight = tpl.weight() + fast_weight + tpl.elems.len() * 32;
         Plan {
@@ -270,21 +274,21 @@ impl Plan {
     /// instance): rendered as a nested element only, never kept in a cache, and without
     /// substitutions, so with no System columns, filter keys, fast payload or weight to find.
     pub fn fragment(tpl: Arc<Template>) -> Plan {
-        let generic = check_generic(&tpl);
-        let distinct_data = tpl.elems.iter().map(|e| distinct_data(&tpl, e)).collect();
-        Plan {
+        let mut plan = Plan {
             tpl,
             weight: 0,
-            generic,
+            generic: Ok(()),
             event: Err(Unsupported("a fragment is not an event")),
             sources: [None; FIELDS],
             direct: [None; FIELDS],
             system: None,
-            distinct_data,
+            distinct_data: Vec::new(),
             fast_data: Vec::new(),
             keys: None,
             fragment: true,
-        }
+        };
+        plan.refit_fragment();
+        plan
     }
 
     /// Whether this is a fragment's plan ([`Plan::fragment`]).
@@ -292,8 +296,8 @@ impl Plan {
         self.fragment
     }
 
-    /// A fragment's plan made the plan of the tree now in it (as [`Plan::fragment`] makes
-    /// it), its lists reused.
+    /// A fragment's plan made the plan of the tree now in it, its lists reused: what
+    /// [`Plan::fragment`] finds of a tree.
     pub(super) fn refit_fragment(&mut self) {
         self.generic = check_generic(&self.tpl);
         let tpl = &self.tpl;

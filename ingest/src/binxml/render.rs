@@ -368,6 +368,12 @@ impl<'s, 'a> R<'s, 'a> {
         }
         let end = self.out.len();
         self.out.push_str("\":");
+        self.note_key(start, end);
+        self.out.len()
+    }
+
+    /// Note a member whose key is `out[start..end]`, when this depth's members are noted.
+    fn note_key(&mut self, start: usize, end: usize) {
         if self.note_depth == Some(self.depth) {
             self.members.push(Member {
                 key: (start as u32, end as u32),
@@ -375,7 +381,6 @@ impl<'s, 'a> R<'s, 'a> {
                 kind: Kind::Other,
             });
         }
-        self.out.len()
     }
 
     pub(super) fn noted(&mut self, value_start: usize) {
@@ -420,20 +425,12 @@ impl<'s, 'a> R<'s, 'a> {
         let vals = &rec.vals[inst.vals.0 as usize..inst.vals.1 as usize];
         let (start, noted) = (self.out.len(), self.members.len());
         self.out.push('{');
-        let noting = self.note_depth == Some(self.depth);
         for (i, f) in fields.iter().enumerate() {
             // The key written in one copy, as `key` writes it.
             let member = if i > 0 { &f.member } else { &f.member[1..] };
             self.out.push_str(member);
             let at = self.out.len();
-            if noting {
-                let end = at - 2;
-                self.members.push(Member {
-                    key: ((end - f.key.len()) as u32, end as u32),
-                    val: (0, 0),
-                    kind: Kind::Other,
-                });
-            }
+            self.note_key(at - 2 - f.key_len(), at - 2);
             match vals.get(usize::from(f.id)) {
                 None => self.out.push_str("\"\""),
                 Some(Val::Frag(_) | Val::Array(_)) => {

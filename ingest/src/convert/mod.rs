@@ -512,15 +512,14 @@ fn apply(
             }
         }
         Transform::NameOrIp => {
+            // An address goes to the IP column as written here; a name to `column`.
             let start = out.len();
-            let is_ip = mapping::normalize_ip_into(text, out)
-                && out[start..].parse::<std::net::IpAddr>().is_ok();
-            out.truncate(start);
-            if is_ip {
-                put(row, out, Promoted::ClientIp, |out| {
-                    mapping::normalize_ip_into(text, out)
-                });
+            if mapping::normalize_ip_into(text, out)
+                && out[start..].parse::<std::net::IpAddr>().is_ok()
+            {
+                row[Promoted::ClientIp.index()] = Some(Value::Text(start as u32, out.len() as u32));
             } else {
+                out.truncate(start);
                 put(row, out, column, |out| {
                     mapping::normalize_host_into(text, out)
                 });

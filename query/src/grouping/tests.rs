@@ -310,13 +310,7 @@ async fn groups_beyond_the_memory_limit_are_sent_on_early() {
     .unwrap();
     register(&limited, vec![batches]);
     let q = "SELECT computer, count(*) AS c FROM t GROUP BY computer";
-    let plan = limited
-        .sql(q)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = crate::pieces::tests::physical_plan(&limited, q).await;
     let mut ours = None;
     plan.apply(|node| {
         if node.is::<DictionaryAggregateExec>() {

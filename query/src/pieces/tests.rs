@@ -95,15 +95,22 @@ pub(crate) async fn plain(path: &str) -> SessionContext {
     plain
 }
 
-/// The row groups each partition of the query's Parquet scan reads.
-pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
-    let plan = ctx
-        .sql(sql)
+/// The physical plan of `sql`.
+pub(crate) async fn physical_plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    ctx.sql(sql)
         .await
         .unwrap()
         .create_physical_plan()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The row groups each partition of the query's Parquet scan reads.
+pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
+    let plan = physical_plan(ctx, sql).await;
     let mut found = Vec::new();
     plan.apply(|node| {
         if let Some(exec) = node.downcast_ref::<DataSourceExec>()

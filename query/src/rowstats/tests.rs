@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
-use crate::pieces::tests::{local, local_with, pieces_of, text};
+use crate::pieces::tests::{local, local_with, physical_plan, pieces_of, text};
 use arrow::array::{DictionaryArray, Int32Array, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -97,13 +97,7 @@ async fn sessions(
 
 /// The rows the plan of `sql` takes from statistics (one per row group), if any.
 async fn answered(ctx: &SessionContext, sql: &str) -> Option<usize> {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(ctx, sql).await;
     let mut rows = None;
     plan.apply(|node| {
         if let Some(exec) = node.downcast_ref::<RowGroupStatisticsExec>() {
@@ -288,13 +282,7 @@ fn write_paged_file(path: &std::path::Path) {
 /// The rows the plan of `sql` answers without reading them, and the rows its scan reads of
 /// the row groups it reads in part.
 async fn answered_and_selected(ctx: &SessionContext, sql: &str) -> (u64, usize) {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(ctx, sql).await;
     let (mut answered, mut selected) = (0, 0);
     plan.apply(|node| {
         if let Some(exec) = node.downcast_ref::<RowGroupStatisticsExec>() {
