@@ -340,6 +340,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<u8> {
         leave_behind(ctx);
         result
     });
+    // The process ends here: its worker threads go with it, instead of being woken, told to
+    // stop and joined one by one (~0.2 ms, a few % of a short query).
+    std::mem::forget(runtime);
     Ok(match result {
         Ok(()) => EXIT_OK,
         Err(e) => report_error(&e, &sql),
