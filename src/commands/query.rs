@@ -341,7 +341,8 @@ pub fn run(args: QueryArgs) -> anyhow::Result<u8> {
         result
     });
     // The process ends here: its worker threads go with it, instead of being woken, told to
-    // stop and joined one by one (~0.2 ms, a few % of a short query).
+    // stop and joined one by one (hourly rejects by server on the 10.5 M-event store: 10.5 ->
+    // 9.3 ms wall, 12.1 -> 10.6 ms CPU, `perf stat -r 30` in alternating pairs).
     std::mem::forget(runtime);
     Ok(match result {
         Ok(()) => EXIT_OK,
