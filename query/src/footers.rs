@@ -158,12 +158,17 @@ pub(crate) fn dictionary_hint(footer: Arc<ParquetMetaData>) -> (Arc<ParquetMetaD
 }
 
 /// [`ParquetFormat`] whose statistics and ordering come from the footer alone.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FooterFirst {
     inner: ParquetFormat,
 }
 
 impl FooterFirst {
+    /// The format reading as `inner` does.
+    pub(crate) fn new(inner: ParquetFormat) -> Self {
+        Self { inner }
+    }
+
     /// The footer of `object`, from the session's metadata cache or read and put there; given
     /// the dictionary hint when a table of `schema` reads dictionaries.
     async fn footer(

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
+use datafusion::config::TableParquetOptions;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -135,12 +136,11 @@ async fn register_tables(
     );
     let local = is_local(ctx);
     let events = events_table_schema(unbounded, local);
-    register(ctx, "events", parquet_table(event_parts, events, local)?)?;
-    register(
-        ctx,
-        "files",
-        parquet_table(manifest_parts, files_schema(), local)?,
-    )?;
+    let parquet = ctx.state_ref().read().default_table_options().parquet;
+    let events = parquet_table(event_parts, events, local, parquet.clone())?;
+    register(ctx, "events", events)?;
+    let files = parquet_table(manifest_parts, files_schema(), local, parquet)?;
+    register(ctx, "files", files)?;
     views::register_views(ctx).await
 }
 
@@ -357,11 +357,13 @@ pub(crate) fn is_local(ctx: &SessionContext) -> bool {
 /// A Parquet listing over exactly `parts` (absolute paths or URLs; never a directory listing:
 /// a directory can hold a crashed writer's leftovers), or an empty table when there are none.
 /// `local`: the plans run in this process, which plans from the footers alone
-/// ([`FooterFirst`]).
+/// ([`FooterFirst`]). The scans read with `options`: the session's (`execution.parquet`), which
+/// a format made by hand does not take on its own (it reads with DataFusion's defaults).
 pub(crate) fn parquet_table(
     parts: &[String],
     schema: SchemaRef,
     local: bool,
+    options: TableParquetOptions,
 ) -> Result<Arc<dyn TableProvider>, QueryError> {
     let setup = |what: String| move |source| QueryError::Setup { what, source };
     if parts.is_empty() {
@@ -374,9 +376,11 @@ pub(crate) fn parquet_table(
         urls.push(url);
     }
     let format: Arc<dyn FileFormat> = if local {
-        Arc::new(FooterFirst::default())
+        Arc::new(FooterFirst::new(
+            ParquetFormat::default().with_options(options),
+        ))
     } else {
-        Arc::new(ParquetFormat::default())
+        Arc::new(ParquetFormat::default().with_options(options))
     };
     let options = ListingOptions::new(format).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
@@ -446,6 +450,52 @@ mod tests {
                 .any(|l| l.contains("Filter:") && l.contains("json_as_text")),
             "{text}"
         );
+    }
+
+    /// The store's scans read with the session's Parquet settings, not DataFusion's defaults
+    /// (which a format made by hand gets): no bloom filter lookups (the store writes none; each
+    /// scan looked for them), filters reordered by cost. Local sessions and cluster clients.
+    #[tokio::test]
+    async fn scans_read_with_the_session_parquet_settings() {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::datasource::physical_plan::ParquetSource;
+        use datafusion::datasource::source::DataSourceExec;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("seg-000000.parquet");
+        let file = std::fs::File::create(&path).expect("file");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, events_schema(), None).expect("writer");
+        let batch = arrow::array::RecordBatch::new_empty(events_schema());
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let parts = [path.to_string_lossy().into_owned()];
+        let opts = SessionOptions::default();
+        let local = new_context(&opts).expect("context");
+        let client = SessionContext::new_with_state(session_state(&opts).expect("state"));
+        for ctx in [local, client] {
+            register_tables(&ctx, &parts, &[]).await.expect("tables");
+            let plan = ctx
+                .sql("SELECT record_id FROM events WHERE event_id = 4624")
+                .await
+                .expect("sql")
+                .create_physical_plan()
+                .await
+                .expect("plan");
+            let mut scans = Vec::new();
+            plan.apply(|node| {
+                if let Some(exec) = node.downcast_ref::<DataSourceExec>()
+                    && let Some((_, source)) = exec.downcast_to_file_source::<ParquetSource>()
+                {
+                    scans.push(source.table_parquet_options().global.clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .expect("walk");
+            assert_eq!(scans.len(), 1, "{}", is_local(&ctx));
+            assert!(!scans[0].bloom_filter_on_read, "{}", is_local(&ctx));
+            assert!(scans[0].reorder_filters, "{}", is_local(&ctx));
+        }
     }
 
     #[test]

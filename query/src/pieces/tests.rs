@@ -80,7 +80,8 @@ pub(crate) async fn local_with(path: &str, threads: usize) -> SessionContext {
         .schema()
         .inner()
         .clone();
-    let table = parquet_table(&[path.to_string()], schema, true).unwrap();
+    let options = ctx.state_ref().read().default_table_options().parquet;
+    let table = parquet_table(&[path.to_string()], schema, true, options).unwrap();
     ctx.register_table("t", table).unwrap();
     ctx
 }
