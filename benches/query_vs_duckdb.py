@@ -5,6 +5,9 @@ timed as a whole command (process start, session, query, CSV to /dev/null), Duck
 (`pip install duckdb`; it is a benchmark tool, not a dependency).
 
 Usage: benches/query_vs_duckdb.py STORE [EVTXSQL_BINARY] [RUNS] [THREADS] [SET]
+EVTXSQL_BINARY defaults to target/release/evtxsql; the binary users deploy is target/dist/evtxsql
+(`benches/text_order.sh dist`: fat LTO and the functions laid out), which takes ~0.8x the release
+build's time on these shapes: say which one a figure is of.
 SET: all (default), pack (the fixed set) or analysis (the issue-11 shapes). Each line gives the
 ratio evtxsql/DuckDB; the last line of each set, the geometric mean of the ratios. The runs of the
 two engines alternate, so load on the machine falls on both.
