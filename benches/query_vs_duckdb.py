@@ -66,6 +66,9 @@ ANALYSIS = {
 
 
 def main():
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip(), file=sys.stderr)
+        sys.exit(2)
     store = sys.argv[1]
     binary = sys.argv[2] if len(sys.argv) > 2 else "target/release/evtxsql"
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
