@@ -3,7 +3,7 @@
 # than -max_len), and every chunk that is not all zeros on its own (64 KiB after the 4 KiB file
 # header; the target gives a lone chunk a file header). Then the hand-made chunks of the
 # decoder's tests (every token and value type; written by a test of
-# ingest/src/binxml/tests.rs). The corpus is not committed.
+# ingest/src/binxml/tests/). The corpus is not committed.
 #   fuzz/seed.sh [EVTX_DIR] [CORPUS_DIR]   (defaults: ../shared/evtx, fuzz/corpus/decode)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,5 +34,5 @@ for path in sorted(src.rglob("*.evtx")):
 print(f"seeded {out}: {files} files, {chunks} chunks")
 PY
 (cd "$here/.." && EVTXSQL_FUZZ_SEEDS="$out" cargo test -q -p evtxsql-ingest --lib \
-    binxml::tests::fuzz_seeds_reach_the_renderer -- --exact >/dev/null)
+    binxml::tests::bounds::fuzz_seeds_reach_the_renderer -- --exact >/dev/null)
 echo "seeded $out: $(ls "$out" | grep -c '^handmade-') hand-made chunks"
