@@ -13,7 +13,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{FairSpillPool, MemoryLimit};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryLimit, TrackConsumersPool};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
@@ -31,6 +31,9 @@ use crate::pieces::RowGroupPieces;
 use crate::pushdown::PushdownChoice;
 use crate::rowstats::RowGroupAggregates;
 use crate::{evtx, functions, views};
+
+/// How many of the memory pool's largest consumers an allocation that fails names.
+const TOP_CONSUMERS: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(4);
 
 /// How a session uses the machine.
 #[derive(Debug, Clone, Default)]
@@ -249,6 +252,12 @@ pub fn session_config(opts: &SessionOptions) -> SessionConfig {
             let reserve = usize::try_from(share).unwrap_or(usize::MAX);
             o.execution.sort_spill_reservation_bytes =
                 o.execution.sort_spill_reservation_bytes.min(reserve);
+            // One sort of all partitions rather than one a partition and a merge of them:
+            // the fair pool gives every sort a share, each sort's merge of its spills then
+            // grows into what is left, and the final merge found none (a sort of 40 MB of
+            // text under 16 MiB on 2 threads failed so; a real-log store failed at 16 and 32
+            // MiB, one batch of payloads being more than a sort's share).
+            o.optimizer.repartition_sorts = false;
         }
     }
     config
@@ -268,7 +277,9 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
     let mut runtime = crate::objects::runtime_builder();
     if let Some(limit) = opts.memory_limit {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+        // An allocation that fails names the operators that hold the memory.
+        let pool = TrackConsumersPool::new(FairSpillPool::new(limit), TOP_CONSUMERS);
+        runtime = runtime.with_memory_pool(Arc::new(pool));
     }
     let mode = match &opts.spill_dir {
         Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
