@@ -19,6 +19,9 @@
 //! when the footer's Arrow schema (the writer's, kept in the footer) says so: a session whose
 //! table reads them as dictionaries sees footers whose Arrow schema does ([`dictionary_hint`]).
 //!
+//! A local file's bytes are read by the partition that asks for them ([`local`]), not handed to
+//! tokio's blocking pool through `object_store`.
+//!
 //! Local sessions only: a cluster's executors know DataFusion's Parquet format, not this one
 //! (a plan is sent to them by name of its format).
 
@@ -48,6 +51,7 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_expr::{LexOrdering, LexRequirement};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
@@ -289,7 +293,7 @@ impl FileFormat for FooterFirst {
         let hint = reads_dictionaries(conf.file_schema());
         let url = conf.object_store_url.clone();
         let plan = self.inner.create_physical_plan(state, conf).await?;
-        if !hint {
+        if !hint && url.as_str() != "file:///" {
             return Ok(plan);
         }
         // DataFusion's scan reads footers through its cached reader factory: ours gives them
@@ -303,7 +307,8 @@ impl FileFormat for FooterFirst {
         let runtime = state.runtime_env();
         let cache = runtime.cache_manager.get_file_metadata_cache();
         let factory = Footers::new(
-            runtime.object_store(url)?,
+            runtime.object_store(&url)?,
+            &url,
             cache,
             config.file_schema(),
             PageIndexRows::new(),
@@ -517,6 +522,8 @@ pub(crate) struct Footers {
     page_index: PageIndexRows,
     /// Footers given the dictionary hint, kept in this cache: for tables that read dictionaries.
     hint: Option<Arc<FileMetadataCache>>,
+    /// The files are on the local file system: their bytes are read in place ([`local`]).
+    local: bool,
 }
 
 impl Footers {
@@ -525,6 +532,7 @@ impl Footers {
     /// of the row groups `page_index` names for their file.
     fn new(
         store: Arc<dyn ObjectStore>,
+        url: &ObjectStoreUrl,
         cache: Arc<FileMetadataCache>,
         schema: &Schema,
         page_index: PageIndexRows,
@@ -534,6 +542,7 @@ impl Footers {
             inner: CachedParquetFileReaderFactory::new(store, cache),
             loaded: Mutex::new(HashMap::new()),
             page_index,
+            local: url.as_str() == "file:///",
         }
     }
 
@@ -542,11 +551,12 @@ impl Footers {
     /// groups of those files.
     pub(crate) fn with_page_index(
         store: Arc<dyn ObjectStore>,
+        url: &ObjectStoreUrl,
         cache: Arc<FileMetadataCache>,
         schema: &Schema,
         rows: PageIndexRows,
     ) -> Self {
-        Footers::new(store, cache, schema, rows)
+        Footers::new(store, url, cache, schema, rows)
     }
 
     /// These footers, given already (each with the page index of the row groups
@@ -602,6 +612,11 @@ impl ParquetFileReaderFactory for Footers {
                 }
             }
         };
+        let size = partitioned_file.object_meta.size;
+        let file = self
+            .local
+            .then(|| LocalFile::open(location, size, partition_index, metrics))
+            .flatten();
         let inner = self.inner.create_reader(
             partition_index,
             partitioned_file,
@@ -612,6 +627,7 @@ impl ParquetFileReaderFactory for Footers {
             inner,
             footer,
             hint,
+            file,
         }))
     }
 }
@@ -625,18 +641,26 @@ struct FooterReader {
     footer: Option<SharedFooter>,
     /// The cache to keep the hinted footer in, and the file's object, when it takes the hint.
     hint: Option<(Arc<FileMetadataCache>, ObjectMeta)>,
+    /// The file, when it is local: read in place.
+    file: Option<LocalFile>,
 }
 
 impl AsyncFileReader for FooterReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.inner.get_bytes(range)
+        match &mut self.file {
+            Some(file) => futures::future::ready(file.read(range)).boxed(),
+            None => self.inner.get_bytes(range),
+        }
     }
 
     fn get_byte_ranges(
         &mut self,
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        self.inner.get_byte_ranges(ranges)
+        match &mut self.file {
+            Some(file) => futures::future::ready(file.read_ranges(ranges)).boxed(),
+            None => self.inner.get_byte_ranges(ranges),
+        }
     }
 
     fn get_metadata<'a>(
@@ -647,6 +671,7 @@ impl AsyncFileReader for FooterReader {
             inner,
             footer,
             hint,
+            ..
         } = self;
         async move {
             let hint = &*hint;
@@ -689,9 +714,12 @@ async fn load_footer(
         .map_err(|e| e.to_string())
 }
 
+mod local;
 mod page_index;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use page_index::local_page_index_of;
+use local::LocalFile;
+
 use page_index::page_index_of;
+pub(crate) use page_index::{local_filter_index_of, local_page_index_of};

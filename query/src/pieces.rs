@@ -9,11 +9,12 @@
 //! [`RowGroupPieces`] prunes each file's row groups by their statistics, from the footer that
 //! planning already read into the session's metadata cache, and cuts the kept ones into
 //! [`PIECES_PER_PARTITION`] pieces per partition of about equal cost (the uncompressed bytes of
-//! the columns the scan reads). A piece is the file with an access plan of its row groups; the
-//! pieces are dealt out to the scan's partitions costliest first ([`deal`]), which take them
-//! from one queue when work stealing is on (DataFusion's default). The scan still prunes each
-//! piece by statistics, bloom filters and page index as before; the number of partitions does
-//! not change.
+//! the columns the scan reads). A piece is the file with an access plan of its row groups; a
+//! row group of a local file that lies across the boundary between two pieces is cut there,
+//! each part a selection of its rows ([`split`]). The pieces are dealt out to the scan's
+//! partitions costliest first ([`deal`]), which take them from one queue when work stealing is
+//! on (DataFusion's default). The scan still prunes each piece by statistics, bloom filters and
+//! page index as before; the number of partitions does not change.
 //!
 //! The page index: DataFusion's scan reads and parses a file's whole page index (every
 //! column's) whenever its filter could prune pages, for every piece it opens. Here, when the
@@ -24,6 +25,13 @@
 //! handed to the scan: a row group then costs what the pages its filter keeps cost, and one
 //! none of whose pages can pass is left out. On the 10.5 M-event store `event_id = 4104` kept
 //! eight row groups by their statistics, four of them without a 4104 row.
+//!
+//! Where the whole page index does not pay, the page index of the filter's columns alone is
+//! read at planning ([`footers::local_filter_index_of`]: a few hundred bytes a row group):
+//! the pieces then carry the rows of the pages that may pass, and a row group costs what those
+//! rows cost. On the 10.5 M-event store `event_id = 5145` keeps five row groups by their
+//! statistics; two of them hold no 5145 event and one a third of its rows, and the costs by
+//! whole row groups had one partition decode the last row group alone.
 //!
 //! DataFusion's partitions take a scan's files from one queue (work stealing), the file groups
 //! one after the other, so the pieces are queued costliest first: a costly piece taken last ran
@@ -171,6 +179,12 @@ impl RowGroupPieces {
         let page_filter = FileSource::filter(source)
             .filter(|_| uses_page_index)
             .map(|f| PagePruningAccessPlanFilter::new(&f, Arc::clone(schema)));
+        // Without it, the page index of the filter's columns alone (a few hundred bytes a row
+        // group), read now (local files), tells which rows of the kept row groups the filter
+        // can keep: the pieces carry those rows, and a row group costs what they cost.
+        let column_filter = FileSource::filter(source)
+            .filter(|_| !uses_page_index)
+            .map(|f| PagePruningAccessPlanFilter::new(&f, Arc::clone(schema)));
         let mut loaded: Vec<(Path, Arc<ParquetMetaData>)> = Vec::new();
         let mut costed = Vec::with_capacity(kept.len());
         for (file, footer, indexes) in kept {
@@ -190,53 +204,76 @@ impl RowGroupPieces {
                         )?;
                         Some((filter, indexed))
                     });
-            let (indexes, pages) = match indexed {
+            let narrowed = || {
+                let filter = column_filter.as_ref()?;
+                let url = &config.object_store_url;
+                let part = footers::local_filter_index_of(
+                    &footer,
+                    &indexes,
+                    &pruned_columns,
+                    &file.object_meta,
+                    url,
+                )?;
+                Some(column_pruned_plan(
+                    filter, schema, file, &footer, &part, &indexes, access,
+                ))
+            };
+            // The plan whose rows the pieces carry: the one the page index narrowed (the whole
+            // index, or the filter's columns'), or the file's own.
+            let (indexes, pages, carried) = match indexed {
                 Some((filter, indexed)) => {
                     let plan = page_pruned_plan(filter, schema, file, &indexed, &indexes, access);
                     loaded.push((location.clone(), indexed));
-                    (plan.row_group_indexes(), Some(plan))
+                    (plan.row_group_indexes(), Some(plan.clone()), Some(plan))
                 }
-                None => (indexes, None),
+                None => match narrowed() {
+                    Some(plan) => (plan.row_group_indexes(), Some(plan.clone()), Some(plan)),
+                    None => (indexes, None, access.cloned()),
+                },
             };
             let costs: Vec<u64> = indexes
                 .iter()
                 .map(|&i| read_cost(&footer, i, &read, pages.as_ref().or(access)))
                 .collect();
-            costed.push((file, footer, indexes, costs));
+            costed.push((file, footer, indexes, costs, carried));
         }
         // The kept row groups in file order, cut into pieces of about equal cost: piece k
-        // takes the row groups whose middle falls in the k-th part of the whole cost. A piece
-        // that spans two files is two.
+        // takes the row groups whose middle falls in the k-th part of the whole cost, and a
+        // row group across a boundary between pieces is cut there ([`split`]). A piece that
+        // spans two files is two.
         let total: u64 = costed.iter().flat_map(|k| k.3.iter()).sum();
         if total == 0 {
             return None;
         }
         let count = partitions * PIECES_PER_PARTITION;
+        // Row groups of local files are cut; a remote file's column chunks would be fetched
+        // once a part.
+        let local = config.object_store_url.as_str() == "file:///";
         let mut pieces: Vec<(u64, PartitionedFile)> = Vec::new();
         let mut before = 0u64;
-        for (file, footer, indexes, costs) in costed {
-            let access = file.extensions.get::<ParquetAccessPlan>();
+        for (file, footer, indexes, costs, carried) in costed {
             let mut piece_of_file: Vec<(usize, u64, ParquetAccessPlan)> = Vec::new();
             for (&i, &cost) in indexes.iter().zip(&costs) {
-                let middle = u128::from(before) + u128::from(cost / 2);
-                let piece = middle * count as u128 / u128::from(total);
-                let piece = usize::try_from(piece).unwrap_or(usize::MAX).min(count - 1);
-                // The row group whole, or the rows of it the file's plan selects.
-                let rows = match access.map(|plan| &plan.inner()[i]) {
+                // The row group whole, or the rows of it the carried plan selects.
+                let rows = match carried.as_ref().map(|plan| &plan.inner()[i]) {
                     Some(RowGroupAccess::Selection(selection)) => {
                         RowGroupAccess::Selection(selection.clone())
                     }
                     _ => RowGroupAccess::Scan,
                 };
-                match piece_of_file.last_mut() {
-                    Some((k, sum, plan)) if *k == piece => {
-                        plan.set(i, rows);
-                        *sum += cost;
-                    }
-                    _ => {
-                        let mut plan = ParquetAccessPlan::new_none(footer.num_row_groups());
-                        plan.set(i, rows);
-                        piece_of_file.push((piece, cost, plan));
+                let num_rows = usize::try_from(footer.row_group(i).num_rows()).unwrap_or(0);
+                let parts = split::parts((before, cost), total, count, &rows, num_rows, local);
+                for (piece, cost, rows) in parts {
+                    match piece_of_file.last_mut() {
+                        Some((k, sum, plan)) if *k == piece => {
+                            plan.set(i, rows);
+                            *sum += cost;
+                        }
+                        _ => {
+                            let mut plan = ParquetAccessPlan::new_none(footer.num_row_groups());
+                            plan.set(i, rows);
+                            piece_of_file.push((piece, cost, plan));
+                        }
                     }
                 }
                 before += cost;
@@ -256,10 +293,11 @@ impl RowGroupPieces {
             let source = source.clone().with_enable_page_index(false);
             builder = builder.with_source(Arc::new(source));
         } else if uses_page_index {
-            let store = self.runtime.object_store(&config.object_store_url).ok()?;
+            let url = &config.object_store_url;
+            let store = self.runtime.object_store(url).ok()?;
             let footers = Arc::clone(&self.footers);
-            let factory =
-                Footers::with_page_index(store, footers, schema, page_index).with_loaded(loaded);
+            let factory = Footers::with_page_index(store, url, footers, schema, page_index)
+                .with_loaded(loaded);
             let source = source
                 .clone()
                 .with_parquet_file_reader_factory(Arc::new(factory));
@@ -293,7 +331,75 @@ fn page_pruned_plan(
     let metrics = ExecutionPlanMetricsSet::new();
     let file_metrics = ParquetFileMetrics::new(0, file.object_meta.location.as_ref(), &metrics);
     let parquet_schema = footer.file_metadata().schema_descr();
-    filter.prune_plan_with_page_index(plan, schema, parquet_schema, footer, &file_metrics)
+    let pruned =
+        filter.prune_plan_with_page_index(plan, schema, parquet_schema, footer, &file_metrics);
+    let mut plan = ParquetAccessPlan::new_none(footer.num_row_groups());
+    for (i, rows) in pruned.inner().iter().enumerate() {
+        plan.set(i, whole_as_scan(rows));
+    }
+    plan
+}
+
+/// The access plan of `file`'s row groups `kept` (the rows of each that the file's plan
+/// `access` selects, all without one) after `filter` pruned their pages by the page index of
+/// the filter's columns alone: `part`, the footer of those row groups and columns that
+/// [`footers::local_filter_index_of`] read, its row group k being `kept[k]` of `footer`.
+fn column_pruned_plan(
+    filter: &PagePruningAccessPlanFilter,
+    schema: &SchemaRef,
+    file: &PartitionedFile,
+    footer: &ParquetMetaData,
+    part: &ParquetMetaData,
+    kept: &[usize],
+    access: Option<&ParquetAccessPlan>,
+) -> ParquetAccessPlan {
+    let mut narrowed = ParquetAccessPlan::new_all(kept.len());
+    for (k, &i) in kept.iter().enumerate() {
+        if let Some(RowGroupAccess::Selection(selection)) = access.map(|plan| &plan.inner()[i]) {
+            narrowed.scan_selection(k, selection.clone());
+        }
+    }
+    // The part's schema holds the filter's columns alone, and the page filter finds a column
+    // by its place among the fields: the file schema's fields of those columns, in its order.
+    let parquet_schema = part.file_metadata().schema_descr();
+    let fields: Vec<_> = parquet_schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .filter_map(|f| schema.field_with_name(f.name()).ok().cloned())
+        .collect();
+    let mut plan = ParquetAccessPlan::new_none(footer.num_row_groups());
+    if fields.len() != parquet_schema.root_schema().get_fields().len() {
+        for (k, &i) in kept.iter().enumerate() {
+            plan.set(i, narrowed.inner()[k].clone());
+        }
+        return plan;
+    }
+    let part_schema = arrow::datatypes::Schema::new(fields);
+    // The scan's own metrics count its pruning; these are thrown away.
+    let metrics = ExecutionPlanMetricsSet::new();
+    let file_metrics = ParquetFileMetrics::new(0, file.object_meta.location.as_ref(), &metrics);
+    let narrowed = filter.prune_plan_with_page_index(
+        narrowed,
+        &part_schema,
+        parquet_schema,
+        part,
+        &file_metrics,
+    );
+    for (k, &i) in kept.iter().enumerate() {
+        plan.set(i, whole_as_scan(&narrowed.inner()[k]));
+    }
+    plan
+}
+
+/// `rows`, a selection of every row being the row group whole.
+fn whole_as_scan(rows: &RowGroupAccess) -> RowGroupAccess {
+    match rows {
+        RowGroupAccess::Selection(selection) if selection.skipped_row_count() == 0 => {
+            RowGroupAccess::Scan
+        }
+        rows => rows.clone(),
+    }
 }
 
 /// `pieces` (each with its cost) dealt out to `partitions` file groups, the costliest first so
@@ -492,6 +598,8 @@ impl PhysicalOptimizerRule for RowGroupPieces {
         true
     }
 }
+
+mod split;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -45,6 +45,21 @@ pub(crate) fn local_page_index_of(
     object: &ObjectMeta,
     url: &datafusion::execution::object_store::ObjectStoreUrl,
 ) -> Option<Arc<ParquetMetaData>> {
+    let Some(decoder) = part_decoder(&footer, rows, object.size).ok()? else {
+        return Some(footer);
+    };
+    let part = decode_local(decoder, object, url)?;
+    Some(splice(footer, &part, rows))
+}
+
+/// What `decoder` decodes, its bytes read from the local file `object` (under `url`, which
+/// is `file:///`) with blocking reads. None for any other store, when the file cannot be read
+/// or is no longer `object`'s size, or the bytes do not decode.
+fn decode_local(
+    mut decoder: ParquetMetaDataPushDecoder,
+    object: &ObjectMeta,
+    url: &datafusion::execution::object_store::ObjectStoreUrl,
+) -> Option<ParquetMetaData> {
     use std::io::{Read, Seek, SeekFrom};
     if url.as_str() != "file:///" {
         return None;
@@ -56,12 +71,9 @@ pub(crate) fn local_page_index_of(
     if file.metadata().ok()?.len() != object.size {
         return None;
     }
-    let Some(mut decoder) = part_decoder(&footer, rows, object.size).ok()? else {
-        return Some(footer);
-    };
     loop {
         match decoder.try_decode().ok()? {
-            DecodeResult::Data(part) => return Some(splice(footer, &part, rows)),
+            DecodeResult::Data(part) => return Some(part),
             DecodeResult::NeedsData(ranges) => {
                 let mut bytes = Vec::with_capacity(ranges.len());
                 for range in &ranges {
@@ -73,7 +85,7 @@ pub(crate) fn local_page_index_of(
                 }
                 decoder.push_ranges(ranges, bytes).ok()?;
             }
-            DecodeResult::Finished => return Some(footer),
+            DecodeResult::Finished => return None,
         }
     }
 }
@@ -127,4 +139,87 @@ fn splice(
         .set_offset_index(Some(offset_index))
         .build();
     Arc::new(footer)
+}
+
+/// The page index of `footer`'s row groups `rows`, for its top-level columns named in
+/// `columns` alone, read from the local file (`object`, under `url`): a footer of those row
+/// groups (its row group k is `rows[k]`) and those columns (its schema holds them alone, in
+/// the file's order), with their column and offset indexes. For planning: the indexes of a
+/// filter's columns tell which rows of the kept row groups it can keep, at a few hundred bytes
+/// a row group, where the whole page index of a row group is every column's. None when no
+/// such column has a page index in every one of those row groups, or the file cannot be read.
+pub(crate) fn local_filter_index_of(
+    footer: &ParquetMetaData,
+    rows: &[usize],
+    columns: &[String],
+    object: &ObjectMeta,
+    url: &datafusion::execution::object_store::ObjectStoreUrl,
+) -> Option<ParquetMetaData> {
+    use parquet::file::metadata::{FileMetaData, RowGroupMetaData};
+    use parquet::schema::types::{SchemaDescriptor, Type};
+    let descr = footer.file_metadata().schema_descr();
+    let indexed = |leaf: usize| {
+        rows.iter().all(|&i| {
+            footer.row_groups().get(i).is_some_and(|group| {
+                let chunk = group.column(leaf);
+                chunk.column_index_offset().is_some() && chunk.offset_index_offset().is_some()
+            })
+        })
+    };
+    let leaves: Vec<usize> = (0..descr.num_columns())
+        .filter(|&leaf| {
+            let column = descr.column(leaf);
+            column.path().parts().len() == 1
+                && columns.iter().any(|name| name == column.name())
+                && indexed(leaf)
+        })
+        .collect();
+    if leaves.is_empty() || rows.is_empty() {
+        return None;
+    }
+    let root = descr.root_schema();
+    let fields = leaves
+        .iter()
+        .map(|&leaf| Arc::clone(&root.get_fields()[descr.get_column_root_idx(leaf)]))
+        .collect();
+    let schema = Type::group_type_builder(root.name())
+        .with_fields(fields)
+        .build()
+        .ok()?;
+    let schema = Arc::new(SchemaDescriptor::new(Arc::new(schema)));
+    let file = footer.file_metadata();
+    let orders = file.column_orders().map(|orders| {
+        leaves
+            .iter()
+            .filter_map(|&l| orders.get(l).copied())
+            .collect()
+    });
+    let file = FileMetaData::new(
+        file.version(),
+        file.num_rows(),
+        file.created_by().map(str::to_string),
+        None,
+        Arc::clone(&schema),
+        orders,
+    );
+    let mut groups = Vec::with_capacity(rows.len());
+    for &i in rows {
+        let group = footer.row_group(i);
+        let chunks = leaves.iter().map(|&l| group.column(l).clone()).collect();
+        let part = RowGroupMetaData::builder(Arc::clone(&schema))
+            .set_num_rows(group.num_rows())
+            .set_total_byte_size(group.total_byte_size())
+            .set_column_metadata(chunks)
+            .build()
+            .ok()?;
+        groups.push(part);
+    }
+    let part = ParquetMetaDataBuilder::new(file)
+        .set_row_groups(groups)
+        .build();
+    let decoder = ParquetMetaDataPushDecoder::try_new_with_metadata(object.size, part)
+        .ok()?
+        .with_page_index_policy(PageIndexPolicy::Optional);
+    let part = decode_local(decoder, object, url)?;
+    (part.column_index().is_some() && part.offset_index().is_some()).then_some(part)
 }

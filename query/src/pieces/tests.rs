@@ -1,6 +1,8 @@
 //! Tests of the row-group pieces.
 
 #![allow(clippy::unwrap_used)]
+// Rows read are given as lists of ranges, many of one range.
+#![allow(clippy::single_range_in_vec_init)]
 use super::*;
 use crate::cells::row_lines;
 use crate::session::{SessionOptions, new_context, parquet_table};
@@ -186,14 +188,24 @@ fn write_large_file(path: &std::path::Path) {
 /// 4 row groups of 100 000 rows and pages of 10 000 rows of two columns, `name` = `value(row)`
 /// (page statistics on it alone) and `v` = row % 7.
 fn write_paged(path: &std::path::Path, name: &str, value: impl Fn(i64) -> i64) {
+    write_pages_of(path, name, 10_000, value);
+}
+
+/// [`write_paged`] with pages of `page_rows` rows.
+fn write_pages_of(
+    path: &std::path::Path,
+    name: &str,
+    page_rows: usize,
+    value: impl Fn(i64) -> i64,
+) {
     let schema = Arc::new(Schema::new(vec![
         Field::new(name, DataType::Int64, false),
         Field::new("v", DataType::Int64, false),
     ]));
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(100_000))
-        .set_data_page_row_count_limit(10_000)
-        .set_write_batch_size(1000)
+        .set_data_page_row_count_limit(page_rows)
+        .set_write_batch_size(page_rows.min(1000))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_statistics_enabled(name.into(), EnabledStatistics::Page)
         .build();
@@ -207,13 +219,13 @@ fn write_paged(path: &std::path::Path, name: &str, value: impl Fn(i64) -> i64) {
     writer.close().unwrap();
 }
 
-/// 4 row groups of 100 000 rows, pages of 10 000 rows, page statistics on `k`: `k` = 5 on
-/// every other row of the second half of row group 0 (9 before, 6 between), on every row
-/// of row group 1 and of the first half of row group 2 (every other row after), and on
+/// 4 row groups of 100 000 rows, pages of `page_rows` rows, page statistics on `k`: `k` = 5
+/// on every other row of the second half of row group 0 (9 before, 6 between), on every
+/// row of row group 1 and of the first half of row group 2 (every other row after), and on
 /// none of row group 3 (1 in its first half, 9 after: its statistics, 1 to 9, cannot rule
 /// it out).
-fn write_split_file(path: &std::path::Path) {
-    write_paged(path, "k", |i| match i / 50_000 {
+fn write_split_file_of(path: &std::path::Path, page_rows: usize) {
+    write_pages_of(path, "k", page_rows, |i| match i / 50_000 {
         1 | 5 => 5 + i % 2,
         2..=4 => 5,
         6 => 1,
@@ -221,10 +233,93 @@ fn write_split_file(path: &std::path::Path) {
     });
 }
 
+/// [`write_split_file_of`] with pages of 10 000 rows.
+fn write_split_file(path: &std::path::Path) {
+    write_split_file_of(path, 10_000);
+}
+
+/// A row group's rows that a piece reads: its index, and the ranges of its rows.
+type Part = (usize, Vec<std::ops::Range<usize>>);
+
+/// The pieces each partition of the query's Parquet scan reads, in the order it takes them:
+/// each the parts of row groups it reads (the row groups of the file hold `rows` rows each).
+async fn parts_of(ctx: &SessionContext, sql: &str, rows: usize) -> Vec<Vec<Vec<Part>>> {
+    let plan = physical_plan(ctx, sql).await;
+    let mut found = Vec::new();
+    plan.apply(|node| {
+        if let Some(exec) = node.downcast_ref::<DataSourceExec>()
+            && let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>()
+        {
+            for group in &config.file_groups {
+                let mut pieces = Vec::new();
+                for file in group.iter() {
+                    let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
+                    let mut parts = Vec::new();
+                    for (i, access) in plan.inner().iter().enumerate() {
+                        let ranges = match access {
+                            RowGroupAccess::Skip => continue,
+                            RowGroupAccess::Scan => vec![0..rows],
+                            RowGroupAccess::Selection(selection) => {
+                                let mut at = 0;
+                                let mut ranges = Vec::new();
+                                for s in selection.iter() {
+                                    if !s.skip {
+                                        ranges.push(at..at + s.row_count);
+                                    }
+                                    at += s.row_count;
+                                }
+                                assert_eq!(at, rows, "a selection of every row of the group");
+                                ranges
+                            }
+                        };
+                        parts.push((i, ranges));
+                    }
+                    pieces.push(parts);
+                }
+                found.push(pieces);
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    found
+}
+
+/// Per row group, the rows that the pieces read, asserting that none is read twice.
+fn read_once(
+    pieces: &[Vec<Vec<Part>>],
+) -> std::collections::BTreeMap<usize, Vec<std::ops::Range<usize>>> {
+    let mut read: std::collections::BTreeMap<usize, Vec<std::ops::Range<usize>>> =
+        std::collections::BTreeMap::new();
+    for (i, ranges) in pieces.iter().flatten().flatten() {
+        read.entry(*i).or_default().extend(ranges.iter().cloned());
+    }
+    for ranges in read.values_mut() {
+        ranges.sort_by_key(|r| r.start);
+        let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+        for r in ranges.drain(..) {
+            match merged.last_mut() {
+                Some(last) => {
+                    assert!(last.end <= r.start, "rows read twice: {pieces:?}");
+                    if last.end == r.start {
+                        last.end = r.end;
+                    } else {
+                        merged.push(r);
+                    }
+                }
+                None => merged.push(r),
+            }
+        }
+        *ranges = merged;
+    }
+    read
+}
+
 /// With the page index read at planning, a row group whose pages all fail the filter is
-/// not opened, a row group costs the rows its pages keep, and the costliest pieces come
-/// first in the partitions' shared queue (a partition that finishes early takes the cheap
-/// ones); the answers are DataFusion's own.
+/// not opened, a row group costs the rows its pages keep, a row group across the boundary
+/// between two pieces is cut there (each row read once), and the costliest pieces come first
+/// in the partitions' shared queue (a partition that finishes early takes the cheap ones);
+/// the answers are DataFusion's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pieces_are_costed_by_the_pages_they_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,19 +328,30 @@ async fn pieces_are_costed_by_the_pages_they_read() {
     let path = path.to_string_lossy().into_owned();
     let ours = local(&path).await;
     let q = "SELECT count(*), sum(v) FROM t WHERE k = 5";
-    let pieces = pieces_of(&ours, q).await;
-    let mut read: Vec<usize> = pieces.concat();
-    read.sort_unstable();
-    assert_eq!(read, vec![0, 1, 2], "{pieces:?}");
-    // Row groups 1 and 2 cost the most (every page may pass), then row group 0 (half of
-    // its pages): first in the queue (group 0, then group 1), row group 0 last.
-    let queue = pieces.concat();
-    assert_eq!(queue.last(), Some(&0), "{pieces:?}");
-    let mut first: Vec<usize> = queue[..2].to_vec();
-    first.sort_unstable();
-    assert_eq!(first, vec![1, 2], "{pieces:?}");
+    let parts = parts_of(&ours, q, 100_000).await;
+    // Row group 3 is not read; the others are, each row once: row group 0 from its second
+    // half (the pages that may pass), 1 and 2 whole.
+    let read = read_once(&parts);
+    let whole = vec![0..100_000];
+    assert_eq!(
+        read.into_iter().collect::<Vec<_>>(),
+        vec![(0, vec![50_000..100_000]), (1, whole.clone()), (2, whole)],
+        "{parts:?}"
+    );
+    // Four pieces: row group 0 (half of its pages pass: the cheapest) alone and last; the
+    // others cut from row groups 1 and 2 at the boundaries between pieces.
+    let queue: Vec<&Vec<Part>> = parts.iter().flatten().collect();
+    assert_eq!(queue.len(), 4, "{parts:?}");
+    assert_eq!(queue[3], &vec![(0, vec![50_000..100_000])], "{parts:?}");
+    assert!(
+        queue[..3]
+            .iter()
+            .all(|piece| piece.iter().all(|(i, _)| *i == 1 || *i == 2)),
+        "{parts:?}"
+    );
+    assert!(parts.iter().all(|p| !p.is_empty()), "{parts:?}");
     let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
-    assert!(analyzed.contains("files_opened=3"), "{analyzed}");
+    assert!(analyzed.contains("files_opened=4"), "{analyzed}");
     let plain = plain(&path).await;
     // count(*) alone: row group 1 and the first half of row group 2 are counted from
     // statistics; the scan reads row group 0 whole and the rest of row group 2 (a selection
@@ -260,6 +366,74 @@ async fn pieces_are_costed_by_the_pages_they_read() {
     ] {
         assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
     }
+}
+
+/// Where the whole page index would cost more than it saves (pages of 100 rows), the
+/// planner reads the page index of the filter's column alone: the pieces carry the rows of
+/// the pages that may pass (row group 0's second half), a row group none of whose pages
+/// passes is not read, and the session's cache keeps the footer without a page index; the
+/// answers are DataFusion's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filter_columns_page_index_narrows_the_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fine.parquet");
+    write_split_file_of(&path, 100);
+    let path = path.to_string_lossy().into_owned();
+    let ours = local(&path).await;
+    let q = "SELECT count(*), sum(v) FROM t WHERE k = 5";
+    let parts = parts_of(&ours, q, 100_000).await;
+    let read = read_once(&parts);
+    assert_eq!(
+        read.into_iter().collect::<Vec<_>>(),
+        vec![
+            (0, vec![50_000..100_000]),
+            (1, vec![0..100_000]),
+            (2, vec![0..100_000])
+        ],
+        "{parts:?}"
+    );
+    assert!(parts.iter().all(|p| !p.is_empty()), "{parts:?}");
+    let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
+    assert!(
+        analyzed.contains("page_index_pages_pruned=0 total"),
+        "{analyzed}"
+    );
+    assert!(
+        !page_index_cached(&ours, &path),
+        "the page index was read whole"
+    );
+    let plain = plain(&path).await;
+    for q in [
+        q,
+        "SELECT k, count(*), min(v) FROM t WHERE k >= 5 GROUP BY k ORDER BY k",
+        "SELECT count(*) FROM t WHERE k = 1 AND v > 2",
+        "SELECT count(*) FROM t WHERE k = 7",
+    ] {
+        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
+    }
+}
+
+/// One kept row group is cut among the partitions (it was one partition's alone), each row
+/// read once; the answers are DataFusion's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_row_group_is_shared_by_the_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.parquet");
+    write_large_file(&path);
+    let path = path.to_string_lossy().into_owned();
+    let ours = local(&path).await;
+    let q = "SELECT count(*), sum(v) FROM t WHERE t >= 100000 AND t < 200000 AND v <> 3";
+    let parts = parts_of(&ours, q, 100_000).await;
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert!(parts.iter().all(|p| !p.is_empty()), "{parts:?}");
+    let read = read_once(&parts);
+    assert_eq!(
+        read.into_iter().collect::<Vec<_>>(),
+        vec![(1, vec![0..100_000])],
+        "{parts:?}"
+    );
+    let plain = plain(&path).await;
+    assert_eq!(text(&ours, q).await, text(&plain, q).await);
 }
 
 /// Pieces are dealt costliest first: with work stealing in order of cost, one group after
@@ -332,8 +506,14 @@ async fn the_page_index_is_read_where_it_pays() {
     let q = "SELECT count(*), sum(v) FROM t WHERE t >= 150000 AND t < 215000";
     let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
     assert!(
-        analyzed.contains("page_index_rows_pruned=200.0 K total → 70.00 K matched"),
+        !analyzed.contains("page_index_pages_pruned=0 total"),
         "{analyzed}"
+    );
+    // The pieces read the pages that may pass: 150 000-219 999.
+    let read = read_once(&parts_of(&ours, q, 100_000).await);
+    assert_eq!(
+        read.into_iter().collect::<Vec<_>>(),
+        vec![(1, vec![50_000..100_000]), (2, vec![0..20_000])]
     );
     assert!(
         !page_index_cached(&ours, &large),
@@ -345,8 +525,19 @@ async fn the_page_index_is_read_where_it_pays() {
     let other = "SELECT count(*), sum(v) FROM t WHERE t >= 5000 AND t < 390000";
     let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {other}")).await;
     assert!(
-        analyzed.contains("page_index_rows_pruned=200.0 K total → 190.0 K matched"),
+        !analyzed.contains("page_index_pages_pruned=0 total"),
         "{analyzed}"
+    );
+    let read = read_once(&parts_of(&ours, other, 100_000).await);
+    let whole = vec![0..100_000];
+    assert_eq!(
+        read.into_iter().collect::<Vec<_>>(),
+        vec![
+            (0, whole.clone()),
+            (1, whole.clone()),
+            (2, whole),
+            (3, vec![0..90_000])
+        ]
     );
     // count(*) alone: row groups and pages that pass whole are counted from statistics,
     // and the scan reads the rows of the pages in between (a selection in its plan).
