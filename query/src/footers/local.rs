@@ -91,3 +91,38 @@ impl Drop for LocalFile {
         self.metrics.scan_efficiency_ratio.set_total(len);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A read gives the bytes asked for and counts them; a read past the end is an error that
+    /// says what was asked; a file of another size than planned is not opened (the scan then
+    /// reads through `object_store`, which reports the change).
+    #[test]
+    fn reads_in_place_are_bounded_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        let bytes: Vec<u8> = (0..100u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let location = Path::from_filesystem_path(&path).unwrap();
+        let metrics = ExecutionPlanMetricsSet::new();
+        assert!(LocalFile::open(&location, 99, 0, &metrics).is_none());
+        let mut file = LocalFile::open(&location, 100, 0, &metrics).unwrap();
+        assert_eq!(file.read(10..20).unwrap().as_ref(), &bytes[10..20]);
+        let both = file.read_ranges(vec![0..2, 98..100]).unwrap();
+        assert_eq!(both[0].as_ref(), &bytes[0..2]);
+        assert_eq!(both[1].as_ref(), &bytes[98..100]);
+        assert_eq!(file.metrics.bytes_scanned.value(), 14);
+        let past = file.read(90..101).unwrap_err().to_string();
+        assert!(
+            past.contains("90..101") && past.contains("100 bytes"),
+            "{past}"
+        );
+        // The file cut short after it was opened: an error, not a short buffer.
+        std::fs::write(&path, &bytes[..50]).unwrap();
+        let short = file.read(40..60).unwrap_err().to_string();
+        assert!(short.contains("40..60"), "{short}");
+    }
+}

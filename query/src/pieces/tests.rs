@@ -432,6 +432,10 @@ async fn one_row_group_is_shared_by_the_partitions() {
         vec![(1, vec![0..100_000])],
         "{parts:?}"
     );
+    // The bytes the partitions read in place are counted.
+    let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
+    assert!(analyzed.contains("bytes_scanned="), "{analyzed}");
+    assert!(!analyzed.contains("bytes_scanned=0,"), "{analyzed}");
     let plain = plain(&path).await;
     assert_eq!(text(&ours, q).await, text(&plain, q).await);
 }
