@@ -53,6 +53,13 @@ fn write_file(path: &std::path::Path) {
     writer.close().unwrap();
 }
 
+/// Asserts that each of `queries` gets the same answer from `ours` as from `plain`.
+async fn same_answers(ours: &SessionContext, plain: &SessionContext, queries: &[&str]) {
+    for q in queries {
+        assert_eq!(text(ours, q).await, text(plain, q).await, "{q}");
+    }
+}
+
 pub(crate) async fn text(ctx: &SessionContext, sql: &str) -> String {
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     row_lines(&batches, "NULL").unwrap().join("\n")
@@ -166,7 +173,7 @@ async fn kept_row_groups_are_shared_by_the_partitions_and_answers_do_not_change(
     read.sort_unstable();
     assert_eq!(read, (0..ROW_GROUPS as usize).collect::<Vec<_>>());
 
-    for q in [
+    same_answers(&ours, &plain, &[
         filtered,
         "SELECT count(*) FROM t",
         "SELECT count(*), min(event_id), max(event_id) FROM t WHERE event_id >= 2 AND event_id < 4",
@@ -174,9 +181,8 @@ async fn kept_row_groups_are_shared_by_the_partitions_and_answers_do_not_change(
         "SELECT count(*) FROM t WHERE event_id = 4 AND payload LIKE '%IPC3%'",
         "SELECT event_id, count(*) AS n FROM t WHERE payload LIKE '%\"n\":1999%' GROUP BY event_id ORDER BY event_id",
         "SELECT count(*) FROM t WHERE event_id = 99",
-    ] {
-        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
-    }
+    ])
+    .await;
 }
 
 /// A file whose page index is small next to its rows: 4 row groups of 100 000 rows,
@@ -358,14 +364,17 @@ async fn pieces_are_costed_by_the_pages_they_read() {
     // in its plan), and nothing of row group 3.
     let counted = "SELECT count(*) FROM t WHERE k = 5";
     assert_eq!(text(&ours, counted).await, "200000");
-    for q in [
-        q,
-        counted,
-        "SELECT k, count(*) FROM t WHERE k >= 5 GROUP BY k ORDER BY k",
-        "SELECT count(*) FROM t WHERE k = 1",
-    ] {
-        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
-    }
+    same_answers(
+        &ours,
+        &plain,
+        &[
+            q,
+            counted,
+            "SELECT k, count(*) FROM t WHERE k >= 5 GROUP BY k ORDER BY k",
+            "SELECT count(*) FROM t WHERE k = 1",
+        ],
+    )
+    .await;
 }
 
 /// Where the whole page index would cost more than it saves (pages of 100 rows), the
@@ -403,14 +412,17 @@ async fn the_filter_columns_page_index_narrows_the_pieces() {
         "the page index was read whole"
     );
     let plain = plain(&path).await;
-    for q in [
-        q,
-        "SELECT k, count(*), min(v) FROM t WHERE k >= 5 GROUP BY k ORDER BY k",
-        "SELECT count(*) FROM t WHERE k = 1 AND v > 2",
-        "SELECT count(*) FROM t WHERE k = 7",
-    ] {
-        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
-    }
+    same_answers(
+        &ours,
+        &plain,
+        &[
+            q,
+            "SELECT k, count(*), min(v) FROM t WHERE k >= 5 GROUP BY k ORDER BY k",
+            "SELECT count(*) FROM t WHERE k = 1 AND v > 2",
+            "SELECT count(*) FROM t WHERE k = 7",
+        ],
+    )
+    .await;
 }
 
 /// One kept row group is cut among the partitions (it was one partition's alone), each row
@@ -546,14 +558,17 @@ async fn the_page_index_is_read_where_it_pays() {
     // count(*) alone: row groups and pages that pass whole are counted from statistics,
     // and the scan reads the rows of the pages in between (a selection in its plan).
     let counted = "SELECT count(*) FROM t WHERE t >= 150005 AND t < 215000";
-    for q in [
-        other,
-        q,
-        "SELECT count(*), sum(v) FROM t WHERE t >= 330000",
-        counted,
-    ] {
-        assert_eq!(text(&ours, q).await, text(&plain, q).await, "{q}");
-    }
+    same_answers(
+        &ours,
+        &plain,
+        &[
+            other,
+            q,
+            "SELECT count(*), sum(v) FROM t WHERE t >= 330000",
+            counted,
+        ],
+    )
+    .await;
 
     // 20 000 rows in pages of 100 rows: its page index outweighs the rows a filter keeps.
     let small = dir.path().join("small.parquet");
