@@ -327,9 +327,7 @@ fn page_pruned_plan(
             plan.scan_selection(i, selection.clone());
         }
     }
-    // The scan's own metrics count its pruning; these are thrown away.
-    let metrics = ExecutionPlanMetricsSet::new();
-    let file_metrics = ParquetFileMetrics::new(0, file.object_meta.location.as_ref(), &metrics);
+    let file_metrics = scratch_metrics(file);
     let parquet_schema = footer.file_metadata().schema_descr();
     let pruned =
         filter.prune_plan_with_page_index(plan, schema, parquet_schema, footer, &file_metrics);
@@ -376,9 +374,7 @@ fn column_pruned_plan(
         return plan;
     }
     let part_schema = arrow::datatypes::Schema::new(fields);
-    // The scan's own metrics count its pruning; these are thrown away.
-    let metrics = ExecutionPlanMetricsSet::new();
-    let file_metrics = ParquetFileMetrics::new(0, file.object_meta.location.as_ref(), &metrics);
+    let file_metrics = scratch_metrics(file);
     let narrowed = filter.prune_plan_with_page_index(
         narrowed,
         &part_schema,
@@ -390,6 +386,13 @@ fn column_pruned_plan(
         plan.set(i, whole_as_scan(&narrowed.inner()[k]));
     }
     plan
+}
+
+/// Metrics for pruning `file` at planning: the scan's own metrics count its pruning, these are
+/// thrown away.
+fn scratch_metrics(file: &PartitionedFile) -> ParquetFileMetrics {
+    let metrics = ExecutionPlanMetricsSet::new();
+    ParquetFileMetrics::new(0, file.object_meta.location.as_ref(), &metrics)
 }
 
 /// `rows`, a selection of every row being the row group whole.
@@ -555,9 +558,7 @@ pub(crate) fn kept_row_groups(
     };
     let mut filter = RowGroupAccessPlanFilter::new(plan);
     if let Some(pruning) = pruning {
-        // The scan's own metrics count its pruning; these are thrown away.
-        let metrics = ExecutionPlanMetricsSet::new();
-        let file_metrics = ParquetFileMetrics::new(0, file.object_meta.location.as_ref(), &metrics);
+        let file_metrics = scratch_metrics(file);
         filter.prune_by_statistics(
             schema,
             footer.file_metadata().schema_descr(),
