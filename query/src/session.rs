@@ -255,8 +255,8 @@ pub fn session_config(opts: &SessionOptions) -> SessionConfig {
             // One sort of all partitions rather than one a partition and a merge of them:
             // the fair pool gives every sort a share, each sort's merge of its spills then
             // grows into what is left, and the final merge found none (a sort of 40 MB of
-            // text under 16 MiB on 2 threads failed so; a real-log store failed at 16 and 32
-            // MiB, one batch of payloads being more than a sort's share).
+            // text under 16 MiB on 2 threads failed so, and `ORDER BY data` of the real-log
+            // store at 64 and 128 MiB).
             o.optimizer.repartition_sorts = false;
         }
     }
