@@ -33,6 +33,13 @@
 //! statistics; two of them hold no 5145 event and one a third of its rows, and the costs by
 //! whole row groups had one partition decode the last row group alone.
 //!
+//! Last, where the filter has conditions on one small integer column (`event_id = 4104`), that
+//! column is read at planning for the rows kept so far, and the pieces carry the rows that
+//! pass those conditions alone ([`exact`]): they are what the scan decodes whole, so the
+//! pieces are costed and cut by them (parts of [`split::LEAST_EXACT_PART_ROWS`] rows and
+//! more), and a scan none of whose rows pass reads none. A segment's `event_id` pages span
+//! several channels, so their statistics keep many more rows than hold the event.
+//!
 //! DataFusion's partitions take a scan's files from one queue (work stealing), the file groups
 //! one after the other, so the pieces are queued costliest first: a costly piece taken last ran
 //! alone while the other partitions had finished ([`deal`]).
@@ -231,11 +238,37 @@ impl RowGroupPieces {
                     None => (indexes, None, access.cloned()),
                 },
             };
+            // Narrowed further to the rows that pass the filter's conditions on a small key
+            // column, read now ([`exact`]): those rows are what the scan decodes whole.
+            let exact = FileSource::filter(source).and_then(|f| {
+                let url = &config.object_store_url;
+                exact::narrowed(
+                    &f,
+                    schema,
+                    &footer,
+                    &indexes,
+                    carried.as_ref(),
+                    &file.object_meta,
+                    url,
+                )
+            });
+            let exact_rows = exact.is_some();
+            let (indexes, pages, carried, least_rows) = match exact {
+                Some(plan) => (
+                    plan.row_group_indexes(),
+                    Some(plan.clone()),
+                    Some(plan),
+                    split::LEAST_EXACT_PART_ROWS,
+                ),
+                None => (indexes, pages, carried, split::LEAST_PART_ROWS),
+            };
             let costs: Vec<u64> = indexes
                 .iter()
                 .map(|&i| read_cost(&footer, i, &read, pages.as_ref().or(access)))
                 .collect();
-            costed.push((file, footer, indexes, costs, carried));
+            costed.push((
+                file, footer, indexes, costs, carried, least_rows, exact_rows,
+            ));
         }
         // The kept row groups in file order, cut into pieces of about equal cost: piece k
         // takes the row groups whose middle falls in the k-th part of the whole cost, and a
@@ -243,7 +276,24 @@ impl RowGroupPieces {
         // spans two files is two.
         let total: u64 = costed.iter().flat_map(|k| k.3.iter()).sum();
         if total == 0 {
-            return None;
+            // No row of any file can pass the key conditions: the scan opens each file's
+            // footer and reads none of its rows (detection queries often match nothing).
+            let read_nothing = !costed.is_empty() && costed.iter().all(|k| k.2.is_empty() && k.6);
+            if !read_nothing {
+                return None;
+            }
+            let mut groups = vec![Vec::new(); partitions];
+            for (file, footer, ..) in costed {
+                let mut part = file.clone();
+                part.range = None;
+                part.statistics = None;
+                part.extensions
+                    .insert(ParquetAccessPlan::new_none(footer.num_row_groups()));
+                groups[0].push(part);
+            }
+            let groups = groups.into_iter().map(FileGroup::new).collect();
+            let builder = FileScanConfigBuilder::from(config.clone());
+            return Some(builder.with_file_groups(groups).build());
         }
         let count = partitions * PIECES_PER_PARTITION;
         // Row groups of local files are cut; a remote file's column chunks would be fetched
@@ -251,7 +301,7 @@ impl RowGroupPieces {
         let local = config.object_store_url.as_str() == "file:///";
         let mut pieces: Vec<(u64, PartitionedFile)> = Vec::new();
         let mut before = 0u64;
-        for (file, footer, indexes, costs, carried) in costed {
+        for (file, footer, indexes, costs, carried, least_rows, _) in costed {
             let mut piece_of_file: Vec<(usize, u64, ParquetAccessPlan)> = Vec::new();
             for (&i, &cost) in indexes.iter().zip(&costs) {
                 // The row group whole, or the rows of it the carried plan selects.
@@ -262,7 +312,14 @@ impl RowGroupPieces {
                     _ => RowGroupAccess::Scan,
                 };
                 let num_rows = usize::try_from(footer.row_group(i).num_rows()).unwrap_or(0);
-                let parts = split::parts((before, cost), total, count, &rows, num_rows, local);
+                let parts = split::parts(
+                    (before, cost),
+                    total,
+                    count,
+                    (&rows, num_rows),
+                    least_rows,
+                    local,
+                );
                 for (piece, cost, rows) in parts {
                     match piece_of_file.last_mut() {
                         Some((k, sum, plan)) if *k == piece => {
@@ -600,6 +657,7 @@ impl PhysicalOptimizerRule for RowGroupPieces {
     }
 }
 
+mod exact;
 mod split;
 
 #[cfg(test)]

@@ -15,6 +15,10 @@ use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 /// No part of a row group is cut off with fewer selected rows than this (two of DataFusion's
 /// batches): below it, what a part costs to open outweighs what it shares.
 pub(super) const LEAST_PART_ROWS: usize = 16_384;
+/// The same where the rows are those that pass the filter's conditions on a key column
+/// ([`super::exact`]): each is decoded whole, payload and all, so far fewer make a part worth
+/// its opening.
+pub(super) const LEAST_EXACT_PART_ROWS: usize = 1_024;
 
 /// The offsets into a row group's cost `cost` (which starts at `before` of all the pieces'
 /// cost `total`, cut into `count` pieces) at which it is cut: the piece boundaries that fall
@@ -89,14 +93,14 @@ pub(super) fn part_of(
 
 /// A row group of `cost`, starting at `before` of `total` cut into `count` pieces, with
 /// `rows` of its `num_rows` rows to read: its parts, each with the piece it belongs to (the
-/// one its middle falls in), its cost and its rows. Not cut unless `cut` (a file read from a
-/// remote store would be fetched once a part).
+/// one its middle falls in), its cost and its rows; no part with fewer than `least` rows. Not
+/// cut unless `cut` (a file read from a remote store would be fetched once a part).
 pub(super) fn parts(
     (before, cost): (u64, u64),
     total: u64,
     count: usize,
-    rows: &RowGroupAccess,
-    num_rows: usize,
+    (rows, num_rows): (&RowGroupAccess, usize),
+    least: usize,
     cut: bool,
 ) -> Vec<(usize, u64, RowGroupAccess)> {
     let count64 = u64::try_from(count).unwrap_or(u64::MAX).max(1);
@@ -107,7 +111,7 @@ pub(super) fn parts(
             .min(count.max(1) - 1)
     };
     let selected = selected(rows, num_rows);
-    let offsets = if cut && selected >= 2 * LEAST_PART_ROWS {
+    let offsets = if cut && selected >= 2 * least {
         cuts(before, cost, total, count64)
     } else {
         Vec::new()
@@ -123,7 +127,7 @@ pub(super) fn parts(
     let mut bounds = vec![0u64];
     for at in offsets {
         let last = bounds.last().copied().unwrap_or(0);
-        if rank(at) - rank(last) >= LEAST_PART_ROWS && selected - rank(at) >= LEAST_PART_ROWS {
+        if rank(at) - rank(last) >= least && selected - rank(at) >= least {
             bounds.push(at);
         }
     }
@@ -198,7 +202,14 @@ mod tests {
     /// its share of the rows and the cost; a small one is not cut.
     #[test]
     fn parts_share_rows_and_cost() {
-        let found = parts((0, 4000), 4000, 4, &RowGroupAccess::Scan, 131_072, true);
+        let found = parts(
+            (0, 4000),
+            4000,
+            4,
+            (&RowGroupAccess::Scan, 131_072),
+            LEAST_PART_ROWS,
+            true,
+        );
         let pieces: Vec<usize> = found.iter().map(|p| p.0).collect();
         assert_eq!(pieces, vec![0, 1, 2, 3]);
         assert!(found.iter().all(|p| p.1 == 1000));
@@ -213,15 +224,36 @@ mod tests {
         assert_eq!(rows, 131_072);
         // Fewer rows than two least parts: whole.
         let rows = 2 * LEAST_PART_ROWS - 1;
-        let small = parts((0, 4000), 4000, 4, &RowGroupAccess::Scan, rows, true);
+        let small = parts(
+            (0, 4000),
+            4000,
+            4,
+            (&RowGroupAccess::Scan, rows),
+            LEAST_PART_ROWS,
+            true,
+        );
         assert_eq!(small, vec![(2, 4000, RowGroupAccess::Scan)]);
         // Enough for two parts only: one cut, at the middle boundary.
         let rows = 2 * LEAST_PART_ROWS + 100;
-        let two = parts((0, 4000), 4000, 4, &RowGroupAccess::Scan, rows, true);
+        let two = parts(
+            (0, 4000),
+            4000,
+            4,
+            (&RowGroupAccess::Scan, rows),
+            LEAST_PART_ROWS,
+            true,
+        );
         let two: Vec<(usize, u64)> = two.iter().map(|p| (p.0, p.1)).collect();
         assert_eq!(two, vec![(1, 2000), (3, 2000)]);
         // Not to be cut (a remote file): whole.
-        let remote = parts((0, 4000), 4000, 4, &RowGroupAccess::Scan, 131_072, false);
+        let remote = parts(
+            (0, 4000),
+            4000,
+            4,
+            (&RowGroupAccess::Scan, 131_072),
+            LEAST_PART_ROWS,
+            false,
+        );
         assert_eq!(remote, vec![(2, 4000, RowGroupAccess::Scan)]);
     }
 }

@@ -579,3 +579,63 @@ async fn the_page_index_is_read_where_it_pays() {
     assert_eq!(text(&ours, q).await, "571");
     assert!(!page_index_cached(&ours, &small), "the page index was read");
 }
+
+/// 4 row groups of 100 000 rows, pages of 10 000 rows with page statistics on `k`, `k` even
+/// and laid out in runs of 1 000 rows (`k` = 2 × (row / 1 000 % 10)): every page holds every
+/// value, as a segment's `event_id` pages hold many channels' events, so its page index keeps
+/// every row for any `k` in 0 to 18.
+fn write_runs_file(path: &std::path::Path) {
+    write_paged(path, "k", |i| 2 * (i / 1000 % 10));
+}
+
+/// The pieces carry exactly the rows that pass the filter's conditions on a small integer
+/// column, read at planning (the page index could not narrow them), each read once and cut
+/// among the pieces; a value no row holds reads no rows at all; the answers are DataFusion's
+/// own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_column_narrows_the_pieces_to_the_rows_that_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.parquet");
+    write_runs_file(&path);
+    let path = path.to_string_lossy().into_owned();
+    let ours = local(&path).await;
+    let q = "SELECT count(*), sum(v) FROM t WHERE k = 6 AND v <> 3";
+    let parts = parts_of(&ours, q, 100_000).await;
+    let read = read_once(&parts);
+    // k = 6: rows 3 000..3 999 of every 10 000.
+    let runs: Vec<std::ops::Range<usize>> = (0..10)
+        .map(|p| p * 10_000 + 3_000..p * 10_000 + 4_000)
+        .collect();
+    let expected: Vec<(usize, Vec<std::ops::Range<usize>>)> =
+        (0..4).map(|g| (g, runs.clone())).collect();
+    assert_eq!(read.into_iter().collect::<Vec<_>>(), expected, "{parts:?}");
+    assert!(
+        parts.iter().all(|p| !p.is_empty()),
+        "both partitions read: {parts:?}"
+    );
+    let analyzed = text(&ours, &format!("EXPLAIN ANALYZE {q}")).await;
+    assert!(
+        analyzed.contains("pushdown_rows_pruned=5.71 K"),
+        "{analyzed}"
+    );
+    // No row holds 5 (between the statistics' 0 and 18): nothing is read.
+    let none = "SELECT count(*) FROM t WHERE k = 5";
+    let parts = parts_of(&ours, none, 100_000).await;
+    assert!(
+        parts.iter().flatten().flatten().next().is_none(),
+        "{parts:?}"
+    );
+    let plain = plain(&path).await;
+    same_answers(
+        &ours,
+        &plain,
+        &[
+            q,
+            none,
+            "SELECT k, count(*), min(v) FROM t WHERE k IN (4, 16) GROUP BY k ORDER BY k",
+            "SELECT count(*) FROM t WHERE k >= 14 AND k < 17 AND v = 2",
+            "SELECT count(*) FROM t WHERE k = 2 OR v = 1",
+        ],
+    )
+    .await;
+}
