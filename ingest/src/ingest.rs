@@ -122,6 +122,9 @@ pub struct IngestSummary {
     /// Of those, the segments `compact` (with its default segment size) would rewrite: small,
     /// or not clustered.
     pub segments_compactable: u64,
+    /// Of those, the segments written as several sorted runs (not clustered whole): a large
+    /// ingest's own segment, whose row groups each span most channels and event ids.
+    pub segments_unclustered: u64,
     pub store_bytes: u64,
     pub elapsed_secs: f64,
     pub records_per_sec: f64,
@@ -164,6 +167,16 @@ pub fn ingest(
             );
             summary.segments_total = plan.segments.len() as u64;
             summary.segments_compactable = plan.rewritten() as u64;
+            summary.segments_unclustered = plan
+                .groups
+                .iter()
+                .flatten()
+                .filter(|&&seg| {
+                    plan.segments
+                        .iter()
+                        .any(|s| s.segment == seg && !s.clustered)
+                })
+                .count() as u64;
             summary
         }
     };

@@ -82,3 +82,43 @@ fn compact_merges_daily_ingests_and_changes_no_answer() {
     assert!(again.contains("nothing to compact"), "{again}");
     assert_eq!(answers(&store), before);
 }
+
+/// One ingest large enough to be sorted in several runs (here runs of 1 MiB) leaves a segment
+/// whose row groups each span most channels: `ingest` says so and suggests `compact`, which
+/// clusters it without changing an answer; a small ingest (one run) gets no hint.
+#[test]
+fn ingest_suggests_compact_for_a_segment_of_sorted_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("runs.store");
+    let out = stdout(
+        evtxsql()
+            .arg("ingest")
+            .arg(samples_data())
+            .arg("--store")
+            .arg(&store)
+            .args(["--quiet", "--sort-run-mib", "1"]),
+    );
+    assert!(
+        out.contains("1 of the store's 1 segments were written as several sorted runs")
+            && out.contains("evtxsql compact"),
+        "{out}"
+    );
+    let before = answers(&store);
+    let compacted = stdout(evtxsql().arg("compact").arg(&store));
+    assert!(
+        compacted.contains("segments rewritten into 1"),
+        "{compacted}"
+    );
+    assert_eq!(answers(&store), before);
+
+    let one_run = tmp.path().join("one-run.store");
+    let out = stdout(
+        evtxsql()
+            .arg("ingest")
+            .arg(samples_data())
+            .arg("--store")
+            .arg(&one_run)
+            .arg("--quiet"),
+    );
+    assert!(!out.contains("hint:"), "{out}");
+}
