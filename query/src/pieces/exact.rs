@@ -69,7 +69,7 @@ pub(super) fn narrowed(
     let mut groups: Vec<(usize, RowSelection)> = Vec::with_capacity(kept.len());
     for &i in kept {
         let num_rows = usize::try_from(footer.row_groups().get(i)?.num_rows()).ok()?;
-        let rows = match carried.map(|plan| &plan.inner()[i]) {
+        let rows = match carried.and_then(|plan| plan.inner().get(i)) {
             Some(RowGroupAccess::Skip) => continue,
             Some(RowGroupAccess::Selection(selection)) => selection.clone(),
             _ => RowSelection::from(vec![RowSelector::select(num_rows)]),
