@@ -122,8 +122,9 @@ pub struct IngestSummary {
     /// Of those, the segments `compact` (with its default segment size) would rewrite: small,
     /// or not clustered.
     pub segments_compactable: u64,
-    /// Of those, the segments written as several sorted runs (not clustered whole): a large
-    /// ingest's own segment, whose row groups each span most channels and event ids.
+    /// Of those, the segments not clustered whole: written as several sorted runs (a large
+    /// ingest's own segment, whose row groups each span most channels and event ids), or before
+    /// the clustered layout.
     pub segments_unclustered: u64,
     pub store_bytes: u64,
     pub elapsed_secs: f64,

@@ -253,22 +253,15 @@ impl RowGroupPieces {
                 )
             });
             let exact_rows = exact.is_some();
-            let (indexes, pages, carried, least_rows) = match exact {
-                Some(plan) => (
-                    plan.row_group_indexes(),
-                    Some(plan.clone()),
-                    Some(plan),
-                    split::LEAST_EXACT_PART_ROWS,
-                ),
-                None => (indexes, pages, carried, split::LEAST_PART_ROWS),
+            let (indexes, pages, carried) = match exact {
+                Some(plan) => (plan.row_group_indexes(), Some(plan.clone()), Some(plan)),
+                None => (indexes, pages, carried),
             };
             let costs: Vec<u64> = indexes
                 .iter()
                 .map(|&i| read_cost(&footer, i, &read, pages.as_ref().or(access)))
                 .collect();
-            costed.push((
-                file, footer, indexes, costs, carried, least_rows, exact_rows,
-            ));
+            costed.push((file, footer, indexes, costs, carried, exact_rows));
         }
         // The kept row groups in file order, cut into pieces of about equal cost: piece k
         // takes the row groups whose middle falls in the k-th part of the whole cost, and a
@@ -278,7 +271,7 @@ impl RowGroupPieces {
         if total == 0 {
             // No row of any file can pass the key conditions: the scan opens each file's
             // footer and reads none of its rows (detection queries often match nothing).
-            let read_nothing = !costed.is_empty() && costed.iter().all(|k| k.2.is_empty() && k.6);
+            let read_nothing = !costed.is_empty() && costed.iter().all(|k| k.2.is_empty() && k.5);
             if !read_nothing {
                 return None;
             }
@@ -301,7 +294,12 @@ impl RowGroupPieces {
         let local = config.object_store_url.as_str() == "file:///";
         let mut pieces: Vec<(u64, PartitionedFile)> = Vec::new();
         let mut before = 0u64;
-        for (file, footer, indexes, costs, carried, least_rows, _) in costed {
+        for (file, footer, indexes, costs, carried, exact_rows) in costed {
+            let least_rows = if exact_rows {
+                split::LEAST_EXACT_PART_ROWS
+            } else {
+                split::LEAST_PART_ROWS
+            };
             let mut piece_of_file: Vec<(usize, u64, ParquetAccessPlan)> = Vec::new();
             for (&i, &cost) in indexes.iter().zip(&costs) {
                 // The row group whole, or the rows of it the carried plan selects.

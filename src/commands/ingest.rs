@@ -270,9 +270,10 @@ fn print_summary(s: &IngestSummary) {
     if s.segments_unclustered > 0 {
         // A segment of several sorted runs: each row group spans most channels and event ids,
         // so filters on them skip little (1 GB of real logs in one ingest: compaction took the
-        // store from 10.3 to 2.0 MiB, and 13 of the 14 benchmark shapes 2-25 % faster).
+        // store from 10.3 to 2.0 MiB, and 13 of the 14 benchmark shapes 1-25 % faster).
         lines.push(format!(
-            "hint: {} of the store's {} segments were written as several sorted runs; \
+            "hint: {} of the store's {} segments were written as several sorted runs or \
+             before the clustered layout; \
              `evtxsql compact {}` would cluster them: a smaller store and faster queries",
             s.segments_unclustered,
             s.segments_total,

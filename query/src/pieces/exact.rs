@@ -60,7 +60,7 @@ pub(super) fn narrowed(
     }
     let (name, conditions) = key_conditions(filter, schema, footer, kept)?;
     let field = schema.field_with_name(&name).ok()?.clone();
-    let key_schema = Arc::new(Schema::new(vec![field.clone()]));
+    let key_schema = Arc::new(Schema::new(vec![field]));
     let conditions: Vec<Arc<dyn PhysicalExpr>> = conditions
         .into_iter()
         .map(|c| reassign_expr_columns(c, &key_schema).ok())
@@ -80,15 +80,7 @@ pub(super) fn narrowed(
     if total == 0 || total > MOST_ROWS {
         return None;
     }
-    let passes = evaluate(
-        footer,
-        object,
-        &groups,
-        &name,
-        &field,
-        &key_schema,
-        &conditions,
-    )?;
+    let passes = evaluate(footer, object, &groups, &name, &key_schema, &conditions)?;
     if passes.len() != total {
         return None;
     }
@@ -98,11 +90,10 @@ pub(super) fn narrowed(
         let n = rows.row_count();
         let mask = passes.slice(at, n);
         at += n;
-        let mask = mask.as_any().downcast_ref::<BooleanArray>()?;
         if mask.true_count() == 0 {
             continue;
         }
-        let refined = rows.and_then(&RowSelection::from_filters(std::slice::from_ref(mask)));
+        let refined = rows.and_then(&RowSelection::from_filters(std::slice::from_ref(&mask)));
         // Rows that pass scattered one by one (not as Windows logs cluster): the page index's
         // rows are kept, as a selection of thousands of short runs costs the scan more than
         // the rows it skips.
@@ -193,7 +184,6 @@ fn evaluate(
     object: &ObjectMeta,
     groups: &[(usize, RowSelection)],
     name: &str,
-    field: &arrow::datatypes::Field,
     key_schema: &SchemaRef,
     conditions: &[Arc<dyn PhysicalExpr>],
 ) -> Option<BooleanArray> {
@@ -228,7 +218,7 @@ fn evaluate(
     for batch in reader {
         let batch = batch.ok()?;
         let column = batch.column_by_name(name)?;
-        if column.data_type() != field.data_type() {
+        if column.data_type() != key_schema.field(0).data_type() {
             return None;
         }
         let batch = RecordBatch::try_new(Arc::clone(key_schema), vec![Arc::clone(column)]).ok()?;
