@@ -198,7 +198,7 @@ fn run_one(
     out: &mut Box<dyn Write + Send>,
     opts: &OutputOptions,
 ) -> u8 {
-    match runtime.block_on(run_sql(ctx, sql, out, opts)) {
+    match runtime.block_on(run_sql(ctx, sql, out, opts, false)) {
         Ok(()) => EXIT_OK,
         Err(e) => report_error(&e, sql),
     }
@@ -269,7 +269,7 @@ async fn meta(
             });
         }
     };
-    run_sql(ctx, &sql, out, opts).await?;
+    run_sql(ctx, &sql, out, opts, false).await?;
     Ok(Meta::Done)
 }
 

@@ -312,3 +312,74 @@ fn stats_gives_the_overview() {
     let jsonl = stdout_of(&["stats", store, "--format", "jsonl"]);
     assert!(jsonl.lines().all(|l| l.contains("\"section\"")), "{jsonl}");
 }
+
+#[test]
+fn timings_say_where_the_time_went_and_change_no_answer() {
+    let (_tmp, store) = crate::common::ingested(&crate::common::samples_data());
+    let sql = "CREATE VIEW rejects AS SELECT computer, server_name FROM events \
+               WHERE event_id = 31017; \
+               SELECT computer, count(*) AS n FROM rejects GROUP BY computer ORDER BY computer; \
+               SELECT count(*) AS n FROM events WHERE event_id = 1";
+    let plain = evtxsql()
+        .arg("query")
+        .arg(&store)
+        .args([sql, "--format", "csv"])
+        .output()
+        .unwrap();
+    let timed = evtxsql()
+        .arg("query")
+        .arg(&store)
+        .args([sql, "--format", "csv", "--timings"])
+        .output()
+        .unwrap();
+    assert!(plain.status.success() && timed.status.success());
+    assert_eq!(plain.stdout, timed.stdout, "--timings changes no answer");
+    assert!(
+        plain.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let stderr = String::from_utf8(timed.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "{stderr}");
+    assert!(
+        lines[0].starts_with("session: ") && lines[0].ends_with(" ms"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("statement 1: SQL to plan ") && lines[1].ends_with("(no rows)"),
+        "{stderr}"
+    );
+    // The two results, a blank line between them: the first one's rows, below its header.
+    let answers = String::from_utf8(plain.stdout.clone()).unwrap();
+    let groups = answers.split("\n\n").next().unwrap().lines().count() - 1;
+    assert!(groups > 1, "{answers}");
+    for (line, n, rows) in [
+        (lines[2], 2, format!("({groups} rows)")),
+        (lines[3], 3, "(1 row)".into()),
+    ] {
+        assert!(
+            line.starts_with(&format!("statement {n}: SQL to plan ")),
+            "{stderr}"
+        );
+        for part in ["optimizer ", "physical plan ", "run and write "] {
+            assert!(line.contains(part), "{part} in {line}");
+        }
+        assert!(line.ends_with(&rows), "{rows} in {line}");
+    }
+    assert!(lines[4].starts_with("total: "), "{stderr}");
+    // Every figure is a duration in milliseconds: a number before each "ms".
+    let words: Vec<&str> = stderr.split_whitespace().collect();
+    let figures: Vec<&[&str]> = words
+        .windows(2)
+        .filter(|w| w[1].trim_end_matches([',', '(']) == "ms")
+        .collect();
+    assert_eq!(figures.len(), 1 + 2 + 4 + 4 + 1, "{stderr}");
+    for w in figures {
+        assert!(
+            w[0].parse::<f64>().is_ok_and(|ms| ms >= 0.0),
+            "{} in {stderr}",
+            w[0]
+        );
+    }
+}
