@@ -66,6 +66,20 @@ impl CompactPlan {
         self.groups.iter().map(Vec::len).sum()
     }
 
+    /// Of the segments that would be rewritten, those not clustered whole: written as several
+    /// sorted runs (a large ingest's own segment) or before the clustered layout.
+    pub fn unclustered(&self) -> usize {
+        self.groups
+            .iter()
+            .flatten()
+            .filter(|&&seg| {
+                self.segments
+                    .iter()
+                    .any(|s| s.segment == seg && !s.clustered)
+            })
+            .count()
+    }
+
     /// Whether compaction would change anything.
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()

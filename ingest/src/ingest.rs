@@ -168,16 +168,7 @@ pub fn ingest(
             );
             summary.segments_total = plan.segments.len() as u64;
             summary.segments_compactable = plan.rewritten() as u64;
-            summary.segments_unclustered = plan
-                .groups
-                .iter()
-                .flatten()
-                .filter(|&&seg| {
-                    plan.segments
-                        .iter()
-                        .any(|s| s.segment == seg && !s.clustered)
-                })
-                .count() as u64;
+            summary.segments_unclustered = plan.unclustered() as u64;
             summary
         }
     };

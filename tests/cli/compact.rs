@@ -89,15 +89,19 @@ fn compact_merges_daily_ingests_and_changes_no_answer() {
 #[test]
 fn ingest_suggests_compact_for_a_segment_of_sorted_runs() {
     let tmp = tempfile::tempdir().unwrap();
+    let ingest = |store: &Path, extra: &[&str]| {
+        stdout(
+            evtxsql()
+                .arg("ingest")
+                .arg(samples_data())
+                .arg("--store")
+                .arg(store)
+                .arg("--quiet")
+                .args(extra),
+        )
+    };
     let store = tmp.path().join("runs.store");
-    let out = stdout(
-        evtxsql()
-            .arg("ingest")
-            .arg(samples_data())
-            .arg("--store")
-            .arg(&store)
-            .args(["--quiet", "--sort-run-mib", "1"]),
-    );
+    let out = ingest(&store, &["--sort-run-mib", "1"]);
     assert!(
         out.contains("1 of the store's 1 segments were written as several sorted runs")
             && out.contains("evtxsql compact"),
@@ -112,13 +116,6 @@ fn ingest_suggests_compact_for_a_segment_of_sorted_runs() {
     assert_eq!(answers(&store), before);
 
     let one_run = tmp.path().join("one-run.store");
-    let out = stdout(
-        evtxsql()
-            .arg("ingest")
-            .arg(samples_data())
-            .arg("--store")
-            .arg(&one_run)
-            .arg("--quiet"),
-    );
+    let out = ingest(&one_run, &[]);
     assert!(!out.contains("hint:"), "{out}");
 }

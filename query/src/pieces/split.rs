@@ -202,14 +202,18 @@ mod tests {
     /// its share of the rows and the cost; a small one is not cut.
     #[test]
     fn parts_share_rows_and_cost() {
-        let found = parts(
-            (0, 4000),
-            4000,
-            4,
-            (&RowGroupAccess::Scan, 131_072),
-            LEAST_PART_ROWS,
-            true,
-        );
+        // A row group read whole, of `rows` rows and cost 4000, cut into four pieces.
+        let whole = |rows, cut| {
+            parts(
+                (0, 4000),
+                4000,
+                4,
+                (&RowGroupAccess::Scan, rows),
+                LEAST_PART_ROWS,
+                cut,
+            )
+        };
+        let found = whole(131_072, true);
         let pieces: Vec<usize> = found.iter().map(|p| p.0).collect();
         assert_eq!(pieces, vec![0, 1, 2, 3]);
         assert!(found.iter().all(|p| p.1 == 1000));
@@ -224,36 +228,15 @@ mod tests {
         assert_eq!(rows, 131_072);
         // Fewer rows than two least parts: whole.
         let rows = 2 * LEAST_PART_ROWS - 1;
-        let small = parts(
-            (0, 4000),
-            4000,
-            4,
-            (&RowGroupAccess::Scan, rows),
-            LEAST_PART_ROWS,
-            true,
-        );
+        let small = whole(rows, true);
         assert_eq!(small, vec![(2, 4000, RowGroupAccess::Scan)]);
         // Enough for two parts only: one cut, at the middle boundary.
         let rows = 2 * LEAST_PART_ROWS + 100;
-        let two = parts(
-            (0, 4000),
-            4000,
-            4,
-            (&RowGroupAccess::Scan, rows),
-            LEAST_PART_ROWS,
-            true,
-        );
+        let two = whole(rows, true);
         let two: Vec<(usize, u64)> = two.iter().map(|p| (p.0, p.1)).collect();
         assert_eq!(two, vec![(1, 2000), (3, 2000)]);
         // Not to be cut (a remote file): whole.
-        let remote = parts(
-            (0, 4000),
-            4000,
-            4,
-            (&RowGroupAccess::Scan, 131_072),
-            LEAST_PART_ROWS,
-            false,
-        );
+        let remote = whole(131_072, false);
         assert_eq!(remote, vec![(2, 4000, RowGroupAccess::Scan)]);
     }
 }

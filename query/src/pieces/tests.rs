@@ -71,6 +71,20 @@ pub(crate) async fn local(path: &str) -> SessionContext {
     local_with(path, 2).await
 }
 
+/// A file `name` written by `write` in a new temporary directory (kept alive by the returned
+/// one), its path, and a [`local`] session over it.
+async fn local_file(
+    name: &str,
+    write: impl FnOnce(&std::path::Path),
+) -> (tempfile::TempDir, String, SessionContext) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    write(&path);
+    let path = path.to_string_lossy().into_owned();
+    let ours = local(&path).await;
+    (dir, path, ours)
+}
+
 /// [`local`] on `threads` partitions.
 pub(crate) async fn local_with(path: &str, threads: usize) -> SessionContext {
     let ctx = new_context(&SessionOptions {
@@ -147,11 +161,7 @@ pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>
 /// own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_row_groups_are_shared_by_the_partitions_and_answers_do_not_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.parquet");
-    write_file(&path);
-    let path = path.to_string_lossy().into_owned();
-    let ours = local(&path).await;
+    let (_dir, path, ours) = local_file("t.parquet", write_file).await;
     let mut config = SessionConfig::new().with_target_partitions(2);
     config.options_mut().execution.parquet.pushdown_filters = true;
     let plain = SessionContext::new_with_config(config);
@@ -328,11 +338,7 @@ fn read_once(
 /// the answers are DataFusion's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pieces_are_costed_by_the_pages_they_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("split.parquet");
-    write_split_file(&path);
-    let path = path.to_string_lossy().into_owned();
-    let ours = local(&path).await;
+    let (_dir, path, ours) = local_file("split.parquet", write_split_file).await;
     let q = "SELECT count(*), sum(v) FROM t WHERE k = 5";
     let parts = parts_of(&ours, q, 100_000).await;
     // Row group 3 is not read; the others are, each row once: row group 0 from its second
@@ -384,11 +390,7 @@ async fn pieces_are_costed_by_the_pages_they_read() {
 /// answers are DataFusion's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_filter_columns_page_index_narrows_the_pieces() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fine.parquet");
-    write_split_file_of(&path, 100);
-    let path = path.to_string_lossy().into_owned();
-    let ours = local(&path).await;
+    let (_dir, path, ours) = local_file("fine.parquet", |p| write_split_file_of(p, 100)).await;
     let q = "SELECT count(*), sum(v) FROM t WHERE k = 5";
     let parts = parts_of(&ours, q, 100_000).await;
     let read = read_once(&parts);
@@ -429,11 +431,7 @@ async fn the_filter_columns_page_index_narrows_the_pieces() {
 /// read once; the answers are DataFusion's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_row_group_is_shared_by_the_partitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("large.parquet");
-    write_large_file(&path);
-    let path = path.to_string_lossy().into_owned();
-    let ours = local(&path).await;
+    let (_dir, path, ours) = local_file("large.parquet", write_large_file).await;
     let q = "SELECT count(*), sum(v) FROM t WHERE t >= 100000 AND t < 200000 AND v <> 3";
     let parts = parts_of(&ours, q, 100_000).await;
     assert_eq!(parts.len(), 2, "{parts:?}");
@@ -509,11 +507,7 @@ fn page_index_cached(ctx: &SessionContext, path: &str) -> bool {
 /// index's size does without it. Answers are the same either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_index_is_read_where_it_pays() {
-    let dir = tempfile::tempdir().unwrap();
-    let large = dir.path().join("large.parquet");
-    write_large_file(&large);
-    let large = large.to_string_lossy().into_owned();
-    let ours = local(&large).await;
+    let (dir, large, ours) = local_file("large.parquet", write_large_file).await;
     assert_eq!(text(&ours, "SELECT count(*) FROM t").await, "400000");
     assert!(
         !page_index_cached(&ours, &large),
@@ -594,11 +588,7 @@ fn write_runs_file(path: &std::path::Path) {
 /// own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_column_narrows_the_pieces_to_the_rows_that_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.parquet");
-    write_runs_file(&path);
-    let path = path.to_string_lossy().into_owned();
-    let ours = local(&path).await;
+    let (_dir, path, ours) = local_file("runs.parquet", write_runs_file).await;
     let q = "SELECT count(*), sum(v) FROM t WHERE k = 6 AND v <> 3";
     let parts = parts_of(&ours, q, 100_000).await;
     let read = read_once(&parts);
