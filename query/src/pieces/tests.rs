@@ -629,3 +629,78 @@ async fn the_key_column_narrows_the_pieces_to_the_rows_that_pass() {
     )
     .await;
 }
+
+/// The rows of a scan's batches: about 1 MiB of the columns it decodes, never fewer than
+/// 1 024, and the session's own when those are smaller.
+#[test]
+fn wide_rows_are_read_in_smaller_batches() {
+    // 306 bytes a row (the 10.5 M-event store's 5145 LIKE): 1 MiB / 306.
+    assert_eq!(scan_batch_rows(306 * 1000, 1000, 8192), Some(3426));
+    // Narrow rows: the session's batches hold less than 1 MiB.
+    assert_eq!(scan_batch_rows(64 * 1000, 1000, 8192), None);
+    // Rows of 8 KiB: never fewer than 1 024 rows.
+    assert_eq!(scan_batch_rows(8192 * 1000, 1000, 8192), Some(1024));
+    // A session batch size smaller than what fits is kept.
+    assert_eq!(scan_batch_rows(306 * 1000, 1000, 2048), None);
+    assert_eq!(scan_batch_rows(0, 0, 8192), None);
+}
+
+/// A file of 2 row groups of 4 000 rows, `event_id` = row group, each row's `payload` 400
+/// bytes: 8 192 of its rows hold over 3 MiB of payload.
+fn write_wide_file(path: &std::path::Path) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Int64, false),
+        Field::new("payload", DataType::Utf8, false),
+    ]));
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(4000))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).unwrap();
+    let event_id = Int64Array::from_iter_values((0..8000).map(|i| i / 4000));
+    let payload: StringArray = (0..8000)
+        .map(|i| {
+            Some(format!(
+                "{i:>8}{}",
+                if i % 3 == 0 { "IPC$" } else { "data" }.repeat(98)
+            ))
+        })
+        .collect();
+    let columns: Vec<arrow::array::ArrayRef> = vec![Arc::new(event_id), Arc::new(payload)];
+    writer
+        .write(&RecordBatch::try_new(schema, columns).unwrap())
+        .unwrap();
+    writer.close().unwrap();
+}
+
+/// The batch size of the query's Parquet scan, when it has one of its own.
+async fn scan_batch_size(ctx: &SessionContext, sql: &str) -> Option<usize> {
+    let plan = physical_plan(ctx, sql).await;
+    let mut found = None;
+    plan.apply(|node| {
+        if let Some(exec) = node.downcast_ref::<DataSourceExec>()
+            && let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>()
+        {
+            found = config.batch_size;
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    found
+}
+
+/// A scan that decodes the wide payload reads batches of about 1 MiB of it (2 560 rows of
+/// ~409 bytes), one that does not keeps the session's; the answers are DataFusion's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_of_wide_rows_reads_smaller_batches() {
+    let (_dir, path, ours) = local_file("wide.parquet", write_wide_file).await;
+    let like = "SELECT event_id, count(*) AS n FROM t WHERE payload LIKE '%IPC$%' GROUP BY event_id ORDER BY event_id";
+    let rows = scan_batch_size(&ours, like).await.unwrap();
+    assert!((2000..=2600).contains(&rows), "{rows}");
+    let narrow = "SELECT event_id, count(*) AS n FROM t GROUP BY event_id ORDER BY event_id";
+    assert_eq!(scan_batch_size(&ours, narrow).await, None);
+    let plain = plain(&path).await;
+    same_answers(&ours, &plain, &[like, narrow]).await;
+    assert_eq!(text(&ours, like).await, "0|1334\n1|1333");
+}
