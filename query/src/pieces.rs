@@ -106,8 +106,9 @@ const PAGE_INDEX_PAYBACK: u64 = 10;
 /// of pages per partition besides the ones being decompressed, all of it fresh heap the first
 /// time (a page fault and the kernel zeroing every 4 KiB). Batches of about 1 MiB instead: on
 /// the 10.5 M-event store, the 5145 LIKE (306 bytes a row: 3 426 rows a batch) took 4.4-4.7 K
-/// page faults instead of 5.1-5.2 K and 0.90-0.94x the CPU; batches of 512 KiB took fewer
-/// faults still (4.0-4.2 K) but the LIKE over every event 1.01x the CPU (more batches).
+/// page faults instead of 5.1-5.2 K and 0.90-0.99x the CPU (three sets of 21-61 alternating
+/// runs), the LIKE over every event 0.94-0.98x; batches of 512 KiB took fewer faults still
+/// (4.0-4.2 K) but the LIKE over every event 1.01x the CPU (more batches).
 const SCAN_BATCH_BYTES: u64 = 1 << 20;
 
 /// Fewest rows a scan's batch is cut to, however wide its rows.
