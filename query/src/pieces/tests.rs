@@ -132,26 +132,35 @@ pub(crate) async fn physical_plan(
         .unwrap()
 }
 
-/// The row groups each partition of the query's Parquet scan reads.
-pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
+/// The configurations of the query's Parquet scans, in the order of the plan's walk.
+async fn parquet_scans(ctx: &SessionContext, sql: &str) -> Vec<FileScanConfig> {
     let plan = physical_plan(ctx, sql).await;
     let mut found = Vec::new();
     plan.apply(|node| {
         if let Some(exec) = node.downcast_ref::<DataSourceExec>()
             && let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>()
         {
-            for group in &config.file_groups {
-                let mut row_groups = Vec::new();
-                for file in group.iter() {
-                    let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
-                    row_groups.extend(plan.row_group_indexes());
-                }
-                found.push(row_groups);
-            }
+            found.push(config.clone());
         }
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     })
     .unwrap();
+    found
+}
+
+/// The row groups each partition of the query's Parquet scan reads.
+pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
+    let mut found = Vec::new();
+    for config in parquet_scans(ctx, sql).await {
+        for group in &config.file_groups {
+            let mut row_groups = Vec::new();
+            for file in group.iter() {
+                let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
+                row_groups.extend(plan.row_group_indexes());
+            }
+            found.push(row_groups);
+        }
+    }
     found
 }
 
@@ -260,44 +269,37 @@ type Part = (usize, Vec<std::ops::Range<usize>>);
 /// The pieces each partition of the query's Parquet scan reads, in the order it takes them:
 /// each the parts of row groups it reads (the row groups of the file hold `rows` rows each).
 async fn parts_of(ctx: &SessionContext, sql: &str, rows: usize) -> Vec<Vec<Vec<Part>>> {
-    let plan = physical_plan(ctx, sql).await;
     let mut found = Vec::new();
-    plan.apply(|node| {
-        if let Some(exec) = node.downcast_ref::<DataSourceExec>()
-            && let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>()
-        {
-            for group in &config.file_groups {
-                let mut pieces = Vec::new();
-                for file in group.iter() {
-                    let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
-                    let mut parts = Vec::new();
-                    for (i, access) in plan.inner().iter().enumerate() {
-                        let ranges = match access {
-                            RowGroupAccess::Skip => continue,
-                            RowGroupAccess::Scan => vec![0..rows],
-                            RowGroupAccess::Selection(selection) => {
-                                let mut at = 0;
-                                let mut ranges = Vec::new();
-                                for s in selection.iter() {
-                                    if !s.skip {
-                                        ranges.push(at..at + s.row_count);
-                                    }
-                                    at += s.row_count;
+    for config in parquet_scans(ctx, sql).await {
+        for group in &config.file_groups {
+            let mut pieces = Vec::new();
+            for file in group.iter() {
+                let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
+                let mut parts = Vec::new();
+                for (i, access) in plan.inner().iter().enumerate() {
+                    let ranges = match access {
+                        RowGroupAccess::Skip => continue,
+                        RowGroupAccess::Scan => vec![0..rows],
+                        RowGroupAccess::Selection(selection) => {
+                            let mut at = 0;
+                            let mut ranges = Vec::new();
+                            for s in selection.iter() {
+                                if !s.skip {
+                                    ranges.push(at..at + s.row_count);
                                 }
-                                assert_eq!(at, rows, "a selection of every row of the group");
-                                ranges
+                                at += s.row_count;
                             }
-                        };
-                        parts.push((i, ranges));
-                    }
-                    pieces.push(parts);
+                            assert_eq!(at, rows, "a selection of every row of the group");
+                            ranges
+                        }
+                    };
+                    parts.push((i, ranges));
                 }
-                found.push(pieces);
+                pieces.push(parts);
             }
+            found.push(pieces);
         }
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    })
-    .unwrap();
+    }
     found
 }
 
@@ -674,20 +676,11 @@ fn write_wide_file(path: &std::path::Path) {
     writer.close().unwrap();
 }
 
-/// The batch size of the query's Parquet scan, when it has one of its own.
+/// The batch size of the query's Parquet scan (its only one), when it has one of its own.
 async fn scan_batch_size(ctx: &SessionContext, sql: &str) -> Option<usize> {
-    let plan = physical_plan(ctx, sql).await;
-    let mut found = None;
-    plan.apply(|node| {
-        if let Some(exec) = node.downcast_ref::<DataSourceExec>()
-            && let Some((config, _)) = exec.downcast_to_file_source::<ParquetSource>()
-        {
-            found = config.batch_size;
-        }
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    })
-    .unwrap();
-    found
+    let scans = parquet_scans(ctx, sql).await;
+    assert_eq!(scans.len(), 1, "one Parquet scan in the plan of {sql}");
+    scans[0].batch_size
 }
 
 /// A scan that decodes the wide payload reads batches of about 1 MiB of it (2 560 rows of
