@@ -48,7 +48,7 @@
 //! among the row groups that plan reads.
 //!
 //! A scan whose rows are wide (a payload LIKE decodes `data`) gets batches of fewer rows than
-//! the session's, about [`SCAN_BATCH_BYTES`] of its columns each ([`scan_batch_rows`]).
+//! the session's, about [`batch::SCAN_BATCH_BYTES`] of its columns each ([`batch`]).
 //!
 //! Local sessions only, like the footer cache it reads.
 
@@ -99,33 +99,6 @@ const PIECES_PER_PARTITION: usize = 2;
 /// 1.06-1.07x (`event_id = 31017`, one row group: ~0.8 M values, 4x; two for a join) and
 /// 1.02-1.03x (5145 with a payload LIKE, five row groups: 2 M values, 10x).
 const PAGE_INDEX_PAYBACK: u64 = 10;
-
-/// Most bytes (uncompressed, of the columns it decodes) that a scan's batch holds. The reader
-/// decodes a string column into views of its decompressed pages, so a batch keeps those pages
-/// alive until it is consumed: DataFusion's 8 192 rows of a 300-400 byte payload keep 2.5-3 MiB
-/// of pages per partition besides the ones being decompressed, all of it fresh heap the first
-/// time (a page fault and the kernel zeroing every 4 KiB). Batches of about 1 MiB instead: on
-/// the 10.5 M-event store, the 5145 LIKE (306 bytes a row: 3 426 rows a batch) took 4.4-4.7 K
-/// page faults instead of 5.1-5.2 K and 0.90-0.99x the CPU (three sets of 21-61 alternating
-/// runs), the LIKE over every event 0.94-0.98x; batches of 512 KiB took fewer faults still
-/// (4.0-4.2 K) but the LIKE over every event 1.01x the CPU (more batches).
-const SCAN_BATCH_BYTES: u64 = 1 << 20;
-
-/// Fewest rows a scan's batch is cut to, however wide its rows.
-const LEAST_SCAN_BATCH_ROWS: usize = 1024;
-
-/// The rows of a scan's batches when `batch` rows (the session's batch size) of its columns,
-/// `bytes` (uncompressed) for `rows` rows, would hold more than [`SCAN_BATCH_BYTES`]; None
-/// when they would not.
-fn scan_batch_rows(bytes: u64, rows: u64, batch: usize) -> Option<usize> {
-    if rows == 0 {
-        return None;
-    }
-    let per_row = (bytes / rows).max(1);
-    let fit = usize::try_from(SCAN_BATCH_BYTES / per_row).unwrap_or(usize::MAX);
-    let fit = fit.max(LEAST_SCAN_BATCH_ROWS);
-    (fit < batch).then_some(fit)
-}
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -395,7 +368,7 @@ impl RowGroupPieces {
         }
         let groups = groups.into_iter().map(FileGroup::new).collect();
         let batch = usize::from(options.execution.batch_size);
-        let rows = scan_batch_rows(read_bytes, kept_rows, batch);
+        let rows = batch::scan_batch_rows(read_bytes, kept_rows, batch);
         if rows.is_some() {
             builder = builder.with_batch_size(rows);
         }
@@ -701,6 +674,7 @@ impl PhysicalOptimizerRule for RowGroupPieces {
     }
 }
 
+mod batch;
 mod exact;
 mod split;
 

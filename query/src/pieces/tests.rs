@@ -632,21 +632,6 @@ async fn the_key_column_narrows_the_pieces_to_the_rows_that_pass() {
     .await;
 }
 
-/// The rows of a scan's batches: about 1 MiB of the columns it decodes, never fewer than
-/// 1 024, and the session's own when those are smaller.
-#[test]
-fn wide_rows_are_read_in_smaller_batches() {
-    // 306 bytes a row (the 10.5 M-event store's 5145 LIKE): 1 MiB / 306.
-    assert_eq!(scan_batch_rows(306 * 1000, 1000, 8192), Some(3426));
-    // Narrow rows: the session's batches hold less than 1 MiB.
-    assert_eq!(scan_batch_rows(64 * 1000, 1000, 8192), None);
-    // Rows of 8 KiB: never fewer than 1 024 rows.
-    assert_eq!(scan_batch_rows(8192 * 1000, 1000, 8192), Some(1024));
-    // A session batch size smaller than what fits is kept.
-    assert_eq!(scan_batch_rows(306 * 1000, 1000, 2048), None);
-    assert_eq!(scan_batch_rows(0, 0, 8192), None);
-}
-
 /// A file of 2 row groups of 4 000 rows, `event_id` = row group, each row's `payload` 400
 /// bytes: 8 192 of its rows hold over 3 MiB of payload.
 fn write_wide_file(path: &std::path::Path) {
