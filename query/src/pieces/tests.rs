@@ -148,20 +148,31 @@ async fn parquet_scans(ctx: &SessionContext, sql: &str) -> Vec<FileScanConfig> {
     found
 }
 
-/// The row groups each partition of the query's Parquet scan reads.
-pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
+/// The access plans of the files each partition of the query's Parquet scans reads.
+async fn access_plans(ctx: &SessionContext, sql: &str) -> Vec<Vec<ParquetAccessPlan>> {
     let mut found = Vec::new();
     for config in parquet_scans(ctx, sql).await {
         for group in &config.file_groups {
-            let mut row_groups = Vec::new();
-            for file in group.iter() {
+            let plans = group.iter().map(|file| {
                 let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
-                row_groups.extend(plan.row_group_indexes());
-            }
-            found.push(row_groups);
+                plan.clone()
+            });
+            found.push(plans.collect());
         }
     }
     found
+}
+
+/// The row groups each partition of the query's Parquet scan reads.
+pub(crate) async fn pieces_of(ctx: &SessionContext, sql: &str) -> Vec<Vec<usize>> {
+    let partitions = access_plans(ctx, sql).await;
+    let row_groups = |plans: &Vec<ParquetAccessPlan>| {
+        plans
+            .iter()
+            .flat_map(ParquetAccessPlan::row_group_indexes)
+            .collect()
+    };
+    partitions.iter().map(row_groups).collect()
 }
 
 /// A filter that keeps a run of neighbouring row groups gets them spread over both
@@ -270,35 +281,32 @@ type Part = (usize, Vec<std::ops::Range<usize>>);
 /// each the parts of row groups it reads (the row groups of the file hold `rows` rows each).
 async fn parts_of(ctx: &SessionContext, sql: &str, rows: usize) -> Vec<Vec<Vec<Part>>> {
     let mut found = Vec::new();
-    for config in parquet_scans(ctx, sql).await {
-        for group in &config.file_groups {
-            let mut pieces = Vec::new();
-            for file in group.iter() {
-                let plan = file.extensions.get::<ParquetAccessPlan>().unwrap();
-                let mut parts = Vec::new();
-                for (i, access) in plan.inner().iter().enumerate() {
-                    let ranges = match access {
-                        RowGroupAccess::Skip => continue,
-                        RowGroupAccess::Scan => vec![0..rows],
-                        RowGroupAccess::Selection(selection) => {
-                            let mut at = 0;
-                            let mut ranges = Vec::new();
-                            for s in selection.iter() {
-                                if !s.skip {
-                                    ranges.push(at..at + s.row_count);
-                                }
-                                at += s.row_count;
+    for plans in access_plans(ctx, sql).await {
+        let mut pieces = Vec::new();
+        for plan in &plans {
+            let mut parts = Vec::new();
+            for (i, access) in plan.inner().iter().enumerate() {
+                let ranges = match access {
+                    RowGroupAccess::Skip => continue,
+                    RowGroupAccess::Scan => vec![0..rows],
+                    RowGroupAccess::Selection(selection) => {
+                        let mut at = 0;
+                        let mut ranges = Vec::new();
+                        for s in selection.iter() {
+                            if !s.skip {
+                                ranges.push(at..at + s.row_count);
                             }
-                            assert_eq!(at, rows, "a selection of every row of the group");
-                            ranges
+                            at += s.row_count;
                         }
-                    };
-                    parts.push((i, ranges));
-                }
-                pieces.push(parts);
+                        assert_eq!(at, rows, "a selection of every row of the group");
+                        ranges
+                    }
+                };
+                parts.push((i, ranges));
             }
-            found.push(pieces);
+            pieces.push(parts);
         }
+        found.push(pieces);
     }
     found
 }
