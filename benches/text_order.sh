@@ -4,10 +4,11 @@
 # where code sits, not what it does.
 #
 #   1. build the binary of PROFILE (default: release);
-#   2. run a training workload under valgrind's callgrind, which records every function that
-#      runs: ingest and compact of a generated fleet, scan, report, stats, rules, and SQL a
-#      responder writes (none of it the SQL of benches/query_vs_duckdb.py, so that benchmark
-#      measures the layout on queries it was not made from);
+#   2. run the training workload of benches/workload.sh (shared with benches/pgo.sh) under
+#      valgrind's callgrind, which records every function that runs: ingest and compact of a
+#      generated fleet, scan, report, stats, rules, and SQL a responder writes (none of it the
+#      SQL of benches/query_vs_duckdb.py, so that benchmark measures the layout on queries it
+#      was not made from);
 #   3. write the functions that ran, most widely used first, to target/PROFILE/evtxsql.text-order
 #      (only names the binary defines);
 #   4. relink with EVTXSQL_TEXT_ORDER pointing at it, and print where the ordered code now sits.
@@ -34,46 +35,14 @@ cp "$bin" "$work/evtxsql"
 b=$work/evtxsql
 
 echo "== 2. training workload under callgrind (work files in $work)"
-"$b" samples generate --scenario all --hosts 12 --days 2 --events 20000 --seed 5 --out "$work/logs" --quiet
 n=0
 cg() {
   n=$((n + 1))
   valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg.$n" "$@" >/dev/null 2>"$work/err.$n" \
     || { echo "error: training step failed: $*" >&2; cat "$work/err.$n" >&2; exit 1; }
 }
-store=$work/store
-cg "$b" ingest "$work/logs" --store "$store" --quiet
-cg "$b" ingest "$work/logs" --store "$store" --quiet
-cg "$b" compact "$store"
-cg "$b" scan samples/data --quiet
-cg "$b" scan samples/data --quiet --format html --out "$work/r.html"
-cg "$b" report "$store"
-cg "$b" report "$store" --format json
-cg "$b" stats "$store"
-cg "$b" rules list
-cg "$b" --help
-cg "$b" query --help
-cg "$b" query samples/data/spoofed-server "SELECT computer, count(*) AS n FROM events GROUP BY computer"
-for sql in \
-  "SELECT 1" \
-  "SELECT * FROM events WHERE event_id = 4625 ORDER BY time_created DESC LIMIT 20" \
-  "SELECT computer, count(*) AS n FROM events WHERE channel = 'Security' AND event_id IN (4624, 4625) GROUP BY computer ORDER BY n DESC LIMIT 10" \
-  "SELECT user_name, count(DISTINCT computer) AS hosts FROM events WHERE user_name LIKE '%admin%' OR user_name = 'guest' GROUP BY user_name" \
-  "SELECT data->>'ShareName' AS share, count(*) AS n FROM events WHERE event_id = 5140 GROUP BY share ORDER BY n DESC" \
-  "SELECT provider, event_id, min(time_created) AS first, max(time_created) AS last, count(*) AS n FROM events GROUP BY provider, event_id" \
-  "SELECT f.path, count(*) AS n FROM events e JOIN files f ON e.file_id = f.file_id GROUP BY f.path ORDER BY n DESC LIMIT 5" \
-  "SELECT date_trunc('day', time_created) AS day, channel, count(*) AS n FROM events GROUP BY day, channel ORDER BY day, channel" \
-  "SELECT computer, time_created, time_created - lag(time_created) OVER (PARTITION BY computer ORDER BY time_created) AS gap FROM events WHERE event_id = 31010 LIMIT 50" \
-  "SELECT count(*) FROM events WHERE time_created BETWEEN now() - INTERVAL '30 days' AND now() AND level <= 3" \
-  "SELECT event_id, count(*) AS n FROM events WHERE regexp_like(data, 'guest', 'i') GROUP BY event_id ORDER BY n DESC" \
-  "SELECT server_name, client_ip, count(*) AS n FROM smb_server GROUP BY server_name, client_ip ORDER BY n DESC LIMIT 20" \
-  "SELECT DISTINCT channel FROM events ORDER BY channel" \
-  "SELECT upper(computer) AS host, CASE WHEN status = 0 THEN 'ok' ELSE 'failed' END AS outcome, count(*) AS n FROM events WHERE status IS NOT NULL GROUP BY host, outcome" \
-  "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE event_id = 31017 AND computer LIKE 'WKS%'"; do
-  for format in table csv json; do
-    cg "$b" query "$store" --format "$format" "$sql"
-  done
-done
+source benches/workload.sh
+training_workload "$b" "$work" cg
 
 echo "== 3. the functions that ran"
 nm --defined-only "$bin" | awk '{print $3}' | sort -u >"$work/defined"
