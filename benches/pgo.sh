@@ -13,8 +13,9 @@
 #      leaves RUSTFLAGS out of the symbol names, so the same names apply).
 #
 # Usage: benches/pgo.sh [PROFILE]   (default: release; `dist` for the binary to deploy)
-# Then: target/pgo/use/PROFILE/evtxsql. Each build is a cold one of its own (about 35 minutes
-# each for `release` on a 2-core machine). Rerun after any change of the code, the toolchain or
+# Then: target/pgo/use/PROFILE/evtxsql. Each build is a cold one of its own (for `release` on a
+# 2-core machine: 60 minutes instrumented, with another build beside it for 17 of them, and 43
+# with the profile). Rerun after any change of the code, the toolchain or
 # the dependencies: a function whose code changed is compiled without its profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
