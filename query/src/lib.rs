@@ -14,6 +14,7 @@
 pub use datafusion;
 
 pub mod cells;
+pub mod dictionary_exprs;
 pub mod error;
 pub mod evtx;
 mod footers;

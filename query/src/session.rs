@@ -24,6 +24,7 @@ use evtxsql_ingest::{IngestError, Store, events_schema, files_schema};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use crate::dictionary_exprs::DictionaryExprs;
 use crate::error::QueryError;
 use crate::footers::{self, DICTIONARY_COLUMNS, FooterFirst};
 use crate::grouping::{DictionaryGrouping, dictionary_key};
@@ -305,6 +306,9 @@ fn build_state(opts: &SessionOptions, local: bool) -> Result<SessionState, Query
         rules.insert(at, Arc::new(PushdownChoice));
         rules.push(Arc::new(RowGroupAggregates::new(&runtime)));
         rules.push(Arc::new(DictionaryGrouping));
+        // Work on one dictionary column done once per value of its dictionary (see
+        // `dictionary_exprs`): after the plan's filters and projections are in place.
+        rules.push(Arc::new(DictionaryExprs));
         // Last: the scans' partitions are final, and so is each scan's filter.
         rules.push(Arc::new(RowGroupPieces::new(Arc::clone(&runtime))));
         builder = builder.with_physical_optimizer_rules(rules);
