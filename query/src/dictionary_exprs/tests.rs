@@ -70,11 +70,11 @@ fn partitions() -> Vec<Vec<RecordBatch>> {
     let many: ArrayRef = Arc::new(StringArray::from_iter_values(
         (0..500).map(|i| format!("HOST-{i:03}.corp")),
     ));
-    let long = batch(0, 300, &hosts);
-    let sliced = batch(1000, 400, &hosts).slice(37, 211);
+    let long = batch(0, 3000, &hosts);
+    let sliced = batch(10000, 4000, &hosts).slice(37, 2500);
     vec![
-        vec![long, batch(2000, 9, &many), sliced],
-        vec![batch(3000, 0, &hosts), batch(4000, 64, &hosts)],
+        vec![long, batch(40000, 9, &many), sliced],
+        vec![batch(20000, 0, &hosts), batch(30000, 64, &hosts)],
     ]
 }
 
@@ -187,34 +187,50 @@ async fn per_value_falls_back_to_rows() {
     let same = per_value(physical("lower(code) <> 'zzz'"), &schema())
         .unwrap()
         .data;
-    let out = same.evaluate(&batch(0, 40, &hosts)).unwrap();
+    let out = same.evaluate(&batch(0, 2000, &hosts)).unwrap();
     assert!(
         matches!(out, ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))),
         "{out:?}"
     );
     let by_values = wrapped.downcast_ref::<PerValue>().unwrap();
-    let long = batch(0, 40, &hosts);
-    assert!(by_values.by_values(long.column(1), 40).is_some());
-    let short = batch(0, 40, &many);
+    let long = batch(0, 2000, &hosts);
+    assert!(by_values.by_values(long.column(1), 2000).is_some());
+    let many_values = batch(0, 2000, &many);
+    assert!(by_values.by_values(many_values.column(1), 2000).is_some());
+    let huge: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..1500).map(|i| format!("h{i}.z")),
+    ));
+    let half = batch(0, 2000, &huge);
+    assert!(by_values.by_values(half.column(1), 2000).is_none());
+    let want = lower.evaluate(&half).unwrap().into_array(2000).unwrap();
+    let got = wrapped.evaluate(&half).unwrap().into_array(2000).unwrap();
+    assert_eq!(got.as_ref(), want.as_ref());
+    let fewer = batch(0, 90, &many);
+    assert!(by_values.by_values(fewer.column(1), 90).is_none());
+    let short = batch(0, 40, &hosts);
     assert!(by_values.by_values(short.column(1), 40).is_none());
 
     // '0x1f' does not cast: rows that hold only numbers still do.
     let cast = physical("CAST(CAST(code AS VARCHAR) AS INT)");
     let wrapped = per_value(Arc::clone(&cast), &schema()).unwrap().data;
-    let numbers = batch(0, 30, &hosts);
-    let keep = arrow::array::BooleanArray::from_iter((0..30).map(|i| Some(i % 3 != 2)));
+    let numbers = batch(0, 3000, &hosts);
+    let keep = arrow::array::BooleanArray::from_iter((0..3000).map(|i| Some(i % 3 != 2)));
     let numbers = arrow::compute::filter_record_batch(&numbers, &keep).unwrap();
-    let want = cast.evaluate(&numbers).unwrap().into_array(20).unwrap();
-    let got = wrapped.evaluate(&numbers).unwrap().into_array(20).unwrap();
+    let want = cast.evaluate(&numbers).unwrap().into_array(2000).unwrap();
+    let got = wrapped
+        .evaluate(&numbers)
+        .unwrap()
+        .into_array(2000)
+        .unwrap();
     assert_eq!(got.as_ref(), want.as_ref());
     assert!(
         wrapped
             .downcast_ref::<PerValue>()
             .unwrap()
-            .by_values(numbers.column(3), 20)
+            .by_values(numbers.column(3), 2000)
             .is_none()
     );
-    assert!(wrapped.evaluate(&batch(0, 30, &hosts)).is_err());
+    assert!(wrapped.evaluate(&batch(0, 3000, &hosts)).is_err());
 
     // Two columns, a volatile function, a bare column: not wrapped as a whole.
     for sql in [
