@@ -23,6 +23,7 @@
 //! - [`plan`]: planning the rule set and deriving what the shared scan keeps ([`RelationPlan`]).
 //! - [`relation`]: the kept rows, partitioned by event id, as a DataFusion table.
 
+mod literals;
 pub mod plan;
 pub mod relation;
 

@@ -257,7 +257,12 @@ impl RelationPlan {
                 let (full, cheap) = match condition {
                     None => (in_group.clone(), in_group),
                     Some(branches) => (
-                        in_group.clone().and(branch_condition(branches)),
+                        match payload_check(branches) {
+                            // Before the condition: rows without the text skip its JSON reads.
+                            Some(check) => in_group.clone().and(check),
+                            None => in_group.clone(),
+                        }
+                        .and(branch_condition(branches)),
                         match branch_condition_without(branches, PAYLOAD) {
                             Some(c) => in_group.and(c),
                             None => in_group,
@@ -358,6 +363,20 @@ fn branch_condition(branches: &[Vec<Expr>]) -> Expr {
         .collect::<Option<Vec<Expr>>>()
         .unwrap_or_default(); // a branch with nothing left: the common part is enough
     conjunction(common.into_iter().chain(disjunction(rests))).unwrap_or_else(|| lit(true))
+}
+
+/// A check on the raw payload that the condition implies (see [`super::literals`]): every
+/// branch must give one, or a row could pass by a branch without.
+fn payload_check(branches: &[Vec<Expr>]) -> Option<Expr> {
+    let per_branch: Option<Vec<Expr>> = branches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .filter_map(|c| super::literals::implied_check(c, PAYLOAD))
+                .reduce(Expr::and)
+        })
+        .collect();
+    disjunction(per_branch?)
 }
 
 /// [`branch_condition`] with every conjunct that reads `column` left out (so implied by it);
