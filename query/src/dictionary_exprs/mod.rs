@@ -18,10 +18,10 @@
 //! `take`: a boolean or a string per row, or a new key when the result is itself a dictionary.
 //!
 //! The answers are those of the subexpression evaluated row by row, which it falls back to
-//! for batches of fewer than 1 024 rows or with more values than half their rows, when the column is not a
-//! dictionary after all, and when evaluating over all the values fails (a value that no row
-//! refers to may fail where the rows do not: the rows decide). Volatile functions, subqueries
-//! and expressions this rule does not know are left alone.
+//! for batches of fewer than 1 024 rows or with more values than half their rows, when the
+//! column is not a dictionary after all, and when evaluating over all the values fails (a
+//! value that no row refers to may fail where the rows do not: the rows decide). Volatile
+//! functions, subqueries and expressions this rule does not know are left alone.
 
 use std::fmt;
 use std::hash::Hash;

@@ -56,8 +56,8 @@ fn batch(first: u32, rows: usize, hosts: &ArrayRef) -> RecordBatch {
     .unwrap()
 }
 
-/// Batches of every size against their dictionaries: long ones (the per-value path), one
-/// whose dictionary has more values than rows (row by row), a slice, an empty one.
+/// Batches of every size against their dictionaries: long ones and a slice (the per-value
+/// path), short ones, one of them with more values than rows (row by row), an empty one.
 fn partitions() -> Vec<Vec<RecordBatch>> {
     let hosts: ArrayRef = Arc::new(StringArray::from(vec![
         Some("WS-A.corp.example"),

@@ -11,7 +11,8 @@
 //! ingest, which escapes quotes, backslashes and control characters and nothing else, so a
 //! field's letters and digits stand in `data` as they are. Under `(?i)` a letter is taken only
 //! when its case class is its two ASCII cases: `k` and `s` also match the Kelvin sign and the
-//! long s, so they end a run. A check is made only where the condition surely implies it:
+//! long s, so they end a run; a class of other characters beside a letter (`[0-9a]`) ends one
+//! too. A check is made only where the condition surely implies it:
 //! `regexp_like` with a literal pattern (two arguments) and `LIKE`/`ILIKE` with a literal
 //! pattern, over `json_as_text(data, '...')`, and `AND`/`OR` of such; anything else gives none.
 
@@ -193,38 +194,33 @@ fn runs_of(parts: &[Hir]) -> Vec<String> {
 /// (in either ASCII case for a letter) and nothing else.
 fn one_char(hir: &Hir) -> Option<char> {
     match hir.kind() {
-        HirKind::Class(Class::Unicode(class)) => {
-            let chars: Vec<char> = class
+        HirKind::Class(Class::Unicode(class)) => single(
+            class
                 .ranges()
                 .iter()
-                .flat_map(|r| {
-                    let (a, b) = (u32::from(r.start()), u32::from(r.end()));
-                    // A range of more than two characters is not one letter.
-                    (b - a < 2).then(|| (a..=b).filter_map(char::from_u32))
-                })
-                .flatten()
-                .collect();
-            single(&chars)
-        }
-        HirKind::Class(Class::Bytes(class)) => {
-            let chars: Vec<char> = class
+                .map(|r| (u32::from(r.start()), u32::from(r.end()))),
+        ),
+        HirKind::Class(Class::Bytes(class)) => single(
+            class
                 .ranges()
                 .iter()
-                .flat_map(|r| {
-                    let (a, b) = (r.start(), r.end());
-                    (b - a < 2).then(|| (a..=b).map(char::from))
-                })
-                .flatten()
-                .collect();
-            single(&chars)
-        }
+                .map(|r| (u32::from(r.start()), u32::from(r.end()))),
+        ),
         _ => None,
     }
 }
 
-/// `chars` as one ASCII letter or digit: `[x]`, or `[Xx]` for a letter.
-fn single(chars: &[char]) -> Option<char> {
-    match chars {
+/// A class's ranges as one ASCII letter or digit: `[x]`, or `[Xx]` for a letter. A class of
+/// more than two characters (in any of its ranges: `[0-9a]` is not `a`) is none.
+fn single(ranges: impl Iterator<Item = (u32, u32)>) -> Option<char> {
+    let mut chars = Vec::with_capacity(2);
+    for (a, b) in ranges {
+        if b - a >= 2 || chars.len() + (b - a) as usize + 1 > 2 {
+            return None;
+        }
+        chars.extend((a..=b).filter_map(char::from_u32));
+    }
+    match chars.as_slice() {
         [c] if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
         [a, b] if a.is_ascii_alphabetic() && a.to_ascii_lowercase() == *b && a != b => Some(*b),
         _ => None,
@@ -256,6 +252,9 @@ mod tests {
         assert!(regex_runs("alpha|beta").is_empty());
         assert!(regex_runs("(?i)(?:mimi)?katz").iter().all(|r| r != "mimi"));
         assert_eq!(regex_runs("(abc){2,}xyz"), vec!["abc", "xyz"]);
+        // A class with a range beside one letter matches more than that letter.
+        assert_eq!(regex_runs("x[0-9a]yz"), vec!["x", "yz"]);
+        assert_eq!(regex_runs("ab[Cc]de[^f]gh"), vec!["abcde", "gh"]);
         assert!(regex_runs("[unclosed").is_empty());
         assert_eq!(like_runs("%Invoke-Mimikatz%"), vec!["invoke", "mimikatz"]);
         assert!(like_runs(r"%50\%%").is_empty());
