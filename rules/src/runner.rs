@@ -16,7 +16,7 @@ use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
 use chrono::{DateTime, Utc};
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionContext, col, lit};
 use serde::Serialize;
@@ -399,7 +399,7 @@ pub async fn run_from(
         if lanes > 1 {
             state.config_mut().options_mut().execution.target_partitions = 1;
         }
-        Arc::new(state)
+        Arc::new(over_relation(state))
     };
     let state = &state;
     let rules_started = Instant::now();
@@ -458,6 +458,29 @@ pub async fn run_from(
     })
 }
 
+/// Physical optimizer rules left out of the plans that run over the shared relation (the
+/// rules' plans and the subplans they keep, see [`reuse`]).
+///
+/// `ProjectionPushdown` (in DataFusion's list twice) merges projections and pushes them into
+/// joins and scans. The relation's scans already read only the columns the logical plan asks
+/// for, and its partitions are in memory, so a projection left in place costs a few `Arc`
+/// clones per batch; the rule itself was a quarter of the physical optimizer's time for 200
+/// rules (545 of 2 190 CPU-ms over their 482 plans, kept subplans included).
+const LEFT_OUT_OVER_RELATION: &[&str] = &["ProjectionPushdown"];
+
+/// `state` without the physical optimizer rules of [`LEFT_OUT_OVER_RELATION`].
+fn over_relation(state: SessionState) -> SessionState {
+    let rules: Vec<_> = state
+        .physical_optimizers()
+        .iter()
+        .filter(|r| !LEFT_OUT_OVER_RELATION.contains(&r.name()))
+        .cloned()
+        .collect();
+    SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
+        .build()
+}
+
 /// Parse a `--since`/`--until` value: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` (UTC) or RFC 3339.
 pub fn parse_time(value: &str) -> Result<DateTime<Utc>> {
     let v = value.trim();
@@ -482,6 +505,32 @@ pub fn parse_time(value: &str) -> Result<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rules over the relation plan without `ProjectionPushdown` (both of its places), every
+    /// other rule kept, in order.
+    #[test]
+    fn relation_plans_leave_out_projection_pushdown() {
+        let state = SessionStateBuilder::new().with_default_features().build();
+        let names = |s: &SessionState| -> Vec<String> {
+            s.physical_optimizers()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect()
+        };
+        let before = names(&state);
+        assert_eq!(
+            before.iter().filter(|n| *n == "ProjectionPushdown").count(),
+            2,
+            "{before:?}"
+        );
+        let after = names(&over_relation(state));
+        let expected: Vec<String> = before
+            .into_iter()
+            .filter(|n| n != "ProjectionPushdown")
+            .collect();
+        assert_eq!(after, expected);
+        assert!(after.iter().any(|n| n == "EnsureRequirements"), "{after:?}");
+    }
 
     #[test]
     fn times_parse() {
