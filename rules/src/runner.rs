@@ -459,7 +459,9 @@ pub async fn run_from(
 }
 
 /// Physical optimizer rules left out of the plans that run over the shared relation (the
-/// rules' plans and the subplans they keep, see [`reuse`]).
+/// rules' plans and the subplans they keep, see [`reuse`]; shared mode only: in naive mode the
+/// rules plan with the session's list). A rule that also reads a store table directly plans
+/// without them too: its scans' columns come from the logical plan all the same.
 ///
 /// `ProjectionPushdown` (in DataFusion's list twice) merges projections and pushes them into
 /// joins and scans. The relation's scans already read only the columns the logical plan asks
