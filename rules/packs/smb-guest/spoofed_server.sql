@@ -20,29 +20,35 @@ WITH named AS (
 first_seen AS (
   SELECT server, min(time_created) AS seen FROM named WHERE server IS NOT NULL GROUP BY server
 ),
-burst AS (
-  SELECT n.server, n.host, n.time_created, n.user_name, f.seen
+-- Every guest logon (31022) to a named server, with the server's first sighting and whether
+-- the logon came within 10 minutes of it. Each CTE here is named once or twice: DataFusion
+-- inlines a CTE wherever it is named, and the plan that is planned and optimized grows with
+-- every reference (14 scans of smb_events when the burst and the new servers were CTEs of
+-- their own and read three times each, 8 in this shape).
+guest AS (
+  SELECT n.server, n.host, n.time_created, n.user_name, f.seen,
+         n.time_created >= f.seen AND to_unixtime(n.time_created) - to_unixtime(f.seen) <= 600
+           AS in_burst
   FROM named n JOIN first_seen f ON n.server = f.server
-  WHERE n.event_id = 31022 AND n.time_created >= f.seen
-    AND to_unixtime(n.time_created) - to_unixtime(f.seen) <= 600
+  WHERE n.event_id = 31022
 ),
-new_server AS (
-  SELECT server FROM burst GROUP BY server HAVING count(DISTINCT host) >= 3
+-- A new server: 3 or more clients log on as guest within 10 minutes of its first sighting.
+per_server AS (
+  SELECT server, count(DISTINCT CASE WHEN in_burst THEN host END) >= 3 AS is_new,
+         min(time_created) AS first_guest
+  FROM guest GROUP BY server
 ),
 -- The guest logons of each finding: the burst at a new server, or every guest logon to a
 -- public IP address (seen: its first).
 hits AS (
-  SELECT server, host, time_created, user_name, seen,
-         'new server with guest logons from many clients within 10 minutes' AS reason
-  FROM burst WHERE server IN (SELECT server FROM new_server)
-  UNION ALL
-  SELECT server, host, time_created, user_name,
-         min(time_created) OVER (PARTITION BY server) AS seen,
-         'guest logons to a public IP address' AS reason
-  FROM named
-  WHERE event_id = 31022 AND server IS NOT NULL
-    AND regexp_like(server, '^[0-9.]+$|^[0-9a-f:]+$') AND NOT coalesce(is_private_ip(server), true)
-    AND server NOT IN (SELECT server FROM new_server)
+  SELECT g.server, g.host, g.time_created, g.user_name,
+         CASE WHEN p.is_new THEN g.seen ELSE p.first_guest END AS seen,
+         CASE WHEN p.is_new THEN 'new server with guest logons from many clients within 10 minutes'
+              ELSE 'guest logons to a public IP address' END AS reason
+  FROM guest g JOIN per_server p ON g.server = p.server
+  WHERE (p.is_new AND g.in_burst)
+     OR (NOT p.is_new AND regexp_like(g.server, '^[0-9.]+$|^[0-9a-f:]+$')
+         AND NOT coalesce(is_private_ip(g.server), true))
 ),
 ranked_users AS (
   SELECT server, user_name,
