@@ -55,20 +55,25 @@ WITH hits AS (
 ev AS (
   SELECT split_part(CAST(computer AS VARCHAR), '.', 1) AS host, * FROM hits
 ),
-top_user AS (
-  SELECT host, user_name FROM (
-    SELECT host, user_name,
-           row_number() OVER (PARTITION BY host ORDER BY count(*) DESC, user_name) AS rn
-    FROM ev WHERE user_name IS NOT NULL AND user_name <> '-'
-    GROUP BY host, user_name)
-  WHERE rn = 1
+-- Per host and user name first, then per host: the hits are named once (DataFusion inlines a
+-- CTE wherever it is named, so a second reference would plan, optimize and run the four-way
+-- union twice).
+hu AS (
+  SELECT host, user_name, count(*) AS n, min(time_created) AS first_seen,
+         max(time_created) AS last_seen, array_agg(DISTINCT detail) AS details,
+         array_agg(DISTINCT mechanism) AS mechanisms
+  FROM ev GROUP BY host, user_name
 ),
 g AS (
-  SELECT host, min(time_created) AS first_seen, max(time_created) AS last_seen, count(*) AS count,
-         array_to_string(array_sort(array_agg(DISTINCT detail)), ' | ') AS details,
-         array_to_string(array_sort(array_agg(DISTINCT mechanism)), ', ') AS mechanisms
-  FROM ev GROUP BY host
+  SELECT host, min(first_seen) AS first_seen, max(last_seen) AS last_seen, sum(n) AS count,
+         array_to_string(array_sort(array_distinct(flatten(array_agg(details)))), ' | ') AS details,
+         array_to_string(array_sort(array_distinct(flatten(array_agg(mechanisms)))), ', ')
+           AS mechanisms,
+         -- The most frequent user name (ties: the first in order).
+         array_element(array_agg(user_name ORDER BY n DESC, user_name)
+                       FILTER (WHERE user_name IS NOT NULL AND user_name <> '-'), 1) AS user_name
+  FROM hu GROUP BY host
 )
-SELECT g.host, CAST(NULL AS VARCHAR) AS server, u.user_name, g.first_seen, g.last_seen, g.count,
-       g.details AS evidence, g.mechanisms
-FROM g LEFT JOIN top_user u ON g.host = u.host
+SELECT host, CAST(NULL AS VARCHAR) AS server, user_name, first_seen, last_seen, count,
+       details AS evidence, mechanisms
+FROM g
