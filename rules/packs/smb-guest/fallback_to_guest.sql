@@ -29,23 +29,30 @@ fallbacks AS (
   SELECT * FROM pairs
   WHERE rn = 1 AND to_unixtime(allowed_at) - to_unixtime(failed_at) <= 30
 ),
-top_user AS (
-  SELECT host, server, failed_user AS user_name FROM (
-    SELECT host, server, failed_user,
-           row_number() OVER (PARTITION BY host, server ORDER BY count(*) DESC, failed_user) AS rn
-    FROM fallbacks WHERE failed_user IS NOT NULL AND failed_user <> '-'
-    GROUP BY host, server, failed_user)
-  WHERE rn = 1
+-- Per host, server and user name first, then per host and server: the fallbacks are named once
+-- (DataFusion inlines a CTE wherever it is named, so a second reference would plan, optimize
+-- and run the join of failed and allowed logons twice).
+hu AS (
+  SELECT host, server, failed_user, count(*) AS n, min(failed_at) AS first_seen,
+         max(allowed_at) AS last_seen,
+         array_agg(DISTINCT ntstatus_name(failed_status)) AS statuses,
+         max(to_unixtime(allowed_at) - to_unixtime(failed_at)) AS max_gap_seconds
+  FROM fallbacks GROUP BY host, server, failed_user
 ),
 g AS (
-  SELECT host, server, min(failed_at) AS first_seen, max(allowed_at) AS last_seen,
-         count(*) AS count,
-         array_to_string(array_sort(array_agg(DISTINCT ntstatus_name(failed_status))), ', ') AS failure_status,
-         max(to_unixtime(allowed_at) - to_unixtime(failed_at)) AS max_gap_seconds
-  FROM fallbacks GROUP BY host, server
+  SELECT host, server, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+         sum(n) AS count,
+         array_to_string(array_sort(array_distinct(flatten(array_agg(statuses)))), ', ')
+           AS failure_status,
+         max(max_gap_seconds) AS max_gap_seconds,
+         -- The most frequent user name of the failed logons (ties: the first in order).
+         array_element(array_agg(failed_user ORDER BY n DESC, failed_user)
+                       FILTER (WHERE failed_user IS NOT NULL AND failed_user <> '-'), 1)
+           AS user_name
+  FROM hu GROUP BY host, server
 )
-SELECT g.host, g.server, u.user_name, g.first_seen, g.last_seen, g.count,
-       concat('SMBClient 31001 (', coalesce(g.failure_status, 'failed logon'),
-              ') then 31022 guest logon within ', g.max_gap_seconds, ' s, x', g.count) AS evidence,
-       g.failure_status, g.max_gap_seconds
-FROM g LEFT JOIN top_user u ON g.host = u.host AND g.server = u.server
+SELECT host, server, user_name, first_seen, last_seen, count,
+       concat('SMBClient 31001 (', coalesce(failure_status, 'failed logon'),
+              ') then 31022 guest logon within ', max_gap_seconds, ' s, x', count) AS evidence,
+       failure_status, max_gap_seconds
+FROM g
