@@ -22,7 +22,9 @@
 //!
 //! - [`plan`]: planning the rule set and deriving what the shared scan keeps ([`RelationPlan`]).
 //! - [`relation`]: the kept rows, partitioned by event id, as a DataFusion table.
+//! - [`ctes`]: a rule's repeated CTEs planned, optimized and run once.
 
+pub mod ctes;
 mod literals;
 pub mod plan;
 pub mod relation;

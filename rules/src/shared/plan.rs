@@ -27,17 +27,28 @@ pub struct ScanUse {
 }
 
 /// Plan `sql` (with the relation registered, usually as an empty [`SharedRelation`](super::SharedRelation)); return
-/// the optimized plan and the scans of `relation` in it, subqueries included.
+/// the optimized plan, its repeated CTEs planned once ([`super::ctes`]), and the scans of
+/// `relation` in it and in those CTEs' plans, subqueries included.
 pub async fn plan_and_scans(
     ctx: &SessionContext,
     sql: &str,
     relation: &str,
 ) -> datafusion::error::Result<(LogicalPlan, Vec<ScanUse>)> {
-    let plan = ctx
-        .sql_with_options(sql, query_only())
-        .await?
-        .into_optimized_plan()?;
+    let (state, plan) = ctx.sql_with_options(sql, query_only()).await?.into_parts();
+    let once = super::ctes::optimize_once(&state, plan)?;
     let mut uses = Vec::new();
+    for plan in std::iter::once(&once.plan).chain(&once.inner) {
+        scans_of(plan, relation, &mut uses)?;
+    }
+    Ok((once.plan, uses))
+}
+
+/// Add the scans of `relation` in `plan` (subqueries included) to `uses`.
+fn scans_of(
+    plan: &LogicalPlan,
+    relation: &str,
+    uses: &mut Vec<ScanUse>,
+) -> datafusion::error::Result<()> {
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && scan.table_name.table() == relation
@@ -67,7 +78,7 @@ pub async fn plan_and_scans(
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    Ok((plan, uses))
+    Ok(())
 }
 
 /// Rules are queries: no DDL (`CREATE TABLE` would run while planning), DML or `SET`.
