@@ -381,7 +381,7 @@ pub async fn run_from(
     opts: &RunOptions,
 ) -> Result<RunOutput> {
     let start = Instant::now();
-    let prepared = register_relation_from(store, ctx, rules, opts).await?;
+    let mut prepared = register_relation_from(store, ctx, rules, opts).await?;
     let prepare = start.elapsed();
     // Rules over the cached relation are small queries whose time is mostly fixed costs
     // (physical planning, starting operators): run a few at once, results kept in rule order.
@@ -390,7 +390,11 @@ pub async fn run_from(
     } else {
         ctx.state().config().target_partitions().clamp(1, 4)
     };
-    let prepared = &prepared;
+    // Each rule's plan moves into its run and is dropped when the rule ends, with the rows of
+    // the CTEs it ran once (`shared::ctes`).
+    let mut plans = std::mem::take(&mut prepared.plans).into_iter();
+    let work: Vec<(&Rule, Option<LogicalPlan>)> =
+        rules.iter().map(|rule| (rule, plans.next())).collect();
     // With rules running side by side, each runs in one partition: the rules are the
     // parallelism, and over the cached rows a rule's repartitioning (planned, started and run
     // for every rule) costs more than it gains.
@@ -403,30 +407,28 @@ pub async fn run_from(
     };
     let state = &state;
     let rules_started = Instant::now();
-    let results: Vec<Result<(Vec<Finding>, Duration)>> =
-        futures::stream::iter(rules.iter().enumerate())
-            .map(|(i, rule)| async move {
-                let t = Instant::now();
-                let f = match prepared.plans.get(i) {
-                    // On its own task, so that two rules' CPU work runs on two threads.
-                    Some(plan) => {
-                        let (state, rule, plan) = (Arc::clone(state), rule.clone(), plan.clone());
-                        let task =
-                            tokio::spawn(async move { run_plan(&state, &rule, &plan).await });
-                        task.await.map_err(|e| {
-                            RulesError::df(
-                                "running a rule",
-                                datafusion::error::DataFusionError::External(Box::new(e)),
-                            )
-                        })??
-                    }
-                    None => run_rule(ctx, rule).await?,
-                };
-                Ok((f, t.elapsed()))
-            })
-            .buffered(lanes)
-            .collect()
-            .await;
+    let results: Vec<Result<(Vec<Finding>, Duration)>> = futures::stream::iter(work)
+        .map(|(rule, plan)| async move {
+            let t = Instant::now();
+            let f = match plan {
+                // On its own task, so that two rules' CPU work runs on two threads.
+                Some(plan) => {
+                    let (state, rule) = (Arc::clone(state), rule.clone());
+                    let task = tokio::spawn(async move { run_plan(&state, &rule, &plan).await });
+                    task.await.map_err(|e| {
+                        RulesError::df(
+                            "running a rule",
+                            datafusion::error::DataFusionError::External(Box::new(e)),
+                        )
+                    })??
+                }
+                None => run_rule(ctx, rule).await?,
+            };
+            Ok((f, t.elapsed()))
+        })
+        .buffered(lanes)
+        .collect()
+        .await;
     let rules_elapsed = rules_started.elapsed();
     let mut findings = Vec::new();
     let mut rule_runs = Vec::new();
