@@ -104,10 +104,24 @@ fn has_recursive_query(plan: &LogicalPlan) -> Result<bool> {
 fn innermost_repeated(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     // Keys are clones (a node's children are shared, so a clone is one node deep): the nodes of
     // a subquery in an expression are not borrowed for the whole walk.
+    // Only aliases named twice can repeat: counting names first spares hashing the subqueries
+    // of a plan that names each once (most rules).
+    let mut names: HashMap<String, usize> = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::SubqueryAlias(a) = node {
+            *names.entry(a.alias.table().to_string()).or_default() += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if names.values().all(|&n| n < 2) {
+        return Ok(None);
+    }
     let mut counts: HashMap<LogicalPlan, usize> = HashMap::new();
     let mut order: Vec<LogicalPlan> = Vec::new();
     plan.apply_with_subqueries(|node| {
-        if matches!(node, LogicalPlan::SubqueryAlias(_)) {
+        if let LogicalPlan::SubqueryAlias(a) = node
+            && names.get(a.alias.table()).is_some_and(|&n| n >= 2)
+        {
             let n = counts.entry(node.clone()).or_default();
             *n += 1;
             if *n == 2 {
