@@ -16,6 +16,7 @@
 pub mod check;
 pub mod error;
 pub mod finding;
+mod one_lane;
 pub mod pack;
 pub mod report;
 mod reuse;

@@ -25,6 +25,7 @@ use evtxsql_ingest::schema::col as schema;
 
 use crate::error::{Result, RulesError};
 use crate::finding::{Finding, column_names, findings_from_batches, missing_standard_columns};
+use crate::one_lane;
 use crate::reuse;
 use crate::rule::{Requirement, Rule, TimelineQuery};
 use crate::shared::{self, RelationPlan, RelationRows, SharedRelation};
@@ -472,13 +473,21 @@ pub async fn run_from(
 /// rules (545 of 2 190 CPU-ms over their 482 plans, kept subplans included).
 const LEFT_OUT_OVER_RELATION: &[&str] = &["ProjectionPushdown"];
 
-/// `state` without the physical optimizer rules of [`LEFT_OUT_OVER_RELATION`].
+/// `state` without the physical optimizer rules of [`LEFT_OUT_OVER_RELATION`], and with
+/// `EnsureRequirements` run as [`one_lane::OneLaneRequirements`] (its sorting phases alone for a
+/// plan that runs in one partition, as every rule does when rules run side by side).
 fn over_relation(state: SessionState) -> SessionState {
     let rules: Vec<_> = state
         .physical_optimizers()
         .iter()
         .filter(|r| !LEFT_OUT_OVER_RELATION.contains(&r.name()))
-        .cloned()
+        .map(|r| {
+            if r.name() == one_lane::REPLACES {
+                Arc::new(one_lane::OneLaneRequirements::new()) as _
+            } else {
+                Arc::clone(r)
+            }
+        })
         .collect();
     SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
@@ -513,7 +522,7 @@ mod tests {
     /// Rules over the relation plan without `ProjectionPushdown` (both of its places), every
     /// other rule kept, in order.
     #[test]
-    fn relation_plans_leave_out_projection_pushdown() {
+    fn relation_plans_leave_out_projection_pushdown_and_ensure_requirements_in_one_lane() {
         let state = SessionStateBuilder::new().with_default_features().build();
         let names = |s: &SessionState| -> Vec<String> {
             s.physical_optimizers()
@@ -531,9 +540,19 @@ mod tests {
         let expected: Vec<String> = before
             .into_iter()
             .filter(|n| n != "ProjectionPushdown")
+            .map(|n| {
+                if n == "EnsureRequirements" {
+                    "OneLaneRequirements".to_string()
+                } else {
+                    n
+                }
+            })
             .collect();
         assert_eq!(after, expected);
-        assert!(after.iter().any(|n| n == "EnsureRequirements"), "{after:?}");
+        assert!(
+            after.iter().any(|n| n == "OneLaneRequirements"),
+            "{after:?}"
+        );
     }
 
     #[test]
