@@ -16,7 +16,8 @@
 //! What differs from DataFusion's inlining: the outer query's filters and projections are not
 //! pushed into a CTE planned on its own (it computes all its rows and columns, once); the
 //! answers are the same. Left alone: subqueries with a volatile function (each occurrence may
-//! differ) and plans with a recursive query.
+//! differ), subqueries whose output carries the JSON payload `data` (see [`carries_payload`])
+//! and plans with a recursive query.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -133,7 +134,7 @@ fn innermost_repeated(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     // The smallest; of equal sizes, the first to repeat (plans are walked in a fixed order).
     let mut best: Option<(usize, LogicalPlan)> = None;
     for node in order {
-        if !does_work(&node)? || !deterministic(&node)? {
+        if !does_work(&node)? || !deterministic(&node)? || carries_payload(&node) {
             continue;
         }
         let size = size_of(&node)?;
@@ -157,6 +158,18 @@ fn does_work(plan: &LogicalPlan) -> Result<bool> {
                 | LogicalPlan::Distinct(_)
         ))
     })
+}
+
+/// Whether the subquery's output has the JSON payload column. Planned on its own, a subquery
+/// computes every column it names, and the outer query's projections no longer reach its scans:
+/// a CTE that passes `data` along (`SELECT *` of events joined or numbered) would make the
+/// shared scan keep the payload of its event ids (a second pass over the store) even where no
+/// reader uses it. Such subqueries are left to DataFusion's inlining.
+fn carries_payload(plan: &LogicalPlan) -> bool {
+    plan.schema()
+        .fields()
+        .iter()
+        .any(|f| f.name() == evtxsql_ingest::schema::col::DATA)
 }
 
 /// Every expression of the subquery, its own subqueries included, is deterministic.
@@ -419,6 +432,14 @@ mod tests {
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5), \
              g AS (SELECT k, count(*) AS c FROM t GROUP BY k) \
              SELECT (SELECT sum(i) FROM n) AS s, a.k, b.c FROM g a JOIN g b ON a.k = b.k ORDER BY 2",
+        )
+        .await;
+        assert_eq!(once, 0);
+        assert_eq!(ours, theirs);
+        // A subquery that carries the payload column: its readers' projections must reach it.
+        let (ours, theirs, once, _) = both(
+            "WITH g AS (SELECT k, max(v) AS data FROM t GROUP BY k) \
+             SELECT a.k FROM g a JOIN g b ON a.k = b.k ORDER BY a.k",
         )
         .await;
         assert_eq!(once, 0);
