@@ -82,8 +82,19 @@ pub(crate) async fn collect_optimized(
     datafusion::physical_plan::collect(physical, state.task_ctx()).await
 }
 
-fn has_recursive_query(plan: &LogicalPlan) -> Result<bool> {
-    plan.exists(|node| Ok(matches!(node, LogicalPlan::RecursiveQuery(_))))
+/// Whether `plan` holds a recursive query anywhere, subqueries included (a subplan may read
+/// its work table, which differs between the iterations).
+pub(crate) fn has_recursive_query(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        found |= matches!(node, LogicalPlan::RecursiveQuery(_));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(found)
 }
 
 /// The first subplan (leftmost, innermost) that occurs at least twice in `plan` and is worth
@@ -120,7 +131,7 @@ fn innermost_repeated(plan: &LogicalPlan) -> Option<LogicalPlan> {
 
 /// A node whose result is worth keeping: it does work beyond reading, projecting and
 /// filtering.
-fn does_work(node: &LogicalPlan) -> bool {
+pub(crate) fn does_work(node: &LogicalPlan) -> bool {
     matches!(
         node,
         LogicalPlan::Aggregate(_)
@@ -131,11 +142,11 @@ fn does_work(node: &LogicalPlan) -> bool {
     )
 }
 
-/// Every expression in the subplan is deterministic (a volatile one may give each occurrence
-/// other rows).
-fn deterministic(plan: &LogicalPlan) -> bool {
+/// Every expression in the subplan, its subqueries included, is deterministic (a volatile one
+/// may give each occurrence other rows).
+pub(crate) fn deterministic(plan: &LogicalPlan) -> bool {
     let mut volatile = false;
-    let _ = plan.apply(|node| {
+    let _ = plan.apply_with_subqueries(|node| {
         volatile |= node.expressions().iter().any(Expr::is_volatile);
         Ok(if volatile {
             TreeNodeRecursion::Stop
@@ -189,7 +200,7 @@ fn scan_of(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
@@ -198,7 +209,9 @@ mod tests {
     use arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::SessionContext;
 
-    fn context() -> SessionContext {
+    /// A session with table `t`: 3 000 rows of `k` (13 keys, every seventh NULL) and `v`, in
+    /// two partitions.
+    pub(crate) fn context() -> SessionContext {
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, true),
             Field::new("v", DataType::Int64, true),

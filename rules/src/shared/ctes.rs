@@ -35,6 +35,8 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::reuse;
+
 /// At most this many subqueries are planned on their own for one plan.
 const MAX_ONCE: usize = 64;
 
@@ -50,7 +52,7 @@ pub struct PlannedOnce {
 pub fn optimize_once(state: &SessionState, plan: LogicalPlan) -> Result<PlannedOnce> {
     let mut plan = plan;
     let mut inner = Vec::new();
-    if !has_recursive_query(&plan)? {
+    if !reuse::has_recursive_query(&plan)? {
         while inner.len() < MAX_ONCE {
             let Some(repeated) = innermost_repeated(&plan)? else {
                 break;
@@ -84,27 +86,10 @@ pub fn optimize_once(state: &SessionState, plan: LogicalPlan) -> Result<PlannedO
     })
 }
 
-/// Whether `plan` holds a recursive query anywhere, subqueries included (a subquery may read
-/// its work table, which differs between the iterations).
-fn has_recursive_query(plan: &LogicalPlan) -> Result<bool> {
-    let mut found = false;
-    plan.apply_with_subqueries(|node| {
-        found |= matches!(node, LogicalPlan::RecursiveQuery(_));
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    })?;
-    Ok(found)
-}
-
 /// The smallest subquery (`SubqueryAlias`) that occurs at least twice in `plan`, subqueries in
 /// expressions included, does work and is deterministic; a repeated subquery inside a larger
 /// one is smaller than it, so it comes first.
 fn innermost_repeated(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
-    // Keys are clones (a node's children are shared, so a clone is one node deep): the nodes of
-    // a subquery in an expression are not borrowed for the whole walk.
     // Only aliases named twice can repeat: counting names first spares hashing the subqueries
     // of a plan that names each once (most rules).
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -117,6 +102,8 @@ fn innermost_repeated(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     if names.values().all(|&n| n < 2) {
         return Ok(None);
     }
+    // Keys are clones (a node's children are shared, so a clone is one node deep): the nodes of
+    // a subquery in an expression are not borrowed for the whole walk.
     let mut counts: HashMap<LogicalPlan, usize> = HashMap::new();
     let mut order: Vec<LogicalPlan> = Vec::new();
     plan.apply_with_subqueries(|node| {
@@ -134,7 +121,12 @@ fn innermost_repeated(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     // The smallest; of equal sizes, the first to repeat (plans are walked in a fixed order).
     let mut best: Option<(usize, LogicalPlan)> = None;
     for node in order {
-        if !does_work(&node)? || !deterministic(&node)? || carries_payload(&node) {
+        // Planned twice, a subquery that does no work (reads, filters, projects) costs little,
+        // and the outer query's filters still cut its rows.
+        if !node.exists(|n| Ok(reuse::does_work(n)))?
+            || !reuse::deterministic(&node)
+            || carries_payload(&node)
+        {
             continue;
         }
         let size = size_of(&node)?;
@@ -143,21 +135,6 @@ fn innermost_repeated(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
         }
     }
     Ok(best.map(|(_, node)| node))
-}
-
-/// Whether the subquery aggregates, joins, sorts or windows somewhere (else planning it twice
-/// costs little, and the outer query's filters may still cut its rows).
-fn does_work(plan: &LogicalPlan) -> Result<bool> {
-    plan.exists(|node| {
-        Ok(matches!(
-            node,
-            LogicalPlan::Aggregate(_)
-                | LogicalPlan::Join(_)
-                | LogicalPlan::Sort(_)
-                | LogicalPlan::Window(_)
-                | LogicalPlan::Distinct(_)
-        ))
-    })
 }
 
 /// Whether the subquery's output has the JSON payload column. Planned on its own, a subquery
@@ -170,20 +147,6 @@ fn carries_payload(plan: &LogicalPlan) -> bool {
         .fields()
         .iter()
         .any(|f| f.name() == evtxsql_ingest::schema::col::DATA)
-}
-
-/// Every expression of the subquery, its own subqueries included, is deterministic.
-fn deterministic(plan: &LogicalPlan) -> Result<bool> {
-    let mut volatile = false;
-    plan.apply_with_subqueries(|node| {
-        volatile |= node.expressions().iter().any(Expr::is_volatile);
-        Ok(if volatile {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    })?;
-    Ok(!volatile)
 }
 
 fn size_of(plan: &LogicalPlan) -> Result<usize> {
@@ -251,7 +214,7 @@ impl OnceTable {
         let rows = self
             .rows
             .get_or_try_init(|| async {
-                let batches = crate::reuse::collect(state, &self.plan).await?;
+                let batches = reuse::collect(state, &self.plan).await?;
                 batches
                     .iter()
                     .map(|b| {
@@ -308,34 +271,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::DataType;
+    use crate::reuse::tests::context;
     use arrow::util::pretty::pretty_format_batches;
-    use datafusion::datasource::MemTable;
-    use datafusion::prelude::SessionContext;
-
-    fn context() -> SessionContext {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, true),
-            Field::new("v", DataType::Int64, true),
-        ]));
-        let keys: Vec<Option<String>> = (0..3000)
-            .map(|i| (i % 7 != 0).then(|| format!("k{}", i % 13)))
-            .collect();
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(keys)),
-                Arc::new(Int64Array::from_iter_values(0..3000)),
-            ],
-        )
-        .unwrap();
-        let ctx = SessionContext::new();
-        let parts = vec![vec![batch.slice(0, 1500)], vec![batch.slice(1500, 1500)]];
-        ctx.register_table("t", Arc::new(MemTable::try_new(schema, parts).unwrap()))
-            .unwrap();
-        ctx
-    }
 
     /// The answer with repeated subqueries planned once, the answer DataFusion gives by
     /// itself, how many were planned once, and the number of scans of `t` in the plans.
