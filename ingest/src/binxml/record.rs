@@ -5,7 +5,7 @@
 
 use super::Unsupported;
 use super::plan::{FIELD_IS_TEXT, FIELDS, Field, Record};
-use super::render::{Kind, Member, R, Scratch, next_suffix_str};
+use super::render::{Kind, Member, Names, R, Scratch, next_suffix_str};
 use super::strings;
 use super::substitution::{ER, RN, Res};
 use super::values::{Val, filetime_micros};
@@ -134,14 +134,22 @@ pub fn render<T>(
                     continue;
                 }
                 Some(Val::Frag(_) | Val::Array(_)) => {}
-                Some(v @ Val::Str(raw)) if FIELD_IS_TEXT[f] && !raw.is_empty() => {
-                    let (seen, text) = &mut known[f];
-                    if seen.as_slice() != *raw {
+                Some(v @ (Val::Str(raw) | Val::Guid(raw) | Val::Sid(raw)))
+                    if FIELD_IS_TEXT[f] && !raw.is_empty() =>
+                {
+                    let kind = match v {
+                        Val::Str(_) => 0,
+                        Val::Guid(_) => 1,
+                        _ => 2,
+                    };
+                    let (seen_kind, seen, text) = &mut known[f];
+                    if *seen_kind != kind || seen.as_slice() != *raw {
                         // Known again only once written whole.
                         seen.clear();
                         text.clear();
                         v.write(text, false)?;
                         seen.extend_from_slice(raw);
+                        *seen_kind = kind;
                     }
                     sys.push_str(text);
                     texts[f] = Some((start, sys.len()));
@@ -214,8 +222,8 @@ pub fn render<T>(
     }
 
     // The payload: Event's children other than System.
-    let mut names: Vec<(&str, u32)> = Vec::new();
-    let mut others: Vec<(&str, u32, ER)> = Vec::new();
+    let mut names: Names<'_> = Names::new();
+    let mut others: smallvec::SmallVec<[(&str, u32, ER); 4]> = smallvec::SmallVec::new();
     for n in r.children(root) {
         let RN::Elem(c) = n else {
             if n.is_content() {

@@ -45,10 +45,10 @@ pub struct Scratch {
     pub(super) sys: String,
     pub(super) members: Vec<Member>,
     pub(super) num: String,
-    /// Per System column, the last UTF-16 string it held and its text: most records of a
-    /// chunk name the same provider, channel and computer, whose text is then copied, not
-    /// decoded again.
-    pub(super) known: Vec<(Vec<u8>, String)>,
+    /// Per System column, the last UTF-16 string, GUID or SID it held (its kind: 0, 1, 2; its
+    /// bytes) and its text: most records of a chunk name the same provider, provider GUID,
+    /// channel, computer and user, whose text is then copied, not written again.
+    pub(super) known: Vec<(u8, Vec<u8>, String)>,
 }
 
 pub(super) struct R<'s, 'a> {
@@ -628,7 +628,11 @@ impl<'s, 'a> R<'s, 'a> {
     }
 }
 
-pub(super) fn next_suffix_str<'s>(seen: &mut Vec<(&'s str, u32)>, name: &'s str) -> u32 {
+/// Element names seen, each with its count (an element has few distinct children's names).
+pub(super) type Names<'s> = smallvec::SmallVec<[(&'s str, u32); 4]>;
+
+/// How many elements named `name` came before this one (counted in `seen`).
+pub(super) fn next_suffix_str<'s>(seen: &mut Names<'s>, name: &'s str) -> u32 {
     if let Some(e) = seen.iter_mut().find(|(n, _)| *n == name) {
         e.1 += 1;
         return e.1 - 1;

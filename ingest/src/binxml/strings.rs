@@ -285,7 +285,8 @@ mod tests {
         for i in 0..400 {
             text.push_str(pieces[(i * 7 + i / 3) % pieces.len()]);
         }
-        for len in [0, 1, 63, 64, 65, 127, 128, 129, text.chars().count()] {
+        let lengths = [0, 1, 4, 8, 12, 16, 24, 63, 64, 65, 127, 128, 129];
+        for len in lengths.into_iter().chain([text.chars().count()]) {
             let t: String = text.chars().take(len).collect();
             let mut want = String::new();
             for c in t.chars() {
@@ -298,10 +299,15 @@ mod tests {
             push_lossy(&mut got, &utf16(&t));
             assert_eq!(got, t, "decoded, {len} chars");
         }
-        let ascii = "a".repeat(200);
-        let mut got = String::new();
-        push_lossy(&mut got, &utf16(&ascii));
-        assert_eq!(got, ascii);
+        for len in [4, 8, 16, 24, 200, 256, 257] {
+            let ascii = "a".repeat(len);
+            let mut got = String::new();
+            push_lossy(&mut got, &utf16(&ascii));
+            assert_eq!(got, ascii);
+            got.clear();
+            push_json_utf16(&mut got, &utf16(&ascii));
+            assert_eq!(got, ascii);
+        }
     }
 
     /// The four-units-at-a-time paths against a character at a time: each character that

@@ -3,43 +3,71 @@
 
 use super::values::le;
 
-pub(super) fn write_uint(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
+/// Append ASCII bytes (the writers below fill a buffer on the stack, then append it once).
+pub(super) fn push_ascii(out: &mut String, bytes: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        out.push_str(s);
+    }
+}
+
+pub(super) fn write_uint(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+pub(super) fn write_int(out: &mut String, v: i64) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+/// `0x` and the lower-case hex digits of `v`, without leading zeros (`0x0` for zero).
+pub(super) fn write_hex(out: &mut String, mut v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 18];
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+        buf[i] = HEX[(v & 15) as usize];
+        v >>= 4;
         if v == 0 {
             break;
         }
     }
-    for &b in &buf[i..] {
-        out.push(char::from(b));
-    }
+    buf[i - 2..i].copy_from_slice(b"0x");
+    push_ascii(out, &buf[i - 2..]);
 }
 
-pub(super) fn write_int(out: &mut String, v: i64) {
-    if v < 0 {
-        out.push('-');
+/// Upper-case hex of every byte, two digits each.
+pub(super) fn write_binary(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut buf = [0u8; 128];
+    out.reserve(bytes.len() * 2);
+    for piece in bytes.chunks(buf.len() / 2) {
+        for (pair, &x) in buf.chunks_exact_mut(2).zip(piece) {
+            pair[0] = HEX[usize::from(x >> 4)];
+            pair[1] = HEX[usize::from(x & 15)];
+        }
+        push_ascii(out, &buf[..2 * piece.len()]);
     }
-    write_uint(out, v.unsigned_abs());
 }
 
 /// `{d1-d2-d3-d4[0..2]-d4[2..8]}`, lower case, data1-3 little-endian.
 pub(super) fn write_guid(out: &mut String, g: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
-    out.push('{');
+    let mut buf = [0u8; 38];
+    buf[0] = b'{';
+    let mut n = 1;
     for (i, &idx) in ORDER.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            buf[n] = b'-';
+            n += 1;
         }
         let b = g.get(idx).copied().unwrap_or(0);
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
+        buf[n] = HEX[usize::from(b >> 4)];
+        buf[n + 1] = HEX[usize::from(b & 15)];
+        n += 2;
     }
-    out.push('}');
+    buf[n] = b'}';
+    push_ascii(out, &buf);
 }
 
 /// `S-R-A-S1-...`: revision, 48-bit big-endian authority, little-endian sub-authorities.
@@ -155,9 +183,7 @@ pub(super) fn write_fields(out: &mut String, f: Fields) {
     pack(14..16, f.minute);
     pack(17..19, f.second);
     pack(20..27, f.ticks);
-    for &b in &buf {
-        out.push(char::from(b));
-    }
+    push_ascii(out, &buf);
 }
 
 /// Windows-1252 (WHATWG: the five undefined bytes map to the C1 controls).

@@ -11,8 +11,8 @@ use super::strings;
 
 /// Value type bytes.
 use super::text::{
-    filetime_fields, systime_fields, windows_1252, write_fields, write_guid, write_int, write_sid,
-    write_uint,
+    filetime_fields, systime_fields, windows_1252, write_binary, write_fields, write_guid,
+    write_hex, write_int, write_sid, write_uint,
 };
 
 pub mod ty {
@@ -441,7 +441,6 @@ impl<'a> Val<'a> {
 
     /// Write the value's text; `json` escapes it for a JSON string.
     pub fn write(&self, out: &mut String, json: bool) -> Result<(), Unsupported> {
-        use std::fmt::Write;
         match *self {
             Val::Null | Val::EmptyArray => {}
             Val::Str(s) => {
@@ -485,24 +484,13 @@ impl<'a> Val<'a> {
             Val::F32(v) => out.push_str(zmij::Buffer::new().format(v)),
             Val::F64(v) => out.push_str(zmij::Buffer::new().format(v)),
             Val::Bool(v) => out.push_str(if v { "true" } else { "false" }),
-            Val::Binary(b) => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.reserve(b.len() * 2);
-                for &x in b {
-                    out.push(char::from(HEX[usize::from(x >> 4)]));
-                    out.push(char::from(HEX[usize::from(x & 15)]));
-                }
-            }
+            Val::Binary(b) => write_binary(out, b),
             Val::Guid(g) => write_guid(out, g),
             Val::FileTime(ft) => write_fields(out, filetime_fields(ft)),
             Val::SysTime(b) => write_fields(out, systime_fields(b)),
             Val::Sid(b) => write_sid(out, b),
-            Val::Hex32(v) => {
-                let _ = write!(out, "0x{v:x}");
-            }
-            Val::Hex64(v) => {
-                let _ = write!(out, "0x{v:x}");
-            }
+            Val::Hex32(v) => write_hex(out, u64::from(v)),
+            Val::Hex64(v) => write_hex(out, v),
             Val::BinXml(_) | Val::Frag(_) => {
                 return Err(Unsupported("nested BinXML as text"));
             }

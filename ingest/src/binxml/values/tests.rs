@@ -81,6 +81,36 @@ fn renders_like_the_evtx_crate() {
     assert_eq!(text(Val::F64(0.5)), "0.5");
 }
 
+/// Integers, hex integers and binary written without `format!` give `format!`'s text, at every
+/// width and at the ends of each type's range; binary across the writer's 64-byte pieces.
+#[test]
+fn numbers_and_binary_read_as_format_writes_them() {
+    let mut u = vec![0u64, 1, 9, 10, 99, 100, u64::MAX, u64::from(u32::MAX)];
+    u.extend((0..64).map(|s| 1u64 << s));
+    u.extend((0..64).map(|s| (1u64 << s).wrapping_sub(1)));
+    for &v in &u {
+        assert_eq!(text(Val::U64(v)), v.to_string());
+        assert_eq!(text(Val::Hex64(v)), format!("0x{v:x}"));
+        let w = v as u32;
+        assert_eq!(text(Val::Hex32(w)), format!("0x{w:x}"));
+        assert_eq!(text(Val::U32(w)), w.to_string());
+        let i = v as i64;
+        assert_eq!(text(Val::I64(i)), i.to_string());
+        assert_eq!(
+            text(Val::I64(i.wrapping_neg())),
+            i.wrapping_neg().to_string()
+        );
+    }
+    assert_eq!(text(Val::I64(i64::MIN)), i64::MIN.to_string());
+    assert_eq!(text(Val::I16(i16::MIN)), i16::MIN.to_string());
+    assert_eq!(text(Val::U8(255)), "255");
+    for len in [0, 1, 63, 64, 65, 200] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+        let want: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(text(Val::Binary(&bytes)), want, "{len} bytes");
+    }
+}
+
 /// ANSI text written in runs is the text written byte by byte: NULs dropped, Windows-1252
 /// for the high bytes, JSON escapes (quotes, backslashes, controls) only in JSON.
 #[test]
