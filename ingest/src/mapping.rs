@@ -354,7 +354,9 @@ fn push_lowercase(t: &str, out: &mut String) -> bool {
         return false;
     }
     if t.is_ascii() {
-        out.extend(t.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        let start = out.len();
+        out.push_str(t);
+        out[start..].make_ascii_lowercase();
     } else {
         out.push_str(&t.to_lowercase());
     }
@@ -374,6 +376,12 @@ pub fn normalize_ip_into(s: &str, out: &mut String) -> bool {
         return false;
     }
     let t = t.strip_prefix("::ffff:").unwrap_or(t);
+    // An IPv4 address that parses is written back as it was (the parser takes no leading
+    // zeros, signs or spaces): no need to format it.
+    if t.parse::<std::net::Ipv4Addr>().is_ok() {
+        out.push_str(t);
+        return true;
+    }
     match t.parse::<std::net::IpAddr>() {
         Ok(ip) => {
             use std::fmt::Write;
@@ -516,6 +524,44 @@ mod tests {
         assert!(normalize_ip_into("not an ip", &mut out));
         assert!(!normalize_ip_into("-", &mut out));
         assert_eq!(out, "x|10.0.0.1fe80::1not an ip");
+    }
+
+    /// An IPv4 address is written as it came (not parsed and formatted again): the same text
+    /// as formatting it, and anything the parser refuses goes on as text, as before.
+    #[test]
+    fn ipv4_written_as_it_came_is_its_formatted_text() {
+        let inputs = [
+            "10.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "010.0.0.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "+1.2.3.4",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "1..3.4",
+            "01.02.03.04",
+            "1.2.3.4/24",
+            "127.000.0.1",
+            "::ffff:192.168.1.10",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "2001:0db8:0000:0000:0000:ff00:0042:8329",
+        ];
+        for ip in inputs {
+            let mut got = String::new();
+            let wrote = normalize_ip_into(ip, &mut got);
+            let t = ip.trim();
+            let t = t.strip_prefix("::ffff:").unwrap_or(t);
+            let want = match t.parse::<std::net::IpAddr>() {
+                Ok(parsed) => parsed.to_string(),
+                Err(_) => t.to_string(),
+            };
+            assert!(wrote, "{ip}");
+            assert_eq!(got, want, "{ip}");
+        }
     }
 
     #[test]

@@ -25,9 +25,17 @@ impl PayloadFields for Payload<'_> {
     fn field_text(&self, name: &str, out: &mut String) -> bool {
         let n = self.members.len();
         let from = self.next.get().min(n);
+        let (data, want) = (self.data.as_bytes(), name.as_bytes());
+        // Lengths and first bytes first: most keys passed over differ in one or the other,
+        // and are told apart without a call to compare them whole.
         let Some(i) = (from..n).chain(0..from).find(|&i| {
-            let m = &self.members[i];
-            self.data.get(m.key.0 as usize..m.key.1 as usize) == Some(name)
+            let (start, end) = (
+                self.members[i].key.0 as usize,
+                self.members[i].key.1 as usize,
+            );
+            end.wrapping_sub(start) == want.len()
+                && want.first().is_none_or(|b| data.get(start) == Some(b))
+                && data.get(start..end) == Some(want)
         }) else {
             return false;
         };
