@@ -18,14 +18,9 @@ bench=${2:-}
 command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 2; }
 [ -d "$input" ] || { echo "no input folder $input (benches/ingest_vs_evtx_dump.sh makes the bench set)"; exit 2; }
 if [ -z "$bench" ]; then
-  bench=$(cargo build --release -p evtxsql-ingest --bench record_paths --message-format=json 2>/dev/null \
-    | python3 -c 'import json, sys
-for m in map(json.loads, sys.stdin):
-    t = m.get("target", {})
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in t.get("kind", []):
-        print(m["executable"])' | tail -n1)
+  bench=$(benches/bench_program.sh record_paths) || exit 2
 fi
-[ -x "$bench" ] || { echo "could not build the bench: cargo build --release -p evtxsql-ingest --bench record_paths"; exit 2; }
+[ -x "$bench" ] || { echo "not a program: $bench"; exit 2; }
 mkdir -p "$work"
 out="$work/decoder.callgrind"
 log="$work/decoder.callgrind.log"

@@ -22,13 +22,7 @@ cold=${COLD:-0}
 dump=${EVTX_DUMP:-$(command -v evtx_dump || true)}
 mkdir -p "$work"
 [ -d "$input" ] || python3 benches/make_corpus.py "$corpus" "$input" "$size_mb"
-bench=$(cargo build --release -p evtxsql-ingest --bench ingest --message-format=json 2>/dev/null \
-  | python3 -c 'import json, sys
-for m in map(json.loads, sys.stdin):
-    t = m.get("target", {})
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in t.get("kind", []):
-        print(m["executable"])' | tail -n1)
-[ -x "$bench" ] || { echo "could not build the bench: cargo build --release -p evtxsql-ingest --bench ingest"; exit 2; }
+bench=$(benches/bench_program.sh ingest) || exit 2
 "$dump" --version 2>/dev/null | grep -q "EVTX Parser" \
   || { echo "no Rust evtx_dump (cargo install evtx --version 0.15.1, or EVTX_DUMP=path)"; exit 2; }
 
