@@ -55,17 +55,32 @@ async fn keep_repeated(state: &SessionState, plan: &LogicalPlan) -> Result<(Logi
             break;
         };
         kept += 1;
-        plan = plan
-            .transform_down(|node| {
-                Ok(if node == repeated {
-                    Transformed::new(scan.clone(), true, TreeNodeRecursion::Jump)
-                } else {
-                    Transformed::no(node)
-                })
-            })?
-            .data;
+        plan = replace_each(plan, &repeated, &scan, false)?;
     }
     Ok((plan, kept))
+}
+
+/// `plan` with every occurrence of `target` replaced by `by` (not looked into again); in
+/// subqueries in expressions too when `in_subqueries`.
+pub(crate) fn replace_each(
+    plan: LogicalPlan,
+    target: &LogicalPlan,
+    by: &LogicalPlan,
+    in_subqueries: bool,
+) -> Result<LogicalPlan> {
+    let swap = |node: LogicalPlan| {
+        Ok(if &node == target {
+            Transformed::new(by.clone(), true, TreeNodeRecursion::Jump)
+        } else {
+            Transformed::no(node)
+        })
+    };
+    Ok(if in_subqueries {
+        plan.transform_down_with_subqueries(swap)?
+    } else {
+        plan.transform_down(swap)?
+    }
+    .data)
 }
 
 /// Run a logical plan that was optimized by `state`'s optimizer: physical planning only.

@@ -27,7 +27,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
 use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::error::{DataFusionError, Result};
@@ -68,15 +68,7 @@ pub fn optimize_once(state: &SessionState, plan: LogicalPlan) -> Result<PlannedO
             let scan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?
                 .alias(alias.alias.clone())?
                 .build()?;
-            plan = plan
-                .transform_down_with_subqueries(|node| {
-                    Ok(if node == repeated {
-                        Transformed::new(scan.clone(), true, TreeNodeRecursion::Jump)
-                    } else {
-                        Transformed::no(node)
-                    })
-                })?
-                .data;
+            plan = reuse::replace_each(plan, &repeated, &scan, true)?;
             inner.push(optimized);
         }
     }
